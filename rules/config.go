@@ -1,0 +1,199 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
+)
+
+// FlagClass is a class of TCP flag combinations a rule can match, as
+// scanners use them. A packet is in exactly one class.
+type FlagClass uint8
+
+// The flag classes. Their names in sentry.yaml are given by String.
+const (
+	// ClassSYN: SYN without ACK (ECE/CWR allowed): a connection attempt, as
+	// nmap -sS and -sT send.
+	ClassSYN FlagClass = 1 << iota
+	// ClassNull: no flag at all (nmap -sN).
+	ClassNull
+	// ClassFIN: FIN alone (nmap -sF).
+	ClassFIN
+	// ClassXmas: FIN, PSH and URG together, nothing else but ECE/CWR
+	// (nmap -sX).
+	ClassXmas
+	// ClassACK: ACK alone (nmap -sA); also stale ACKs of expired
+	// connections, so no default rule uses it.
+	ClassACK
+	// ClassOther: every other combination.
+	ClassOther
+)
+
+var classNames = []struct {
+	c    FlagClass
+	name string
+}{
+	{ClassSYN, "syn"}, {ClassNull, "null"}, {ClassFIN, "fin"},
+	{ClassXmas, "xmas"}, {ClassACK, "ack"}, {ClassOther, "other"},
+}
+
+// ParseFlagClass returns the class named name ("syn", "null", "fin", "xmas",
+// "ack", "other").
+func ParseFlagClass(name string) (FlagClass, error) {
+	for _, c := range classNames {
+		if c.name == name {
+			return c.c, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown TCP flag class %q (want syn, null, fin, xmas, ack or other)", name)
+}
+
+// String returns the class names in the set, comma separated.
+func (c FlagClass) String() string {
+	var names []string
+	for _, n := range classNames {
+		if c&n.c != 0 {
+			names = append(names, n.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// Classify returns the class of a TCP flags byte.
+func Classify(f parsers.TCPFlags) FlagClass {
+	core := f &^ (parsers.ECE | parsers.CWR)
+	switch core {
+	case parsers.SYN:
+		return ClassSYN
+	case 0:
+		return ClassNull
+	case parsers.FIN:
+		return ClassFIN
+	case parsers.FIN | parsers.PSH | parsers.URG:
+		return ClassXmas
+	case parsers.ACK:
+		return ClassACK
+	}
+	return ClassOther
+}
+
+// PortSet is a set of destination ports, one bit per port.
+type PortSet struct{ bits [1024]uint64 }
+
+// Add puts the ports lo through hi (inclusive) in the set.
+func (s *PortSet) Add(lo, hi uint16) {
+	for p := uint32(lo); p <= uint32(hi); p++ {
+		s.bits[p>>6] |= 1 << (p & 63)
+	}
+}
+
+// Has reports whether port is in the set.
+func (s *PortSet) Has(port uint16) bool { return s.bits[port>>6]&(1<<(port&63)) != 0 }
+
+// Pattern matches a log prefix or an interface name: exactly, or, when it
+// ends in '*', as a leading part ("filter_IN_*", "eth*").
+type Pattern string
+
+// Match reports whether s matches the pattern.
+func (p Pattern) Match(s string) bool {
+	if n := len(p); n > 0 && p[n-1] == '*' {
+		return strings.HasPrefix(s, string(p[:n-1]))
+	}
+	return s == string(p)
+}
+
+// Rule is one compiled detection rule. An empty selector matches everything.
+type Rule struct {
+	// Name identifies the rule in decisions, logs and metrics.
+	Name string
+	// Prefixes select by log prefix (Event.Prefix).
+	Prefixes []Pattern
+	// Protos select by IP protocol number.
+	Protos []uint8
+	// Ports selects by destination port; nil matches every port.
+	Ports *PortSet
+	// Flags selects TCP packets by flag class; 0 matches all, and a rule
+	// with classes set matches only TCP.
+	Flags FlagClass
+	// Interfaces select by input interface.
+	Interfaces []Pattern
+	// Hits is the number of matching packets, and DistinctPorts the number
+	// of distinct destination ports, that a source must reach within Within.
+	// When both are set both must be reached. Hits 1 with no DistinctPorts is
+	// a tripwire: the first packet bans.
+	Hits, DistinctPorts int
+	// Within is the sliding window; unused by a tripwire.
+	Within time.Duration
+	// Ban is the first offence's ban duration.
+	Ban time.Duration
+}
+
+// Limits on thresholds, so per-source state stays small: each tracked source
+// holds at most MaxHits timestamps and MaxDistinctPorts ports per rule.
+const (
+	MaxHits          = 4096
+	MaxDistinctPorts = 1024
+)
+
+// Tripwire reports whether the first matching packet crosses the threshold.
+func (r *Rule) Tripwire() bool { return r.Hits <= 1 && r.DistinctPorts <= 1 }
+
+// Validate checks a rule's own consistency.
+func (r *Rule) Validate() error {
+	switch {
+	case r.Name == "":
+		return fmt.Errorf("rule has no name")
+	case r.Hits < 0 || r.Hits > MaxHits:
+		return fmt.Errorf("rule %s: hits %d out of range 0-%d", r.Name, r.Hits, MaxHits)
+	case r.DistinctPorts < 0 || r.DistinctPorts > MaxDistinctPorts:
+		return fmt.Errorf("rule %s: distinct_ports %d out of range 0-%d", r.Name, r.DistinctPorts, MaxDistinctPorts)
+	case r.Hits == 0 && r.DistinctPorts == 0:
+		return fmt.Errorf("rule %s: threshold needs hits or distinct_ports", r.Name)
+	case !r.Tripwire() && r.Within <= 0:
+		return fmt.Errorf("rule %s: threshold needs a positive within window", r.Name)
+	case r.Ban <= 0:
+		return fmt.Errorf("rule %s: ban must be positive", r.Name)
+	}
+	return nil
+}
+
+// BanPolicy shapes ban keys and durations across rules.
+type BanPolicy struct {
+	// IPv4Prefix and IPv6Prefix are the ban key lengths (32 and 64).
+	IPv4Prefix, IPv6Prefix int
+	// RepeatFactor multiplies the ban for each earlier offence still
+	// remembered; MaxBan caps the result.
+	RepeatFactor float64
+	MaxBan       time.Duration
+	// ForgetAfter is how long after its last ban a key's offences are
+	// forgotten.
+	ForgetAfter time.Duration
+	// MaxNewPerMinute is the valve: at most this many bans in any 60 s of
+	// event time; 0 disables it.
+	MaxNewPerMinute int
+}
+
+// Config is everything the engine needs, already validated by the loader.
+type Config struct {
+	Rules []Rule
+	// Ignore lists prefixes never banned.
+	Ignore []netip.Prefix
+	// AcceptPrefixes are log prefixes of packets the firewall accepted
+	// ("[UFW ALLOW]", "[UFW AUDIT"): such events are never evidence. They
+	// match as leading parts of Event.Prefix.
+	AcceptPrefixes []string
+	Bans           BanPolicy
+	// MaxTrackedSources bounds the engine's memory.
+	MaxTrackedSources int
+}
+
+// DefaultBanPolicy returns the policy of the shipped sentry.yaml.
+func DefaultBanPolicy() BanPolicy {
+	return BanPolicy{
+		IPv4Prefix: 32, IPv6Prefix: 64, RepeatFactor: 2,
+		MaxBan: 720 * time.Hour, ForgetAfter: 168 * time.Hour, MaxNewPerMinute: 60,
+	}
+}
