@@ -56,6 +56,9 @@ type NFLOGInput struct {
 	QueueThreshold uint32
 	FlushTimeout   time.Duration
 	ReadBuffer     int
+	// AdaptiveBatching lets the daemon switch the kernel to batches of 32
+	// (10 ms flush) during a flood and back to QueueThreshold when calm.
+	AdaptiveBatching bool
 }
 
 // Ignore is the parsed ignore list.
@@ -130,6 +133,7 @@ type rawNFLOG struct {
 	QueueThreshold field[int]    `yaml:"queue_threshold"`
 	FlushTimeout   field[string] `yaml:"flush_timeout"`
 	ReadBuffer     field[string] `yaml:"read_buffer"`
+	Adaptive       field[bool]   `yaml:"adaptive_batching"`
 }
 
 type rawRule struct {
@@ -458,6 +462,9 @@ func (l *loader) inputs(raw *rawConfig, cfg *Config) {
 			}
 			n.ReadBuffer = b
 		}
+		if r.Adaptive.Set {
+			n.AdaptiveBatching = r.Adaptive.V
+		}
 		in.NFLOG = append(in.NFLOG, n)
 	}
 	for i, f := range raw.Inputs.Files.Items {
@@ -479,7 +486,7 @@ func derefNFLOG(p *[]rawNFLOG) []rawNFLOG {
 func defaultNFLOG(group uint16) NFLOGInput {
 	return NFLOGInput{
 		Group: group, CopyRange: DefaultCopyRange, QueueThreshold: DefaultQueueThreshold,
-		FlushTimeout: DefaultFlushTimeout, ReadBuffer: DefaultReadBuffer,
+		FlushTimeout: DefaultFlushTimeout, ReadBuffer: DefaultReadBuffer, AdaptiveBatching: true,
 	}
 }
 

@@ -591,3 +591,9 @@ func (e *Engine) Stats() Stats {
 	s.Offenders = len(e.offences)
 	return s
 }
+
+// SetIgnore replaces the ignore list, as when the host's own addresses,
+// gateways or resolvers are resolved again. Tracked evidence is kept.
+func (e *Engine) SetIgnore(ignore []netip.Prefix) {
+	e.ignore = append(e.ignore[:0:0], ignore...)
+}

@@ -195,7 +195,12 @@ func TestEscalationAndForgetting(t *testing.T) {
 		return ev
 	}
 	cfg.Rules[1].Ban = time.Hour
-	e = newEngine(t, func() Config { c := cfg; c.Rules = append([]Rule(nil), cfg.Rules...); c.Rules[1].Ban = time.Hour; return c }())
+	e = newEngine(t, func() Config {
+		c := cfg
+		c.Rules = append([]Rule(nil), cfg.Rules...)
+		c.Rules[1].Ban = time.Hour
+		return c
+	}())
 	var at time.Duration
 	for i, want := range []time.Duration{time.Hour, 2 * time.Hour, 4 * time.Hour, 5 * time.Hour, 5 * time.Hour} {
 		ev := fin(at)

@@ -1,0 +1,68 @@
+# sentry-nflog build, test and demo targets. `make help` lists them.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/sentry-nflog
+PREFIX   ?= /usr/local
+# Fuzz time per target: short in `make test`, long in `make fuzz`.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzDecodePacket ./config:FuzzLoad
+
+.PHONY: help build test unit fuzz-short fuzz bench lint demo install deps clean
+
+help:
+	@echo "make demo     live demo in two network namespaces (root), else a replay demo"
+	@echo "make test     gofmt, go vet, all tests (end-to-end ones need root), short fuzz"
+	@echo "make build    build $(BIN)"
+	@echo "make bench    benchmarks"
+	@echo "make fuzz     fuzz every parser for FUZZTIME ($(FUZZTIME)) each"
+	@echo "make install  install the binary, config and systemd unit (root)"
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sentry-nflog
+
+# deps installs what the end-to-end tests and the demo drive besides our own
+# binary: the nft tool, to load the printed logging rules like a user would.
+deps:
+	@if command -v nft >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing nftables (the nft tool) for the end-to-end tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; \
+	else echo "note: nft not found and not root: end-to-end tests will skip"; fi
+	@$(GO) mod download
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 30m ./...
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+test: deps lint unit fuzz-short
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+demo: build
+	@bash scripts/demo.sh $(BIN)
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sentry-nflog
+	@if [ -e $(DESTDIR)/etc/sentry-nflog/sentry.yaml ]; then \
+		echo "keeping existing /etc/sentry-nflog/sentry.yaml"; \
+	else install -D -m 0644 sentry.yaml $(DESTDIR)/etc/sentry-nflog/sentry.yaml; fi
+
+clean:
+	rm -rf bin

@@ -1,0 +1,69 @@
+package actions
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Defaults for NFTablesConfig.
+const (
+	// DefaultTable is the table name used when NFTablesConfig.Table is empty.
+	DefaultTable = "sentry"
+	// DefaultPriority is the base chain priority used when
+	// NFTablesConfig.Priority is zero: just before the usual filter chains
+	// (priority 0), so a ban drops before another table accepts.
+	DefaultPriority int32 = -10
+	// Set4 and Set6 are the names of the sets holding IPv4 and IPv6 bans.
+	Set4 = "blocked4"
+	Set6 = "blocked6"
+)
+
+// Hook names accepted in NFTablesConfig.Hooks. Each managed base chain is
+// named after its hook.
+const (
+	HookInput   = "input"
+	HookForward = "forward"
+)
+
+// ErrNotBanned is returned (wrapped) by Unblock when no active ban matches.
+var ErrNotBanned = errors.New("not banned")
+
+// NFTablesConfig says which table to own and how to hook it.
+type NFTablesConfig struct {
+	// Table is the name of the inet table NFTables owns; DefaultTable if
+	// empty.
+	Table string
+	// Hooks lists the hooks to drop at, "input" and/or "forward"; input
+	// only if empty. Used only with ManageChain.
+	Hooks []string
+	// Priority of the managed base chains; zero selects DefaultPriority
+	// (priority 0 itself cannot be expressed: use -1 or 1).
+	Priority int32
+	// ManageChain makes Setup create and own one base chain per hook with
+	// the two drop rules. Without it Setup creates only the sets, and the
+	// user's own ruleset refers to them.
+	ManageChain bool
+	// NetNSFd is an open file descriptor of the network namespace to work
+	// in (for example of /run/netns/NAME); 0 is the current namespace.
+	NetNSFd int
+}
+
+// BanEntry is one active ban in the kernel.
+type BanEntry struct {
+	// Key is the banned prefix (/32 or /128 for a single address).
+	Key netip.Prefix
+	// Timeout is the ban's full duration as last set; zero for an element
+	// without timeout (someone else's permanent entry).
+	Timeout time.Duration
+	// Expires is the time left; zero when Timeout is zero.
+	Expires time.Duration
+}
+
+// Counters are the drop rules' counters, summed over the managed chains.
+type Counters struct {
+	// Packets4 and Bytes4 count traffic dropped by the IPv4 rules.
+	Packets4, Bytes4 uint64
+	// Packets6 and Bytes6 count traffic dropped by the IPv6 rules.
+	Packets6, Bytes6 uint64
+}

@@ -1,0 +1,921 @@
+//go:build linux
+
+package actions
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// NFTables enforces bans in one nftables table. Create it with
+// OpenNFTables, call Setup once, then Ban and Unblock. All methods are safe
+// for concurrent use; they are serialised on one lasting netlink connection.
+type NFTables struct {
+	cfg NFTablesConfig
+
+	mu     sync.Mutex // guards everything below and the connection's batch
+	conn   *nftables.Conn
+	table  *nftables.Table
+	set4   *nftables.Set
+	set6   *nftables.Set
+	rec    record
+	closed bool
+}
+
+// OpenNFTables validates cfg, applies its defaults and opens a lasting
+// netlink connection (in cfg.NetNSFd's namespace when set). It changes
+// nothing in the kernel.
+func OpenNFTables(cfg NFTablesConfig) (*NFTables, error) {
+	if cfg.Table == "" {
+		cfg.Table = DefaultTable
+	}
+	if len(cfg.Table) > unix.NFT_TABLE_MAXNAMELEN-1 {
+		return nil, fmt.Errorf("nftables: table name %q longer than %d bytes", cfg.Table, unix.NFT_TABLE_MAXNAMELEN-1)
+	}
+	if cfg.Priority == 0 {
+		cfg.Priority = DefaultPriority
+	}
+	hooks, err := normalizeHooks(cfg.Hooks)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Hooks = hooks
+	if cfg.NetNSFd < 0 {
+		return nil, fmt.Errorf("nftables: invalid network namespace fd %d", cfg.NetNSFd)
+	}
+
+	n := &NFTables{cfg: cfg}
+	n.table = &nftables.Table{Family: nftables.TableFamilyINet, Name: cfg.Table}
+	n.set4 = &nftables.Set{Table: n.table, Name: Set4, KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true}
+	n.set6 = &nftables.Set{Table: n.table, Name: Set6, KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true}
+	n.rec.init()
+	if n.conn, err = n.dial(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func normalizeHooks(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return []string{HookInput}, nil
+	}
+	var out []string
+	for _, h := range in {
+		switch h {
+		case HookInput, HookForward:
+		default:
+			return nil, fmt.Errorf("nftables: unknown hook %q (want %q or %q)", h, HookInput, HookForward)
+		}
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+func (n *NFTables) dial() (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.AsLasting()}
+	if n.cfg.NetNSFd != 0 {
+		opts = append(opts, nftables.WithNetNSFd(n.cfg.NetNSFd))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, kernelError("open netlink connection", err)
+	}
+	return c, nil
+}
+
+// redial replaces the connection after an error we cannot explain, so that
+// a reply left unread on the socket cannot answer the next request.
+func (n *NFTables) redial(err error) {
+	if errnoOf(err) != 0 || n.closed {
+		return
+	}
+	c, derr := n.dial()
+	if derr != nil {
+		return
+	}
+	_ = n.conn.CloseLasting()
+	n.conn = c
+}
+
+var errClosed = fmt.Errorf("nftables: %w", net.ErrClosed)
+
+// Close closes the netlink connection. Bans stay in the kernel until they
+// expire. Close is idempotent.
+func (n *NFTables) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	if err := n.conn.CloseLasting(); err != nil {
+		return fmt.Errorf("nftables: close: %w", err)
+	}
+	return nil
+}
+
+// Setup makes the table, both sets and (with ManageChain) the base chains
+// exist as configured, in one batch. It is idempotent: a second run leaves
+// one copy of each rule and keeps every set element. It fails, changing
+// nothing, if a set of ours exists with another type or flags. With
+// ManageChain it also deletes a chain of ours named after a hook that is no
+// longer configured; without it it deletes nothing.
+func (n *NFTables) Setup() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return errClosed
+	}
+
+	sets, err := n.conn.GetSets(n.table)
+	if err != nil && errnoOf(err) != unix.ENOENT {
+		n.redial(err)
+		return kernelError("list sets of table inet "+n.cfg.Table, err)
+	}
+	for _, s := range sets {
+		for _, want := range []*nftables.Set{n.set4, n.set6} {
+			if s.Name != want.Name {
+				continue
+			}
+			if s.KeyType.Name != want.KeyType.Name || !s.Interval || !s.HasTimeout || s.IsMap || s.Concatenation {
+				return fmt.Errorf("nftables: set %s in table inet %s exists as type %s interval=%t timeout=%t, want type %s flags interval,timeout: delete the table to recreate it: %w",
+					s.Name, n.cfg.Table, s.KeyType.Name, s.Interval, s.HasTimeout, want.KeyType.Name, syscall.EEXIST)
+			}
+		}
+	}
+	var chains []*nftables.Chain
+	if n.cfg.ManageChain {
+		if chains, err = n.ourChains(); err != nil {
+			return err
+		}
+	}
+
+	n.conn.AddTable(n.table)
+	if err := n.conn.AddSet(n.set4, nil); err != nil {
+		return fmt.Errorf("nftables: add set %s: %w", Set4, err)
+	}
+	if err := n.conn.AddSet(n.set6, nil); err != nil {
+		return fmt.Errorf("nftables: add set %s: %w", Set6, err)
+	}
+	if n.cfg.ManageChain {
+		for _, name := range []string{HookInput, HookForward} {
+			existing := findChain(chains, name)
+			if !slices.Contains(n.cfg.Hooks, name) {
+				if existing != nil {
+					n.conn.DelChain(existing)
+				}
+				continue
+			}
+			want := n.chain(name)
+			if existing != nil && !sameBaseChain(existing, want) {
+				// The kernel refuses to move a base chain to another hook
+				// or priority in place.
+				n.conn.DelChain(existing)
+			}
+			n.conn.AddChain(want)
+			n.conn.FlushChain(want)
+			n.conn.AddRule(dropRule(n.table, want, n.set4, unix.NFPROTO_IPV4, 12, 4))
+			n.conn.AddRule(dropRule(n.table, want, n.set6, unix.NFPROTO_IPV6, 8, 16))
+		}
+	}
+	if err := n.conn.Flush(); err != nil {
+		n.redial(err)
+		return kernelError("set up table inet "+n.cfg.Table, err)
+	}
+	return n.syncLocked()
+}
+
+// ourChains lists the chains of our table (the kernel has no per-table dump
+// in google/nftables, so we filter the family's dump).
+func (n *NFTables) ourChains() ([]*nftables.Chain, error) {
+	all, err := n.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		n.redial(err)
+		return nil, kernelError("list chains", err)
+	}
+	var out []*nftables.Chain
+	for _, c := range all {
+		if c.Table != nil && c.Table.Name == n.cfg.Table {
+			c.Table = n.table
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func findChain(chains []*nftables.Chain, name string) *nftables.Chain {
+	for _, c := range chains {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func sameBaseChain(got, want *nftables.Chain) bool {
+	return got.Hooknum != nil && got.Priority != nil &&
+		*got.Hooknum == *want.Hooknum && *got.Priority == *want.Priority && got.Type == want.Type
+}
+
+func (n *NFTables) chain(name string) *nftables.Chain {
+	hook := nftables.ChainHookInput
+	if name == HookForward {
+		hook = nftables.ChainHookForward
+	}
+	accept := nftables.ChainPolicyAccept
+	return &nftables.Chain{
+		Name:     name,
+		Table:    n.table,
+		Type:     nftables.ChainTypeFilter,
+		Hooknum:  hook,
+		Priority: nftables.ChainPriorityRef(nftables.ChainPriority(n.cfg.Priority)),
+		Policy:   &accept,
+	}
+}
+
+// dropRule is `ip saddr @set counter drop` (or its ip6 twin): match the
+// family, load the source address, look it up, count and drop.
+func dropRule(t *nftables.Table, c *nftables.Chain, s *nftables.Set, proto byte, off, length uint32) *nftables.Rule {
+	return &nftables.Rule{
+		Table: t,
+		Chain: c,
+		Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: length},
+			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+			&expr.Counter{},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+	}
+}
+
+// Ban drops key for timeout (at least a millisecond, the kernel's unit).
+// An IPv4-mapped IPv6 key is treated as IPv4. On the fast path (the record
+// knows nothing active that overlaps key) it is one batch and one flush. If
+// key or a prefix containing it is already banned, the ban ends with the
+// longer of the remaining and the new timeout, never earlier; a key around
+// active bans replaces them in one batch, keeping the longest remaining
+// time. A range that overlaps key without nesting (someone else's) is an
+// error wrapping syscall.EEXIST.
+func (n *NFTables) Ban(key netip.Prefix, timeout time.Duration) error {
+	key, err := normalizeKey(key)
+	if err != nil {
+		return err
+	}
+	if timeout < time.Millisecond {
+		return fmt.Errorf("nftables: ban %s: timeout %v below 1ms", key, timeout)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return errClosed
+	}
+	if !n.rec.synced {
+		if err := n.syncLocked(); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	if !n.rec.overlaps(key, now) {
+		s := n.setFor(key)
+		err := n.conn.SetAddElements(s, rangeElements(key.Addr(), lastAddr(key), timeout))
+		if err == nil {
+			err = n.conn.Flush()
+		}
+		if err == nil {
+			n.rec.put(key, now.Add(timeout))
+			return nil
+		}
+		if errnoOf(err) != unix.EEXIST {
+			n.redial(err)
+			return kernelError(fmt.Sprintf("add %s to %s", key, s.Name), err)
+		}
+		// Someone else's element overlaps: read the set and resolve.
+	}
+	err = n.banSlow(key, timeout)
+	if errnoOf(err) == unix.ENOENT {
+		// An element we meant to replace expired between read and write,
+		// which aborted the whole batch: read again.
+		err = n.banSlow(key, timeout)
+	}
+	return err
+}
+
+// banSlow reads the set and bans key without shortening any active ban.
+func (n *NFTables) banSlow(key netip.Prefix, timeout time.Duration) error {
+	s := n.setFor(key)
+	now := time.Now()
+	spans, err := n.spans(s)
+	if err != nil {
+		return err
+	}
+	first, last := key.Addr(), lastAddr(key)
+	var inside []span
+	for _, sp := range spans {
+		if !sp.overlaps(first, last) {
+			continue
+		}
+		if sp.contains(first, last) {
+			// key is already banned: extend the covering range if needed.
+			n.rec.putSpan(sp, now)
+			if sp.permanent() || sp.expires >= timeout {
+				return nil
+			}
+			n.deleteSpan(s, sp)
+			if err := n.conn.SetAddElements(s, rangeElements(sp.first, sp.last, timeout)); err != nil {
+				return fmt.Errorf("nftables: extend %s in %s: %w", sp, s.Name, err)
+			}
+			if err := n.conn.Flush(); err != nil {
+				n.redial(err)
+				return kernelError(fmt.Sprintf("extend %s in %s", sp, s.Name), err)
+			}
+			n.rec.putSpan(span{first: sp.first, last: sp.last, timeout: timeout, expires: timeout}, now)
+			return nil
+		}
+		if !sp.within(first, last) {
+			return fmt.Errorf("nftables: ban %s: overlaps range %s in %s that is not a prefix of it: %w", key, sp, s.Name, syscall.EEXIST)
+		}
+		if sp.permanent() {
+			return fmt.Errorf("nftables: ban %s: contains %s in %s, which has no timeout: %w", key, sp, s.Name, syscall.EEXIST)
+		}
+		inside = append(inside, sp)
+	}
+	// key covers zero or more active ranges: replace them with key, keeping
+	// the longest remaining time so no address is released early.
+	t := timeout
+	for _, sp := range inside {
+		n.deleteSpan(s, sp)
+		t = max(t, sp.expires)
+	}
+	if err := n.conn.SetAddElements(s, rangeElements(first, last, t)); err != nil {
+		return fmt.Errorf("nftables: add %s to %s: %w", key, s.Name, err)
+	}
+	if err := n.conn.Flush(); err != nil {
+		n.redial(err)
+		return kernelError(fmt.Sprintf("add %s to %s (replacing %d)", key, s.Name, len(inside)), err)
+	}
+	for _, sp := range inside {
+		n.rec.delSpan(sp)
+	}
+	n.rec.put(key, now.Add(t))
+	return nil
+}
+
+// deleteSpan queues the deletion of both elements of sp, as the kernel
+// stored them.
+func (n *NFTables) deleteSpan(s *nftables.Set, sp span) {
+	els := []nftables.SetElement{{Key: sp.first.AsSlice()}}
+	if end := sp.last.Next(); end.IsValid() {
+		els = append(els, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true})
+	}
+	// Only a marshalling error is possible, which these keys cannot cause.
+	_ = n.conn.SetDeleteElements(s, els)
+}
+
+// Unblock removes every active ban that overlaps key: the ban equal to key,
+// a ban containing it (a single address inside a banned /64 lifts the /64)
+// and bans inside it. It returns the removed prefixes, or an error wrapping
+// ErrNotBanned if nothing matched.
+func (n *NFTables) Unblock(key netip.Prefix) ([]netip.Prefix, error) {
+	key, err := normalizeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, errClosed
+	}
+	s := n.setFor(key)
+	spans, err := n.spans(s)
+	if err != nil {
+		return nil, err
+	}
+	first, last := key.Addr(), lastAddr(key)
+	var removed []netip.Prefix
+	var gone []span
+	for _, sp := range spans {
+		if sp.overlaps(first, last) {
+			n.deleteSpan(s, sp)
+			gone = append(gone, sp)
+			removed = append(removed, rangePrefixes(sp.first, sp.last)...)
+		}
+	}
+	if len(gone) == 0 {
+		return nil, fmt.Errorf("nftables: unblock %s: %w", key, ErrNotBanned)
+	}
+	if err := n.conn.Flush(); err != nil {
+		n.redial(err)
+		return nil, kernelError(fmt.Sprintf("unblock %s from %s", key, s.Name), err)
+	}
+	for _, sp := range gone {
+		n.rec.delSpan(sp)
+	}
+	return removed, nil
+}
+
+// List returns the active bans, IPv4 first, each family in address order.
+// Interval-end elements and expired leftovers are skipped. A range that is
+// not a prefix (someone else's) is listed as the prefixes that cover it.
+// List also refreshes the record of what is banned from the kernel.
+func (n *NFTables) List() ([]BanEntry, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, errClosed
+	}
+	var out []BanEntry
+	now := time.Now()
+	n.rec.reset()
+	for _, s := range []*nftables.Set{n.set4, n.set6} {
+		spans, err := n.spans(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, sp := range spans {
+			n.rec.putSpan(sp, now)
+			for _, p := range rangePrefixes(sp.first, sp.last) {
+				out = append(out, BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires})
+			}
+		}
+	}
+	n.rec.synced = true
+	return out, nil
+}
+
+// Counters returns the drop rules' packet and byte counters summed over the
+// managed chains; zero without ManageChain.
+func (n *NFTables) Counters() (Counters, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var c Counters
+	if n.closed {
+		return c, errClosed
+	}
+	if !n.cfg.ManageChain {
+		return c, nil
+	}
+	for _, h := range n.cfg.Hooks {
+		rules, err := n.conn.GetRules(n.table, &nftables.Chain{Name: h, Table: n.table})
+		if err != nil {
+			n.redial(err)
+			return Counters{}, kernelError("read rules of chain "+h, err)
+		}
+		for _, r := range rules {
+			set, cnt := ruleParts(r)
+			if cnt == nil {
+				continue
+			}
+			switch set {
+			case Set4:
+				c.Packets4 += cnt.Packets
+				c.Bytes4 += cnt.Bytes
+			case Set6:
+				c.Packets6 += cnt.Packets
+				c.Bytes6 += cnt.Bytes
+			}
+		}
+	}
+	return c, nil
+}
+
+func ruleParts(r *nftables.Rule) (set string, cnt *expr.Counter) {
+	for _, e := range r.Exprs {
+		switch e := e.(type) {
+		case *expr.Lookup:
+			set = e.SetName
+		case *expr.Counter:
+			cnt = e
+		}
+	}
+	return set, cnt
+}
+
+// Present reports whether the table, both sets and, with ManageChain, each
+// configured chain with its two drop rules exist; missing names what does
+// not ("table inet sentry", "set blocked4", "chain input", "rule input
+// @blocked6"). An error means the kernel could not be asked.
+func (n *NFTables) Present() (ok bool, missing []string, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false, nil, errClosed
+	}
+	if _, err := n.conn.ListTableOfFamily(n.cfg.Table, nftables.TableFamilyINet); err != nil {
+		if errnoOf(err) == unix.ENOENT {
+			return false, []string{"table inet " + n.cfg.Table}, nil
+		}
+		n.redial(err)
+		return false, nil, kernelError("look up table inet "+n.cfg.Table, err)
+	}
+	sets, err := n.conn.GetSets(n.table)
+	if err != nil {
+		n.redial(err)
+		return false, nil, kernelError("list sets", err)
+	}
+	for _, name := range []string{Set4, Set6} {
+		if !slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == name }) {
+			missing = append(missing, "set "+name)
+		}
+	}
+	if n.cfg.ManageChain {
+		chains, err := n.ourChains()
+		if err != nil {
+			return false, nil, err
+		}
+		for _, h := range n.cfg.Hooks {
+			c := findChain(chains, h)
+			if c == nil || !sameBaseChain(c, n.chain(h)) {
+				missing = append(missing, "chain "+h)
+				continue
+			}
+			rules, err := n.conn.GetRules(n.table, c)
+			if err != nil {
+				n.redial(err)
+				return false, nil, kernelError("read rules of chain "+h, err)
+			}
+			for _, name := range []string{Set4, Set6} {
+				found := slices.ContainsFunc(rules, func(r *nftables.Rule) bool {
+					set, cnt := ruleParts(r)
+					return set == name && cnt != nil && hasDrop(r)
+				})
+				if !found {
+					missing = append(missing, "rule "+h+" @"+name)
+				}
+			}
+		}
+	}
+	return len(missing) == 0, missing, nil
+}
+
+func hasDrop(r *nftables.Rule) bool {
+	for _, e := range r.Exprs {
+		if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictDrop {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *NFTables) setFor(key netip.Prefix) *nftables.Set {
+	if key.Addr().Is4() {
+		return n.set4
+	}
+	return n.set6
+}
+
+// syncLocked loads both sets into the record, so that bans made before this
+// process started are not shortened by the fast path.
+func (n *NFTables) syncLocked() error {
+	now := time.Now()
+	n.rec.reset()
+	for _, s := range []*nftables.Set{n.set4, n.set6} {
+		spans, err := n.spans(s)
+		if err != nil {
+			return err
+		}
+		for _, sp := range spans {
+			n.rec.putSpan(sp, now)
+		}
+	}
+	n.rec.synced = true
+	return nil
+}
+
+// spans reads s and pairs its elements into active ranges.
+func (n *NFTables) spans(s *nftables.Set) ([]span, error) {
+	els, err := n.conn.GetSetElements(s)
+	if err != nil {
+		n.redial(err)
+		return nil, kernelError("read set "+s.Name, err)
+	}
+	return spansFromElements(els), nil
+}
+
+// normalizeKey masks key, turns an IPv4-mapped key into IPv4 and drops a
+// zone.
+func normalizeKey(key netip.Prefix) (netip.Prefix, error) {
+	if !key.IsValid() {
+		return netip.Prefix{}, fmt.Errorf("nftables: invalid key %v", key)
+	}
+	a, bits := key.Addr().WithZone(""), key.Bits()
+	if a.Is4In6() {
+		if bits < 96 {
+			return netip.Prefix{}, fmt.Errorf("nftables: key %s: IPv4-mapped prefix shorter than /96", key)
+		}
+		a, bits = a.Unmap(), bits-96
+	}
+	return netip.PrefixFrom(a, bits).Masked(), nil
+}
+
+// lastAddr returns the last address of p (p must be masked).
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().As16()
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	for i := bits; i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		a = a.Unmap()
+	}
+	return a
+}
+
+// rangeElements is the interval [first, last]: a start element carrying the
+// timeout and an end element (the first address after last) without one;
+// no end element when last is the end of the address space.
+func rangeElements(first, last netip.Addr, timeout time.Duration) []nftables.SetElement {
+	start := nftables.SetElement{Key: first.AsSlice(), Timeout: timeout}
+	end := last.Next()
+	if !end.IsValid() {
+		return []nftables.SetElement{start}
+	}
+	return []nftables.SetElement{start, {Key: end.AsSlice(), IntervalEnd: true}}
+}
+
+// rangePrefixes splits [first, last] into the fewest prefixes covering it.
+func rangePrefixes(first, last netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for first.IsValid() && first.Compare(last) <= 0 {
+		p := netip.PrefixFrom(first, first.BitLen())
+		for bits := 0; bits <= first.BitLen(); bits++ {
+			c := netip.PrefixFrom(first, bits)
+			if c.Masked().Addr() == first && lastAddr(c).Compare(last) <= 0 {
+				p = c
+				break
+			}
+		}
+		out = append(out, p)
+		first = lastAddr(p).Next()
+	}
+	return out
+}
+
+// span is one active range of an interval set.
+type span struct {
+	first, last netip.Addr
+	timeout     time.Duration // zero: the element has no timeout
+	expires     time.Duration
+}
+
+func (s span) permanent() bool { return s.timeout == 0 }
+
+func (s span) overlaps(first, last netip.Addr) bool {
+	return s.first.Compare(last) <= 0 && first.Compare(s.last) <= 0
+}
+
+// contains reports whether s covers all of [first, last].
+func (s span) contains(first, last netip.Addr) bool {
+	return s.first.Compare(first) <= 0 && last.Compare(s.last) <= 0
+}
+
+// within reports whether s lies inside [first, last].
+func (s span) within(first, last netip.Addr) bool {
+	return first.Compare(s.first) <= 0 && s.last.Compare(last) <= 0
+}
+
+func (s span) String() string {
+	if ps := rangePrefixes(s.first, s.last); len(ps) == 1 {
+		return ps[0].String()
+	}
+	return s.first.String() + "-" + s.last.String()
+}
+
+// spansFromElements pairs each start element with the end element after it.
+// End elements without a start (left behind by an expired start until the
+// kernel's garbage collection runs) and expired starts are skipped; a start
+// with no end runs to the end of the address space.
+func spansFromElements(els []nftables.SetElement) []span {
+	type el struct {
+		a       netip.Addr
+		end     bool
+		timeout time.Duration
+		expires time.Duration
+	}
+	list := make([]el, 0, len(els))
+	for _, e := range els {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if !ok {
+			continue
+		}
+		list = append(list, el{a: a, end: e.IntervalEnd, timeout: e.Timeout, expires: e.Expires})
+	}
+	// In address order; at one address the end of the range below comes
+	// before the start of the range above.
+	slices.SortFunc(list, func(x, y el) int {
+		if c := x.a.Compare(y.a); c != 0 {
+			return c
+		}
+		switch {
+		case x.end == y.end:
+			return 0
+		case x.end:
+			return -1
+		}
+		return 1
+	})
+	var out []span
+	var open *el
+	emit := func(last netip.Addr) {
+		if open.timeout != 0 && open.expires == 0 {
+			return // expired, not yet collected
+		}
+		out = append(out, span{first: open.a, last: last, timeout: open.timeout, expires: open.expires})
+	}
+	for i := range list {
+		e := &list[i]
+		if e.end {
+			if open != nil && e.a.Compare(open.a) > 0 {
+				emit(e.a.Prev())
+			}
+			open = nil
+			continue
+		}
+		open = e
+	}
+	if open != nil {
+		emit(lastAddr(netip.PrefixFrom(open.a, 0).Masked()))
+	}
+	return out
+}
+
+// record remembers which prefixes this process knows to be banned and
+// until when, to keep reads off the fast path. It is a hint: the kernel
+// stays the truth, and anything the record misses is caught by EEXIST.
+type record struct {
+	synced bool
+	until  map[netip.Prefix]time.Time
+	// lens counts recorded prefixes per family (0 IPv4, 1 IPv6) and
+	// length, so overlaps are looked up only at lengths in use.
+	lens [2][129]int
+	// sweepAt is the size at which expired entries are next swept.
+	sweepAt int
+}
+
+func (r *record) init() {
+	r.until = make(map[netip.Prefix]time.Time)
+	r.sweepAt = 1024
+}
+
+func (r *record) reset() {
+	r.init()
+	r.lens = [2][129]int{}
+	r.synced = false
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return 0
+	}
+	return 1
+}
+
+func (r *record) put(p netip.Prefix, until time.Time) {
+	if _, ok := r.until[p]; !ok {
+		r.lens[family(p.Addr())][p.Bits()]++
+	}
+	r.until[p] = until
+	if len(r.until) >= r.sweepAt {
+		r.sweep(until)
+	}
+}
+
+func (r *record) del(p netip.Prefix) {
+	if _, ok := r.until[p]; ok {
+		delete(r.until, p)
+		r.lens[family(p.Addr())][p.Bits()]--
+	}
+}
+
+// farFuture stands for an element without timeout.
+const farFuture = 100 * 365 * 24 * time.Hour
+
+func (r *record) putSpan(sp span, now time.Time) {
+	d := sp.expires
+	if sp.permanent() {
+		d = farFuture
+	}
+	for _, p := range rangePrefixes(sp.first, sp.last) {
+		r.put(p, now.Add(d))
+	}
+}
+
+func (r *record) delSpan(sp span) {
+	for _, p := range rangePrefixes(sp.first, sp.last) {
+		r.del(p)
+	}
+}
+
+// sweep drops expired entries and sets the next sweep at twice the live
+// size, so sweeping costs O(1) amortised per put.
+func (r *record) sweep(now time.Time) {
+	for p, u := range r.until {
+		if !u.After(now) {
+			r.del(p)
+		}
+	}
+	r.sweepAt = max(1024, 2*len(r.until))
+}
+
+// overlaps reports whether an unexpired recorded prefix equals, contains or
+// lies inside key.
+func (r *record) overlaps(key netip.Prefix, now time.Time) bool {
+	f := family(key.Addr())
+	for l := 0; l <= key.Bits(); l++ {
+		if r.lens[f][l] == 0 {
+			continue
+		}
+		p := netip.PrefixFrom(key.Addr(), l).Masked()
+		if u, ok := r.until[p]; ok && u.After(now) {
+			return true
+		}
+	}
+	for l := key.Bits() + 1; l <= key.Addr().BitLen(); l++ {
+		if r.lens[f][l] == 0 {
+			continue
+		}
+		// Rare (a shorter key than usual): scan.
+		for p, u := range r.until {
+			if p.Bits() > key.Bits() && family(p.Addr()) == f && key.Contains(p.Addr()) && u.After(now) {
+				return true
+			}
+		}
+		return false
+	}
+	return false
+}
+
+// kernelError wraps err from google/nftables with the operation. That
+// library formats some errors with %v, losing the errno; it is recovered
+// from the text so errors.Is(err, syscall.EEXIST) and errors.Is(err,
+// os.ErrPermission) keep working. A permission error names CAP_NET_ADMIN.
+func kernelError(op string, err error) error {
+	e := &Error{Op: op, Err: err, Errno: errnoOf(err)}
+	return e
+}
+
+// Error is an nftables failure: the operation, the underlying error and,
+// when known, the kernel's errno (reachable with errors.Is).
+type Error struct {
+	Op    string
+	Errno syscall.Errno
+	Err   error
+}
+
+func (e *Error) Error() string {
+	s := "nftables: " + e.Op + ": " + e.Err.Error()
+	if e.Errno == unix.EPERM || e.Errno == unix.EACCES {
+		s += " (needs CAP_NET_ADMIN in the target network namespace; run as root or grant the capability)"
+	}
+	return s
+}
+
+// Unwrap returns the underlying error and the errno, if known.
+func (e *Error) Unwrap() []error {
+	if e.Errno != 0 {
+		return []error{e.Err, e.Errno}
+	}
+	return []error{e.Err}
+}
+
+// knownErrnos are the errnos recognised in error text.
+var knownErrnos = [...]syscall.Errno{
+	unix.EPERM, unix.EACCES, unix.ENOENT, unix.EEXIST, unix.EBUSY, unix.EINVAL,
+	unix.ENOBUFS, unix.ENOSPC, unix.ENOMEM, unix.EOPNOTSUPP, unix.ERANGE, unix.E2BIG,
+}
+
+// errnoOf returns the errno inside err, or 0.
+func errnoOf(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	msg := err.Error()
+	for _, e := range knownErrnos {
+		if strings.HasSuffix(msg, e.Error()) {
+			return e
+		}
+	}
+	return 0
+}

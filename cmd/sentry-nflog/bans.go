@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/actions"
+	"github.com/sentry-nflog/sentry-nflog/config"
+)
+
+func openTable(cfg *config.Config) (*actions.NFTables, error) {
+	return actions.OpenNFTables(actions.NFTablesConfig{
+		Table: cfg.NFTables.Table, Hooks: cfg.NFTables.Hooks,
+		Priority: cfg.NFTables.Priority, ManageChain: cfg.NFTables.ManageChain,
+	})
+}
+
+func cmdList(_ context.Context, e *env, args []string) int {
+	fs := flags(e, "list", "[--config FILE] [--json]", `Show the active bans, read from the kernel's sets (inet sentry by default):
+each banned prefix with the time left and its full ban, then the packets and
+bytes the drop rules have stopped.
+
+Examples:
+  sentry-nflog list
+  sentry-nflog list --json | jq -r '.bans[].source'`)
+	cfgPath := fs.String("config", "", "config `FILE` naming the table (default: the embedded sentry.yaml)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if c := parseFlags(fs, args); c >= 0 {
+		return c
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitUsage
+	}
+	nft, err := openTable(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "list: %v\n", err)
+		return exitFailure
+	}
+	defer nft.Close()
+	bans, err := nft.List()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "list: %v\n", err)
+		return exitFailure
+	}
+	sort.Slice(bans, func(i, j int) bool { return bans[i].Expires > bans[j].Expires })
+	counters, cerr := nft.Counters()
+	if *asJSON {
+		type ban struct {
+			Source      string `json:"source"`
+			LeftSeconds int64  `json:"left_seconds"`
+			BanSeconds  int64  `json:"ban_seconds"`
+		}
+		out := struct {
+			Table    string            `json:"table"`
+			Bans     []ban             `json:"bans"`
+			Counters *actions.Counters `json:"counters,omitempty"`
+		}{Table: "inet " + cfg.NFTables.Table, Bans: []ban{}}
+		for _, b := range bans {
+			out.Bans = append(out.Bans, ban{b.Key.String(), int64(b.Expires / time.Second), int64(b.Timeout / time.Second)})
+		}
+		if cerr == nil && cfg.NFTables.ManageChain {
+			out.Counters = &counters
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return exitOK
+	}
+	fmt.Fprintf(e.stdout, "%d active bans in inet %s\n", len(bans), cfg.NFTables.Table)
+	if len(bans) > 0 {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SOURCE\tTIME LEFT\tBAN")
+		for _, b := range bans {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Key, actions.FormatDuration(b.Expires.Round(time.Second)), actions.FormatDuration(b.Timeout))
+		}
+		tw.Flush()
+	}
+	if cerr == nil && cfg.NFTables.ManageChain {
+		fmt.Fprintf(e.stdout, "dropped: IPv4 %d packets (%d bytes), IPv6 %d packets (%d bytes)\n",
+			counters.Packets4, counters.Bytes4, counters.Packets6, counters.Bytes6)
+	}
+	return exitOK
+}
+
+func cmdUnblock(_ context.Context, e *env, args []string) int {
+	fs := flags(e, "unblock", "[--config FILE] ADDR|PREFIX...", `Remove bans now. An address inside a banned range (an IPv6 /64) lifts that
+range. The running daemon is told (through state_dir) and pardons the
+evidence: the same packets will not ban the source again, and this offence
+does not count towards a longer ban next time.
+
+Examples:
+  sentry-nflog unblock 203.0.113.7
+  sentry-nflog unblock 2001:db8:bad:1::/64`)
+	cfgPath := fs.String("config", "", "config `FILE` naming the table and state_dir (default: the embedded sentry.yaml)")
+	if c := parseFlags(fs, args); c >= 0 {
+		return c
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	var keys []netip.Prefix
+	for _, a := range fs.Args() {
+		p, err := parseKey(a)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "unblock: %v\n", err)
+			return exitUsage
+		}
+		keys = append(keys, p)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitUsage
+	}
+	nft, err := openTable(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "unblock: %v\n", err)
+		return exitFailure
+	}
+	defer nft.Close()
+	code := exitOK
+	for _, k := range keys {
+		removed, err := nft.Unblock(k)
+		switch {
+		case errors.Is(err, actions.ErrNotBanned):
+			fmt.Fprintf(e.stdout, "%s: not banned\n", k)
+			code = exitFailure
+		case err != nil:
+			fmt.Fprintf(e.stderr, "unblock: %v\n", err)
+			return exitFailure
+		default:
+			var s []string
+			for _, r := range removed {
+				s = append(s, r.String())
+			}
+			fmt.Fprintf(e.stdout, "%s: unblocked %s\n", k, strings.Join(s, ", "))
+		}
+		// Pardon even what was not banned: the daemon may hold evidence
+		// about to cross a threshold, or a rate-limited decision.
+		if err := appendPardon(cfg.StateDir, k, time.Now()); err != nil {
+			fmt.Fprintf(e.stderr, "unblock: cannot tell the daemon (%v): it may ban %s again on the same evidence\n", err, k)
+			code = exitFailure
+		}
+	}
+	return code
+}
+
+// parseKey takes an address or a prefix.
+func parseKey(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or prefix", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or prefix", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

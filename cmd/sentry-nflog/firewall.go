@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/sentry-nflog/sentry-nflog/config"
+)
+
+// DefaultLogPrefix is the log prefix the printed rules use.
+const DefaultLogPrefix = "SENTRY"
+
+func cmdFirewall(_ context.Context, e *env, args []string) int {
+	fs := flags(e, "firewall", "[--config FILE] [--iptables] [--rules-only]", `Print the rules that log probes of unused ports to sentry-nflog's NFLOG
+group, for nftables (default) or iptables/ip6tables.
+
+Add them to your input chain AFTER the rules that accept established
+traffic and the services this host runs (ssh, web, ...): every packet that
+reaches them is taken as a probe of a port nothing here answers. They only
+log; your chain's policy or your own drop/reject rules still decide the
+packet's fate. sentry-nflog's own table drops banned sources before all of
+this (priority -10).
+
+Examples:
+  sentry-nflog firewall
+  sentry-nflog firewall --iptables --config /etc/sentry-nflog/sentry.yaml`)
+	cfgPath := fs.String("config", "", "config `FILE` whose NFLOG group and copy range to use (default: the embedded one)")
+	ipt := fs.Bool("iptables", false, "print iptables and ip6tables commands instead of nft rules")
+	rulesOnly := fs.Bool("rules-only", false, "print only the rules, without the explanation (for scripts)")
+	prefix := fs.String("prefix", DefaultLogPrefix, "log `PREFIX` of the rules (rules may select on it)")
+	if c := parseFlags(fs, args); c >= 0 {
+		return c
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitUsage
+	}
+	if len(cfg.Inputs.NFLOG) == 0 {
+		fmt.Fprintf(e.stderr, "firewall: %s reads no NFLOG group (inputs.nflog is empty)\n", cfg.File)
+		return exitUsage
+	}
+	in := cfg.Inputs.NFLOG[0]
+	if *ipt {
+		writeIptables(e.stdout, in, *prefix, *rulesOnly)
+	} else {
+		writeNft(e.stdout, in, *prefix, *rulesOnly)
+	}
+	return exitOK
+}
+
+// NftLogRules returns the nft rules (one per line) that log probes to the
+// group of in. TCP takes ct state invalid too: FIN, NULL and XMAS probes of
+// closed ports never make a conntrack entry. The rules set no
+// queue-threshold: the kernel would cap the daemon's own setting with it,
+// and the daemon delivers each packet at once when calm but batches under a
+// flood, which a rule-side cap would turn into loss.
+func NftLogRules(in config.NFLOGInput, prefix string) []string {
+	log := fmt.Sprintf("log prefix %s group %d snaplen %d", strconv.Quote(prefix), in.Group, in.CopyRange)
+	return []string{
+		"meta l4proto tcp ct state new,invalid " + log,
+		"meta l4proto udp ct state new " + log,
+	}
+}
+
+func writeNft(w io.Writer, in config.NFLOGInput, prefix string, rulesOnly bool) {
+	if !rulesOnly {
+		fmt.Fprintf(w, `# sentry-nflog: log probes of unused ports to NFLOG group %d.
+# Put these rules in your input chain AFTER the rules that accept
+# established traffic and your services, so only packets nothing here
+# answers reach them. For example, in /etc/nftables.conf:
+#
+#   table inet filter {
+#     chain input {
+#       type filter hook input priority filter; policy drop;
+#       ct state established,related accept
+#       iif lo accept
+#       tcp dport { 22, 80, 443 } accept
+#       # ... the sentry-nflog rules below ...
+#     }
+#   }
+#
+# or add them to a running ruleset (inet filter input here):
+#   nft add rule inet filter input meta l4proto tcp ct state new,invalid log ...
+`, in.Group)
+	}
+	for _, r := range NftLogRules(in, prefix) {
+		fmt.Fprintln(w, r)
+	}
+}
+
+func writeIptables(w io.Writer, in config.NFLOGInput, prefix string, rulesOnly bool) {
+	if !rulesOnly {
+		fmt.Fprintf(w, `# sentry-nflog: log probes of unused ports to NFLOG group %d.
+# Append these AFTER the rules that accept established traffic and your
+# services (-A adds at the end of INPUT; use -I INPUT <position> to place
+# them before a final DROP/REJECT rule). Save them with your usual tool
+# (netfilter-persistent save, iptables-save > /etc/iptables/rules.v4, ...).
+# There is no --nflog-threshold on purpose: sentry-nflog sets the queue
+# threshold itself (each packet at once when calm, batches under a flood);
+# a threshold on the rule would cap it and turn floods into loss.
+`, in.Group)
+	}
+	nflog := fmt.Sprintf("-j NFLOG --nflog-group %d --nflog-prefix %s --nflog-size %d", in.Group, shellQuote(prefix), in.CopyRange)
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		fmt.Fprintf(w, "%s -A INPUT -p tcp -m conntrack --ctstate NEW,INVALID %s\n", bin, nflog)
+		fmt.Fprintf(w, "%s -A INPUT -p udp -m conntrack --ctstate NEW %s\n", bin, nflog)
+	}
+}
+
+func shellQuote(s string) string {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "'" + s + "'"
+		}
+	}
+	return s
+}

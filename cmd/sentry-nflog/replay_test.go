@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// runCLI runs the command in-process and returns its exit status and
+// streams.
+func runCLI(t testing.TB, stdin io.Reader, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	code := realMain(context.Background(), &env{stdin: stdin, stdout: &out, stderr: &errb}, args)
+	return code, out.String(), errb.String()
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("..", "..", "testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (go test ./cmd/sentry-nflog -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// dropTiming removes the summary's elapsed line, the one part that varies.
+func dropTiming(s string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if !strings.HasPrefix(l, "  elapsed ") {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+func TestReplayGolden(t *testing.T) {
+	logs := "../../testdata/logs/"
+	tests := []struct {
+		golden string
+		args   []string
+	}{
+		{"replay-kern.txt", []string{"replay", "--year", "2026", logs + "kern.log"}},
+		{"replay-kern.json", []string{"replay", "--json", "--year", "2026", logs + "kern.log"}},
+		{"replay-ufw.json", []string{"replay", "--json", "--year", "2026", logs + "ufw.log"}},
+		{"replay-firewalld.json", []string{"replay", "--json", "--year", "2026", logs + "firewalld.log"}},
+		{"replay-rsyslog.json", []string{"replay", "--json", logs + "rsyslog-rfc3339.log"}},
+		{"replay-journal.json", []string{"replay", "--json", "--year", "2026", logs + "journal-short-iso.log", logs + "journal-short-precise.log"}},
+		{"replay-dmesg.json", []string{"replay", "--json", "--boot-time", "2026-11-24T10:00:00Z", logs + "dmesg.log", logs + "kmsg.txt"}},
+		{"replay-rollover.json", []string{"replay", "--json", "--year", "2025", logs + "rollover.log"}},
+		{"replay-broken.json", []string{"replay", "--json", "--year", "2026", logs + "broken.log"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.golden, func(t *testing.T) {
+			code, out, errOut := runCLI(t, nil, tc.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			golden(t, tc.golden, out)
+			golden(t, strings.TrimSuffix(tc.golden, filepath.Ext(tc.golden))+".summary", dropTiming(errOut))
+		})
+	}
+}
+
+func TestReplayStdinAndGzip(t *testing.T) {
+	raw, err := os.ReadFile("../../testdata/logs/kern.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want, _ := runCLI(t, nil, "replay", "--json", "--year", "2026", "../../testdata/logs/kern.log")
+	if code, got, errOut := runCLI(t, bytes.NewReader(raw), "replay", "--json", "--year", "2026", "-"); code != 0 || got != want {
+		t.Errorf("stdin: exit %d, stderr %s\ngot %s\nwant %s", code, errOut, got, want)
+	}
+	gz := filepath.Join(t.TempDir(), "kern.log.gz")
+	writeGzip(t, gz, raw)
+	if code, got, errOut := runCLI(t, nil, "replay", "--json", "--year", "2026", gz); code != 0 || got != want {
+		t.Errorf("gzip: exit %d, stderr %s\ngot %s\nwant %s", code, errOut, got, want)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"replay"}, exitUsage, "no input files"},
+		{[]string{"replay", "/nonexistent/kern.log"}, exitFailure, "no such file"},
+		{[]string{"replay", "--config", "../../testdata/config/invalid/bad-duration.yaml", "x"}, exitUsage, `bad-duration.yaml:4:36: rules[0].threshold.within: invalid duration "6x"`},
+		{[]string{"check-config", "../../testdata/config/invalid/bad-flags.yaml"}, exitUsage, "rules[0].flags[1]"},
+		{[]string{"check-config", "/nonexistent.yaml"}, exitUsage, "no such file"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"replay", "--nope"}, exitUsage, "flag provided but not defined"},
+	} {
+		code, _, errOut := runCLI(t, nil, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.contains) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d containing %q", tc.args, code, errOut, tc.code, tc.contains)
+		}
+	}
+	if code, out, _ := runCLI(t, nil, "check-config"); code != 0 || !strings.Contains(out, "OK: 3 rules") {
+		t.Errorf("check-config of the embedded default: %d %q", code, out)
+	}
+	if code, _, errOut := runCLI(t, nil, "replay", "--help"); code != 0 || !strings.Contains(errOut, "Examples:") {
+		t.Errorf("replay --help: %d %q", code, errOut)
+	}
+}
+
+// genLog writes n kernel log lines like a busy internet-facing host's:
+// mostly single probes from many sources, a few real scans, IPv6, UFW
+// lines and noise. Deterministic for a seed.
+func genLog(w io.Writer, n int, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 1))
+	bw := bufio.NewWriterSize(w, 1<<20)
+	defer bw.Flush()
+	t := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i++ {
+		t = t.Add(time.Duration(r.IntN(20000)) * time.Microsecond)
+		ts := t.Format("Jan _2 15:04:05")
+		switch k := r.IntN(100); {
+		case k < 3:
+			fmt.Fprintf(bw, "%s web1 sshd[%d]: Connection closed by 192.0.2.%d port %d [preauth]\n", ts, 1000+r.IntN(9000), r.IntN(256), 1024+r.IntN(60000))
+		case k < 10:
+			fmt.Fprintf(bw, "%s web1 kernel: [%d.%06d] SENTRY IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:86:dd SRC=2001:0db8:%04x:0001:0000:0000:0000:%04x DST=2001:0db8:0000:0001:0000:0000:0000:0001 LEN=80 TC=0 HOPLIMIT=54 FLOWLBL=0 PROTO=TCP SPT=%d DPT=%d WINDOW=1024 RES=0x00 SYN URGP=0 \n",
+				ts, i/50, i%1000000, r.IntN(4096), r.IntN(65536), 1024+r.IntN(60000), 1+r.IntN(1024))
+		case k < 15:
+			fmt.Fprintf(bw, "%s web1 kernel: [%d.%06d] [UFW BLOCK] IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=198.51.%d.%d DST=192.0.2.10 LEN=40 TOS=0x00 PREC=0x00 TTL=243 ID=54321 PROTO=UDP SPT=%d DPT=%d LEN=20 \n",
+				ts, i/50, i%1000000, r.IntN(256), 1+r.IntN(254), 1024+r.IntN(60000), 1+r.IntN(1024))
+		default:
+			// One scanner in 64 draws from a small pool and so repeats.
+			a, b := 203, r.IntN(256)
+			if r.IntN(64) == 0 {
+				b = r.IntN(8)
+			}
+			fmt.Fprintf(bw, "%s web1 kernel: [%d.%06d] SENTRY IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=%d.0.%d.%d DST=192.0.2.10 LEN=44 TOS=0x00 PREC=0x00 TTL=49 ID=%d PROTO=TCP SPT=%d DPT=%d WINDOW=1024 RES=0x00 SYN URGP=0 \n",
+				ts, i/50, i%1000000, a, b, 1+r.IntN(254), r.IntN(65536), 1024+r.IntN(60000), 1+r.IntN(1024))
+		}
+	}
+}
+
+// TestGenerateReplayInput writes the benchmark input to $SENTRY_GEN
+// (lines: $SENTRY_GEN_LINES, default 1,000,000), for timing the binary
+// with /usr/bin/time -v. It does nothing otherwise.
+func TestGenerateReplayInput(t *testing.T) {
+	path := os.Getenv("SENTRY_GEN")
+	if path == "" {
+		t.Skip("set SENTRY_GEN=FILE to write a generated kernel log")
+	}
+	n := 1000000
+	fmt.Sscan(os.Getenv("SENTRY_GEN_LINES"), &n)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	genLog(f, n, 42)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkReplay(b *testing.B) {
+	const lines = 1000000
+	path := filepath.Join(b.TempDir(), "kern.log")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	genLog(f, lines, 42)
+	f.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if code, _, errOut := runCLI(b, nil, "replay", "--year", "2026", path); code != 0 {
+			b.Fatal(errOut)
+		}
+	}
+	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+func writeGzip(t *testing.T, path string, data []byte) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	zw.Write(data)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package parsers
+
+import (
+	"context"
+	"errors"
+)
+
+// Run fails: NFLOG is a Linux netfilter interface. The type exists on other
+// systems so that configuration and replay code build everywhere.
+func (s *NFLOGSource) Run(ctx context.Context, out chan<- Event) error {
+	return errors.New("nflog: the NFLOG input is only available on Linux")
+}
