@@ -94,7 +94,14 @@ type NFLOGSource struct {
 	outcomes    [NumOutcomes]atomic.Uint64
 	overruns    atomic.Uint64
 	lastOverrun atomic.Int64 // Unix nanoseconds; 0 if none
+	ready       chan struct{}
 }
+
+// Ready is closed once Run has bound the group: from then on every packet
+// the firewall logs to it is delivered (or counted as an overrun). Packets
+// logged before that are lost, so callers wait for it before reporting
+// that they are running.
+func (s *NFLOGSource) Ready() <-chan struct{} { return s.ready }
 
 // NewNFLOGSource returns a source for cfg with defaults filled in. It opens
 // nothing: Run does.
@@ -112,7 +119,7 @@ func NewNFLOGSource(cfg NFLOGConfig) *NFLOGSource {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &NFLOGSource{cfg: cfg, log: log.With("input", "nflog", "group", cfg.Group)}
+	return &NFLOGSource{cfg: cfg, log: log.With("input", "nflog", "group", cfg.Group), ready: make(chan struct{})}
 }
 
 // Stats returns a snapshot of the counters.

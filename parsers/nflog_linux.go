@@ -74,6 +74,7 @@ func (s *NFLOGSource) Run(ctx context.Context, out chan<- Event) error {
 	if err := nf.RegisterWithErrorFunc(rctx, r.hook, r.onError); err != nil {
 		return nflogBindError(cfg.Group, err)
 	}
+	close(s.ready)
 
 	var runErr error
 	select {

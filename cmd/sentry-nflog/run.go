@@ -203,6 +203,19 @@ func (d *daemon) run(ctx context.Context, healthEvery time.Duration) error {
 			}
 		}()
 	}
+	// Report running only once every group is bound: a probe logged
+	// before that would be lost.
+	for _, src := range d.inputs {
+		select {
+		case <-src.Ready():
+		case err := <-errs:
+			d.wg.Wait()
+			return err
+		case <-ctx.Done():
+			d.wg.Wait()
+			return nil
+		}
+	}
 	d.log.Info("running", "groups", d.groups(), "table", "inet "+d.cfg.NFTables.Table,
 		"rules", len(d.engine.Rules()), "dry_run", d.nft == nil)
 

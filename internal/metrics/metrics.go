@@ -1,0 +1,126 @@
+// Package metrics exposes the daemon's counters in the Prometheus text
+// format through a file for node_exporter's textfile collector: metrics
+// without a socket. The file is replaced atomically, so the collector never
+// reads half of it.
+package metrics
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Input is one input's counters at a point in time.
+type Input struct {
+	// Name identifies the input: "nflog:7", "file:/var/log/kern.log", "kmsg".
+	Name      string
+	Events    uint64
+	Malformed map[string]uint64 // by reason
+	Overruns  uint64
+}
+
+// Snapshot is the state of the daemon's cumulative counters, taken by the
+// goroutine that owns them.
+type Snapshot struct {
+	Inputs     []Input
+	RuleEvents map[string]uint64
+	BansActive int
+	Tracked    int
+}
+
+// Metrics holds the registry. Decision and ObserveReaction may be called
+// from any goroutine; Update replaces the snapshot the collector reports.
+type Metrics struct {
+	reg       *prometheus.Registry
+	decisions *prometheus.CounterVec
+	reaction  prometheus.Histogram
+
+	mu   sync.Mutex
+	snap Snapshot
+}
+
+var (
+	descEvents    = prometheus.NewDesc("sentry_nflog_input_events_total", "Events read, by input.", []string{"input"}, nil)
+	descMalformed = prometheus.NewDesc("sentry_nflog_input_malformed_total", "Firewall records that were broken, by input and reason; never taken as data.", []string{"input", "reason"}, nil)
+	descOverruns  = prometheus.NewDesc("sentry_nflog_nflog_overruns_total", "NFLOG socket overruns (ENOBUFS): the kernel dropped log messages.", []string{"input"}, nil)
+	descRule      = prometheus.NewDesc("sentry_nflog_rule_events_total", "Events matched, by rule.", []string{"rule"}, nil)
+	descBans      = prometheus.NewDesc("sentry_nflog_bans_active", "Elements in the ban sets.", nil, nil)
+	descTracked   = prometheus.NewDesc("sentry_nflog_tracked_sources", "Sources the engine holds evidence for.", nil, nil)
+)
+
+// New returns an empty set of metrics.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentry_nflog_decisions_total", Help: "Decisions, by action (ban, ignored, rate-limited) and rule.",
+		}, []string{"action", "rule"}),
+		reaction: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sentry_nflog_reaction_seconds",
+			Help:    "From the kernel's timestamp of the packet that crossed a threshold to the ban in place.",
+			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1},
+		}),
+	}
+	m.reg.MustRegister(m.decisions, m.reaction, (*collector)(m))
+	return m
+}
+
+// Decision counts one decision.
+func (m *Metrics) Decision(action, rule string) { m.decisions.WithLabelValues(action, rule).Inc() }
+
+// ObserveReaction records one reaction time.
+func (m *Metrics) ObserveReaction(d time.Duration) { m.reaction.Observe(d.Seconds()) }
+
+// Update replaces the snapshot of cumulative counters.
+func (m *Metrics) Update(s Snapshot) {
+	m.mu.Lock()
+	m.snap = s
+	m.mu.Unlock()
+}
+
+// WriteTextfile writes every metric to path in the Prometheus text format,
+// through a temporary file renamed over path.
+func (m *Metrics) WriteTextfile(path string) error {
+	return prometheus.WriteToTextfile(path, m.reg)
+}
+
+// Registry returns the registry, for tests.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// collector reports the snapshot as constant metrics.
+type collector Metrics
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descRule, descBans, descTracked} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	s := c.snap
+	c.mu.Unlock()
+	for _, in := range s.Inputs {
+		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(in.Events), in.Name)
+		ch <- prometheus.MustNewConstMetric(descOverruns, prometheus.CounterValue, float64(in.Overruns), in.Name)
+		for _, reason := range sortedKeys(in.Malformed) {
+			ch <- prometheus.MustNewConstMetric(descMalformed, prometheus.CounterValue, float64(in.Malformed[reason]), in.Name, reason)
+		}
+	}
+	for _, rule := range sortedKeys(s.RuleEvents) {
+		ch <- prometheus.MustNewConstMetric(descRule, prometheus.CounterValue, float64(s.RuleEvents[rule]), rule)
+	}
+	ch <- prometheus.MustNewConstMetric(descBans, prometheus.GaugeValue, float64(s.BansActive))
+	ch <- prometheus.MustNewConstMetric(descTracked, prometheus.GaugeValue, float64(s.Tracked))
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
