@@ -9,7 +9,7 @@ PREFIX   ?= /usr/local
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzDecodePacket ./config:FuzzLoad
 
-.PHONY: help build test unit fuzz-short fuzz bench lint demo install deps clean
+.PHONY: help build lab test unit fuzz-short fuzz bench lint demo install deps clean
 
 help:
 	@echo "make demo     live demo in two network namespaces (root), else a replay demo"
@@ -21,6 +21,9 @@ help:
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sentry-nflog
+
+lab:
+	$(GO) build -o bin/sentry-lab ./cmd/sentry-lab
 
 # deps installs what the end-to-end tests and the demo drive besides our own
 # binary: the nft tool, to load the printed logging rules like a user would.
@@ -55,8 +58,8 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
-demo: build
-	@bash scripts/demo.sh $(BIN)
+demo: deps build lab
+	@bash scripts/demo.sh $(BIN) bin/sentry-lab
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sentry-nflog
