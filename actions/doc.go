@@ -1,12 +1,13 @@
 // Package actions carries out the engine's decisions: it owns the nftables
-// table that drops banned sources, and the user's alert command.
+// table that drops banned sources, the user's alert command, and the report
+// that prints decisions instead of acting on them.
 //
 // # nftables
 //
 // NFTables owns one table, inet <Table> (default "sentry"), and nothing
 // else: it never reads or changes another table. The table holds two sets,
 //
-//	set blocked4 { type ipv4_addr; flags interval,timeout; }
+//	set blocked4 { type ipv4_addr; flags timeout; }
 //	set blocked6 { type ipv6_addr; flags interval,timeout; }
 //
 // and, when the chain is managed, one base chain per hook ("input",
@@ -16,26 +17,40 @@
 //	ip saddr @blocked4 counter drop
 //	ip6 saddr @blocked6 counter drop
 //
-// Both sets are interval sets, so a ban key of any prefix length (/32 and /64
-// by default, /24 or /48 if configured) is one range: a start element that
-// carries the timeout and an interval-end element, the first address after
-// the prefix, without one. A single IPv4 address costs two elements instead
-// of one, which buys one code path for both families and correct overlap
-// handling for shorter IPv4 prefixes. The price, measured on kernel 6.18:
-// an insert into an interval (rbtree) set costs time linear in the set's
-// size (about 70 us median at 5,000 ranges, 1.1 ms at 30,000), where a
-// plain hash set stays near 11 us; the rules engine's rate valve bounds how
-// many bans arrive per minute.
+// blocked4 is a plain hash set, one element per ban, so that an insert
+// costs the same however many bans it holds (measured on kernel 6.18: about
+// 8-9 us median and 40-70 us p99 at 5,000 and 30,000 elements, where an
+// interval set reached 1.1 ms median at 30,000) and so that the packet path
+// can add to it (`add @blocked4 { ip saddr timeout T }`). IPv4 ban keys
+// shorter than /32 (NFTablesConfig.IPv4Prefix, from bans.ipv4_prefix) are
+// stored as their network address, and the rule masks the source before
+// the lookup, for /24:
+//
+//	ip saddr & 255.255.255.0 @blocked4 counter drop
+//
+// A user ruleset that refers to blocked4 without the managed chain must
+// mask the same way. Setup replaces a blocked4 left by an earlier version
+// as an interval set, carrying its bans over, and rewrites the chain when
+// the prefix changes.
+//
+// blocked6 stays an interval set, because a /64 (the default IPv6 key) is
+// one range: a start element that carries the timeout and an interval-end
+// element, the first address after the prefix, without one. Its inserts
+// grow with its size (about 80 us median at 5,000 ranges); the rules
+// engine's rate valve bounds how many bans arrive per minute.
 //
 // The kernel is the truth. NFTables keeps a small record of what it has
 // banned and until when, only to decide whether a ban can take the fast path
 // (one batch, one flush, no read) or must first read the set: re-banning a
-// present key never shortens it, a key inside an active range extends that
-// range, and a key around active ranges replaces them in one batch. The
-// record is loaded from the kernel by Setup, List and the first Ban; a ban
-// another process adds later with exactly the same key is not seen by the
-// fast path, and on kernels that refresh timeouts on re-add it can be
-// shortened (an overlapping, not equal, key is caught by the kernel's
+// present key never shortens it (an extension is a delete and an add in one
+// batch), an IPv6 key inside an active range extends that range, and one
+// around active ranges replaces them in one batch. Reading a set costs time
+// in its size (about 150 ms for 30,000 IPv4 elements), so only re-bans of
+// known keys, Unblock and List pay it. The record is loaded from the kernel
+// by Setup, List and the first Ban. A ban another process adds later with
+// exactly the same key is not seen by the fast path, and since this kernel
+// sets the new timeout when a present element is added again, it can be
+// shortened (an overlapping, not equal, IPv6 key is caught by the kernel's
 // EEXIST and resolved).
 //
 // Every method talks to the kernel over one lasting netlink connection and is
@@ -47,5 +62,14 @@
 //
 // Exec runs the user's command (an argv, never a shell) with placeholders
 // substituted per argument, under a timeout and a bound on concurrent runs,
-// so that a flood of decisions cannot fork-bomb the host.
+// so that a flood of decisions cannot fork-bomb the host. {source} is the
+// ban key as a prefix and {address} the single address, as "source" and
+// "address" are in a decision's JSON.
+//
+// # Report
+//
+// Report is the action of a dry run (`run --dry-run`) and of replay: it bans
+// nothing and writes each decision as it happens, as one readable line
+// (AppendText) or as one JSON object a line (DecisionJSON, the public
+// shape of `replay --json`).
 package actions

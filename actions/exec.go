@@ -31,10 +31,14 @@ var ErrExecBusy = errors.New("exec: too many runs in flight")
 
 // ExecFields are the values substituted into the command's arguments. The
 // caller fills them from a decision; Exec knows nothing of the rules engine.
+// Source and Address mean what "source" and "address" mean in a decision's
+// JSON (DecisionJSON).
 type ExecFields struct {
-	// Source is the address that crossed the threshold: {source}.
+	// Source is the ban key, always a prefix such as 203.0.113.7/32 or
+	// 2001:db8:1:2::/64: {source}.
 	Source string
-	// Address is the banned key, a prefix such as 192.0.2.1/32: {address}.
+	// Address is the single address whose packet crossed the threshold,
+	// such as 2001:db8:1:2::7: {address}.
 	Address string
 	// Rule is the rule's name: {rule}.
 	Rule string
@@ -110,9 +114,10 @@ type Exec struct {
 }
 
 // NewExec compiles argv (argv[0] is the program, looked up in PATH when it
-// has no slash). Placeholders are {source} {address} {rule} {ports}
-// {ban_seconds} {hits} {action} {offence} {time}; any other {word} is an
-// error, other braces are literal. A zero timeout selects
+// has no slash). Placeholders are {source} (the ban key, a prefix)
+// {address} (the single address) {rule} {ports} {ban_seconds} {hits}
+// {action} {offence} {time}, as documented on ExecFields; any other {word}
+// is an error, other braces are literal. A zero timeout selects
 // DefaultExecTimeout, a zero maxConcurrent DefaultExecConcurrency.
 func NewExec(argv []string, timeout time.Duration, maxConcurrent int) (*Exec, error) {
 	if len(argv) == 0 || argv[0] == "" {

@@ -21,8 +21,8 @@ const argsScript = `for a in "$@"; do printf '%s\n' "$a"; done > "$0"`
 
 func TestExecSubstitutes(t *testing.T) {
 	fields := ExecFields{
-		Source:  "2001:db8::7",
-		Address: "2001:db8::/64",
+		Source:  "2001:db8::/64", // the ban key
+		Address: "2001:db8::7",   // the address that crossed the threshold
 		Rule:    "tcp-scan",
 		Ports:   []uint16{22, 80, 443},
 		Ban:     90*time.Second + 500*time.Millisecond,
@@ -38,9 +38,9 @@ func TestExecSubstitutes(t *testing.T) {
 		want []string
 	}{
 		{"each placeholder", []string{"{source}", "{address}", "{rule}", "{ports}", "{ban_seconds}", "{hits}", "{action}", "{offence}", "{time}"}, fields,
-			[]string{"2001:db8::7", "2001:db8::/64", "tcp-scan", "22,80,443", "90", "12", "ban", "3", "2026-03-04T05:06:07Z"}},
-		{"mixed with text", []string{"--who={source}/{rule}", "{hits}{hits}", "plain"}, fields,
-			[]string{"--who=2001:db8::7/tcp-scan", "1212", "plain"}},
+			[]string{"2001:db8::/64", "2001:db8::7", "tcp-scan", "22,80,443", "90", "12", "ban", "3", "2026-03-04T05:06:07Z"}},
+		{"mixed with text", []string{"--who={address}/{rule}", "--key={source}", "{hits}{hits}", "plain"}, fields,
+			[]string{"--who=2001:db8::7/tcp-scan", "--key=2001:db8::/64", "1212", "plain"}},
 		{"literal braces", []string{"{", "{}", "{Source}", "a{b", "{1,2}"}, fields,
 			[]string{"{", "{}", "{Source}", "a{b", "{1,2}"}},
 		{"no splitting", []string{"{rule}"}, ExecFields{Rule: "a b; rm -rf / $(x)"},

@@ -47,11 +47,20 @@ type NFTablesConfig struct {
 	// NetNSFd is an open file descriptor of the network namespace to work
 	// in (for example of /run/netns/NAME); 0 is the current namespace.
 	NetNSFd int
+	// IPv4Prefix is the length of every IPv4 ban key, 1 to 32; zero
+	// selects 32. blocked4 is a plain set of addresses, so a shorter key
+	// is stored as its network address and the IPv4 rule masks the source
+	// before the lookup (`ip saddr & 255.255.255.0 @blocked4` for 24). It
+	// must match the rules engine's bans.ipv4_prefix: Ban refuses other
+	// lengths.
+	IPv4Prefix int
 }
 
 // BanEntry is one active ban in the kernel.
 type BanEntry struct {
-	// Key is the banned prefix (/32 or /128 for a single address).
+	// Key is the banned prefix: IPv4 keys are NFTablesConfig.IPv4Prefix
+	// long (/32 for a single address), IPv6 keys any length (/128 for a
+	// single address).
 	Key netip.Prefix
 	// Timeout is the ban's full duration as last set; zero for an element
 	// without timeout (someone else's permanent entry).

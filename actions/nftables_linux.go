@@ -3,6 +3,7 @@
 package actions
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,7 @@ type NFTables struct {
 	table  *nftables.Table
 	set4   *nftables.Set
 	set6   *nftables.Set
+	mask4  []byte // the IPv4 rule's source mask; nil for /32
 	rec    record
 	closed bool
 }
@@ -54,10 +56,22 @@ func OpenNFTables(cfg NFTablesConfig) (*NFTables, error) {
 	if cfg.NetNSFd < 0 {
 		return nil, fmt.Errorf("nftables: invalid network namespace fd %d", cfg.NetNSFd)
 	}
+	if cfg.IPv4Prefix == 0 {
+		cfg.IPv4Prefix = 32
+	}
+	if cfg.IPv4Prefix < 1 || cfg.IPv4Prefix > 32 {
+		return nil, fmt.Errorf("nftables: IPv4 ban prefix length %d out of range 1-32", cfg.IPv4Prefix)
+	}
 
 	n := &NFTables{cfg: cfg}
+	if cfg.IPv4Prefix < 32 {
+		n.mask4 = net.CIDRMask(cfg.IPv4Prefix, 32)
+	}
 	n.table = &nftables.Table{Family: nftables.TableFamilyINet, Name: cfg.Table}
-	n.set4 = &nftables.Set{Table: n.table, Name: Set4, KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true}
+	// blocked4 is a plain hash set: inserts stay cheap however many bans
+	// it holds (an interval set's grow with its size), and the packet path
+	// can add to it with `add @blocked4 { ip saddr timeout T }`.
+	n.set4 = &nftables.Set{Table: n.table, Name: Set4, KeyType: nftables.TypeIPAddr, HasTimeout: true}
 	n.set6 = &nftables.Set{Table: n.table, Name: Set6, KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true}
 	n.rec.init()
 	if n.conn, err = n.dial(); err != nil {
@@ -129,30 +143,61 @@ func (n *NFTables) Close() error {
 
 // Setup makes the table, both sets and (with ManageChain) the base chains
 // exist as configured, in one batch. It is idempotent: a second run leaves
-// one copy of each rule and keeps every set element. It fails, changing
-// nothing, if a set of ours exists with another type or flags. With
-// ManageChain it also deletes a chain of ours named after a hook that is no
-// longer configured; without it it deletes nothing.
+// one copy of each rule and keeps every set element.
+//
+// A blocked4 left by an earlier version as an interval set is replaced by
+// the plain set in the same batch, carrying over each active ban that is
+// one prefix at least IPv4Prefix long (as its network address, with its
+// remaining time); wider or irregular ranges cannot be held and are
+// dropped. If a rule outside the managed chains uses the old set the
+// kernel refuses (EBUSY) and the error says what to run. After IPv4Prefix
+// has been shortened (say 32 to 24), elements that are not network
+// addresses of the new length are merged into the one that is, keeping the
+// longest remaining time. A lengthened prefix cannot be told from the
+// elements: each wider ban then covers only its network address until it
+// expires.
+//
+// Setup fails, changing nothing, if a set of ours exists with another type
+// or flags. With ManageChain it also deletes a chain of ours named after a
+// hook that is no longer configured; without it it deletes nothing.
 func (n *NFTables) Setup() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return errClosed
 	}
+	err := n.setupOnce()
+	if errnoOf(err) == unix.ENOENT {
+		// An element being moved expired between read and write, which
+		// aborted the whole batch: read again.
+		err = n.setupOnce()
+	}
+	if err != nil {
+		return err
+	}
+	return n.syncLocked()
+}
 
+func (n *NFTables) setupOnce() error {
 	sets, err := n.conn.GetSets(n.table)
 	if err != nil && errnoOf(err) != unix.ENOENT {
 		n.redial(err)
 		return kernelError("list sets of table inet "+n.cfg.Table, err)
 	}
+	var have4, old4 bool
 	for _, s := range sets {
-		for _, want := range []*nftables.Set{n.set4, n.set6} {
-			if s.Name != want.Name {
-				continue
+		switch s.Name {
+		case Set4:
+			have4 = true
+			old4 = s.Interval && setShape(s, n.set4.KeyType, true) == ""
+			if !old4 {
+				if err := n.checkSet(s, n.set4); err != nil {
+					return err
+				}
 			}
-			if s.KeyType.Name != want.KeyType.Name || !s.Interval || !s.HasTimeout || s.IsMap || s.Concatenation {
-				return fmt.Errorf("nftables: set %s in table inet %s exists as type %s interval=%t timeout=%t, want type %s flags interval,timeout: delete the table to recreate it: %w",
-					s.Name, n.cfg.Table, s.KeyType.Name, s.Interval, s.HasTimeout, want.KeyType.Name, syscall.EEXIST)
+		case Set6:
+			if err := n.checkSet(s, n.set6); err != nil {
+				return err
 			}
 		}
 	}
@@ -162,10 +207,46 @@ func (n *NFTables) Setup() error {
 			return err
 		}
 	}
+	var del4, add4 []nftables.SetElement
+	switch {
+	case old4:
+		// Read through a copy: n.set4 describes the new set.
+		els, err := n.elements(&nftables.Set{Table: n.table, Name: Set4, KeyType: nftables.TypeIPAddr})
+		if err != nil {
+			return err
+		}
+		add4 = n.migrate4(spansFromElements(els))
+	case have4 && n.mask4 != nil:
+		els, err := n.elements(n.set4)
+		if err != nil {
+			return err
+		}
+		del4, add4 = n.realign4(els)
+	}
 
 	n.conn.AddTable(n.table)
+	if old4 {
+		// The managed chains' rules look the old set up: the kernel
+		// refuses to delete it while they exist.
+		for _, c := range chains {
+			if c.Name == HookInput || c.Name == HookForward {
+				n.conn.FlushChain(c)
+			}
+		}
+		n.conn.DelSet(&nftables.Set{Table: n.table, Name: Set4})
+	}
 	if err := n.conn.AddSet(n.set4, nil); err != nil {
 		return fmt.Errorf("nftables: add set %s: %w", Set4, err)
+	}
+	if len(del4) > 0 {
+		if err := n.conn.SetDeleteElements(n.set4, del4); err != nil {
+			return fmt.Errorf("nftables: realign %s: %w", Set4, err)
+		}
+	}
+	if len(add4) > 0 {
+		if err := n.conn.SetAddElements(n.set4, add4); err != nil {
+			return fmt.Errorf("nftables: fill %s: %w", Set4, err)
+		}
 	}
 	if err := n.conn.AddSet(n.set6, nil); err != nil {
 		return fmt.Errorf("nftables: add set %s: %w", Set6, err)
@@ -187,15 +268,125 @@ func (n *NFTables) Setup() error {
 			}
 			n.conn.AddChain(want)
 			n.conn.FlushChain(want)
-			n.conn.AddRule(dropRule(n.table, want, n.set4, unix.NFPROTO_IPV4, 12, 4))
-			n.conn.AddRule(dropRule(n.table, want, n.set6, unix.NFPROTO_IPV6, 8, 16))
+			n.conn.AddRule(dropRule(n.table, want, n.set4, unix.NFPROTO_IPV4, 12, 4, n.mask4))
+			n.conn.AddRule(dropRule(n.table, want, n.set6, unix.NFPROTO_IPV6, 8, 16, nil))
 		}
 	}
 	if err := n.conn.Flush(); err != nil {
 		n.redial(err)
+		if old4 && errnoOf(err) == unix.EBUSY {
+			return kernelError(fmt.Sprintf("replace set %s of table inet %s (flags interval,timeout, from an earlier version) with a plain set (flags timeout): a rule outside the managed chains still uses it; delete that rule, or run `nft delete set inet %s %s` after it (its bans are lost), and start again",
+				Set4, n.cfg.Table, n.cfg.Table, Set4), err)
+		}
 		return kernelError("set up table inet "+n.cfg.Table, err)
 	}
-	return n.syncLocked()
+	return nil
+}
+
+// setShape says how s differs from a set of key type kt with flags
+// timeout (and interval if interval), or "" if it does not.
+func setShape(s *nftables.Set, kt nftables.SetDatatype, interval bool) string {
+	if s.KeyType.Name == kt.Name && s.Interval == interval && s.HasTimeout && !s.IsMap && !s.Concatenation {
+		return ""
+	}
+	return fmt.Sprintf("type %s interval=%t timeout=%t map=%t concatenation=%t", s.KeyType.Name, s.Interval, s.HasTimeout, s.IsMap, s.Concatenation)
+}
+
+func setFlags(s *nftables.Set) string {
+	if s.Interval {
+		return "interval,timeout"
+	}
+	return "timeout"
+}
+
+// checkSet returns an error wrapping EEXIST if got is not shaped like want.
+func (n *NFTables) checkSet(got, want *nftables.Set) error {
+	shape := setShape(got, want.KeyType, want.Interval)
+	if shape == "" {
+		return nil
+	}
+	return fmt.Errorf("nftables: set %s in table inet %s exists as %s, want type %s flags %s: run `nft delete set inet %s %s` (its elements are lost) or delete the table to recreate it: %w",
+		got.Name, n.cfg.Table, shape, want.KeyType.Name, setFlags(want), n.cfg.Table, got.Name, syscall.EEXIST)
+}
+
+// active reports whether e is in force: without timeout, or not yet expired
+// (the kernel lists expired elements until its garbage collection runs).
+func active(e nftables.SetElement) bool {
+	return e.Timeout == 0 || e.Expires > 0
+}
+
+// key4 is the ban key a blocked4 element stands for.
+func (n *NFTables) key4(a netip.Addr) netip.Prefix {
+	return netip.PrefixFrom(a, n.cfg.IPv4Prefix).Masked()
+}
+
+// keep4 collects blocked4 elements to write: per address the longest
+// remaining time, zero standing for an element without timeout.
+type keep4 map[netip.Addr]time.Duration
+
+func (k keep4) merge(a netip.Addr, timeout, left time.Duration) {
+	if timeout == 0 {
+		k[a] = 0
+		return
+	}
+	if d, ok := k[a]; ok && (d == 0 || d >= left) {
+		return
+	}
+	k[a] = left
+}
+
+func (k keep4) elements() []nftables.SetElement {
+	addrs := slices.SortedFunc(func(yield func(netip.Addr) bool) {
+		for a := range k {
+			if !yield(a) {
+				return
+			}
+		}
+	}, netip.Addr.Compare)
+	out := make([]nftables.SetElement, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, nftables.SetElement{Key: a.AsSlice(), Timeout: k[a]})
+	}
+	return out
+}
+
+// migrate4 turns the active ranges of an old interval blocked4 into
+// elements of the plain one: each range that is a single prefix at least
+// IPv4Prefix long becomes its network address at that length.
+func (n *NFTables) migrate4(spans []span) []nftables.SetElement {
+	k := make(keep4)
+	for _, sp := range spans {
+		if ps := rangePrefixes(sp.first, sp.last); len(ps) == 1 && ps[0].Bits() >= n.cfg.IPv4Prefix {
+			k.merge(n.key4(sp.first).Addr(), sp.timeout, sp.expires)
+		}
+	}
+	return k.elements()
+}
+
+// realign4 moves active elements that are not network addresses at
+// IPv4Prefix (left by a run with a longer prefix) onto the one that is:
+// every element of such a network is deleted and one added with the
+// longest remaining time, so nothing is released early.
+func (n *NFTables) realign4(els []nftables.SetElement) (del, add []nftables.SetElement) {
+	moved := make(map[netip.Addr]bool)
+	for _, e := range els {
+		if a, ok := netip.AddrFromSlice(e.Key); ok && active(e) && a.Is4() && n.key4(a).Addr() != a {
+			moved[n.key4(a).Addr()] = true
+		}
+	}
+	if len(moved) == 0 {
+		return nil, nil
+	}
+	k := make(keep4)
+	for _, e := range els {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if !ok || !active(e) || !a.Is4() || !moved[n.key4(a).Addr()] {
+			continue
+		}
+		del = append(del, nftables.SetElement{Key: e.Key})
+		k.merge(n.key4(a).Addr(), e.Timeout, e.Expires)
+	}
+	return del, k.elements()
 }
 
 // ourChains lists the chains of our table (the kernel has no per-table dump
@@ -247,34 +438,45 @@ func (n *NFTables) chain(name string) *nftables.Chain {
 }
 
 // dropRule is `ip saddr @set counter drop` (or its ip6 twin): match the
-// family, load the source address, look it up, count and drop.
-func dropRule(t *nftables.Table, c *nftables.Chain, s *nftables.Set, proto byte, off, length uint32) *nftables.Rule {
-	return &nftables.Rule{
-		Table: t,
-		Chain: c,
-		Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: length},
-			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
-			&expr.Counter{},
-			&expr.Verdict{Kind: expr.VerdictDrop},
-		},
+// family, load the source address, look it up, count and drop. With a mask
+// it is `ip saddr & mask @set counter drop`: the address is masked to its
+// network before the lookup.
+func dropRule(t *nftables.Table, c *nftables.Chain, s *nftables.Set, proto byte, off, length uint32, mask []byte) *nftables.Rule {
+	exprs := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: length},
 	}
+	if mask != nil {
+		exprs = append(exprs, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: length, Mask: mask, Xor: make([]byte, length)})
+	}
+	exprs = append(exprs,
+		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	)
+	return &nftables.Rule{Table: t, Chain: c, Exprs: exprs}
 }
 
 // Ban drops key for timeout (at least a millisecond, the kernel's unit).
-// An IPv4-mapped IPv6 key is treated as IPv4. On the fast path (the record
-// knows nothing active that overlaps key) it is one batch and one flush. If
-// key or a prefix containing it is already banned, the ban ends with the
-// longer of the remaining and the new timeout, never earlier; a key around
-// active bans replaces them in one batch, keeping the longest remaining
-// time. A range that overlaps key without nesting (someone else's) is an
-// error wrapping syscall.EEXIST.
+// An IPv4-mapped IPv6 key is treated as IPv4; an IPv4 key must be exactly
+// NFTablesConfig.IPv4Prefix long and is stored as its network address.
+// On the fast path (the record knows nothing active that overlaps key) it
+// is one batch and one flush, without reading the set. If key (or, for
+// IPv6, a prefix containing it) is already banned, the ban ends with the
+// longer of the remaining and the new timeout, never earlier: the set is
+// read, and an extension is a delete and an add in one batch. An IPv6 key
+// around active bans replaces them in one batch, keeping the longest
+// remaining time; an IPv6 range that overlaps key without nesting
+// (someone else's) is an error wrapping syscall.EEXIST.
 func (n *NFTables) Ban(key netip.Prefix, timeout time.Duration) error {
 	key, err := normalizeKey(key)
 	if err != nil {
 		return err
+	}
+	is4 := key.Addr().Is4()
+	if is4 && key.Bits() != n.cfg.IPv4Prefix {
+		return fmt.Errorf("nftables: ban %s: IPv4 bans here are /%d (NFTablesConfig.IPv4Prefix, bans.ipv4_prefix), not /%d", key, n.cfg.IPv4Prefix, key.Bits())
 	}
 	if timeout < time.Millisecond {
 		return fmt.Errorf("nftables: ban %s: timeout %v below 1ms", key, timeout)
@@ -292,12 +494,20 @@ func (n *NFTables) Ban(key netip.Prefix, timeout time.Duration) error {
 	now := time.Now()
 	if !n.rec.overlaps(key, now) {
 		s := n.setFor(key)
-		err := n.conn.SetAddElements(s, rangeElements(key.Addr(), lastAddr(key), timeout))
+		var els []nftables.SetElement
+		if is4 {
+			// A plain set takes a present key without error and sets the
+			// new timeout (which is why the record must know our bans).
+			els = []nftables.SetElement{{Key: key.Addr().AsSlice(), Timeout: timeout}}
+		} else {
+			els = rangeElements(key.Addr(), lastAddr(key), timeout)
+		}
+		err := n.conn.SetAddElements(s, els)
 		if err == nil {
 			err = n.conn.Flush()
 		}
 		if err == nil {
-			n.rec.put(key, now.Add(timeout))
+			n.rec.put(key, now, timeout)
 			return nil
 		}
 		if errnoOf(err) != unix.EEXIST {
@@ -306,16 +516,63 @@ func (n *NFTables) Ban(key netip.Prefix, timeout time.Duration) error {
 		}
 		// Someone else's element overlaps: read the set and resolve.
 	}
-	err = n.banSlow(key, timeout)
+	slow := n.banSlow
+	if is4 {
+		slow = n.ban4Slow
+	}
+	err = slow(key, timeout)
 	if errnoOf(err) == unix.ENOENT {
 		// An element we meant to replace expired between read and write,
 		// which aborted the whole batch: read again.
-		err = n.banSlow(key, timeout)
+		err = slow(key, timeout)
 	}
 	return err
 }
 
-// banSlow reads the set and bans key without shortening any active ban.
+// ban4Slow reads blocked4 and bans key without shortening its ban.
+func (n *NFTables) ban4Slow(key netip.Prefix, timeout time.Duration) error {
+	now := time.Now()
+	els, err := n.elements(n.set4)
+	if err != nil {
+		return err
+	}
+	k := key.Addr().AsSlice()
+	for _, e := range els {
+		if !active(e) || !bytes.Equal(e.Key, k) {
+			continue
+		}
+		if e.Timeout == 0 || e.Expires >= timeout {
+			n.rec.put(key, now, left(e.Timeout, e.Expires))
+			return nil
+		}
+		// Re-adding alone would do on this kernel; older ones keep the old
+		// timeout unless the element is deleted first.
+		if err := n.conn.SetDeleteElements(n.set4, []nftables.SetElement{{Key: k}}); err != nil {
+			return fmt.Errorf("nftables: extend %s in %s: %w", key, Set4, err)
+		}
+		break
+	}
+	if err := n.conn.SetAddElements(n.set4, []nftables.SetElement{{Key: k, Timeout: timeout}}); err != nil {
+		return fmt.Errorf("nftables: add %s to %s: %w", key, Set4, err)
+	}
+	if err := n.conn.Flush(); err != nil {
+		n.redial(err)
+		return kernelError(fmt.Sprintf("add %s to %s", key, Set4), err)
+	}
+	n.rec.put(key, now, timeout)
+	return nil
+}
+
+// left is how long an element stays: its time left, or farFuture without
+// a timeout.
+func left(timeout, expires time.Duration) time.Duration {
+	if timeout == 0 {
+		return farFuture
+	}
+	return expires
+}
+
+// banSlow reads blocked6 and bans key without shortening any active ban.
 func (n *NFTables) banSlow(key netip.Prefix, timeout time.Duration) error {
 	s := n.setFor(key)
 	now := time.Now()
@@ -371,7 +628,7 @@ func (n *NFTables) banSlow(key netip.Prefix, timeout time.Duration) error {
 	for _, sp := range inside {
 		n.rec.delSpan(sp)
 	}
-	n.rec.put(key, now.Add(t))
+	n.rec.put(key, now, t)
 	return nil
 }
 
@@ -387,8 +644,9 @@ func (n *NFTables) deleteSpan(s *nftables.Set, sp span) {
 }
 
 // Unblock removes every active ban that overlaps key: the ban equal to key,
-// a ban containing it (a single address inside a banned /64 lifts the /64)
-// and bans inside it. It returns the removed prefixes, or an error wrapping
+// a ban containing it (a single address inside a banned /64, or inside a
+// banned IPv4 network when IPv4Prefix is below 32, lifts that ban) and bans
+// inside it. It returns the removed prefixes, or an error wrapping
 // ErrNotBanned if nothing matched.
 func (n *NFTables) Unblock(key netip.Prefix) ([]netip.Prefix, error) {
 	key, err := normalizeKey(key)
@@ -400,61 +658,83 @@ func (n *NFTables) Unblock(key netip.Prefix) ([]netip.Prefix, error) {
 	if n.closed {
 		return nil, errClosed
 	}
-	s := n.setFor(key)
-	spans, err := n.spans(s)
-	if err != nil {
-		return nil, err
+	removed, err := n.unblockOnce(key)
+	if errnoOf(err) == unix.ENOENT {
+		// A ban expired between read and delete, aborting the batch.
+		removed, err = n.unblockOnce(key)
 	}
-	first, last := key.Addr(), lastAddr(key)
+	return removed, err
+}
+
+func (n *NFTables) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
+	s := n.setFor(key)
 	var removed []netip.Prefix
-	var gone []span
-	for _, sp := range spans {
-		if sp.overlaps(first, last) {
-			n.deleteSpan(s, sp)
-			gone = append(gone, sp)
-			removed = append(removed, rangePrefixes(sp.first, sp.last)...)
+	if key.Addr().Is4() {
+		els, err := n.elements(s)
+		if err != nil {
+			return nil, err
+		}
+		var del []nftables.SetElement
+		for _, e := range els {
+			a, ok := netip.AddrFromSlice(e.Key)
+			if !ok || !active(e) || !n.key4(a).Overlaps(key) {
+				continue
+			}
+			del = append(del, nftables.SetElement{Key: e.Key})
+			removed = append(removed, n.key4(a))
+		}
+		if len(del) > 0 {
+			// Only a marshalling error is possible, which these keys
+			// cannot cause.
+			_ = n.conn.SetDeleteElements(s, del)
+		}
+		slices.SortFunc(removed, comparePrefix)
+		removed = slices.Compact(removed)
+	} else {
+		spans, err := n.spans(s)
+		if err != nil {
+			return nil, err
+		}
+		first, last := key.Addr(), lastAddr(key)
+		for _, sp := range spans {
+			if sp.overlaps(first, last) {
+				n.deleteSpan(s, sp)
+				removed = append(removed, rangePrefixes(sp.first, sp.last)...)
+			}
 		}
 	}
-	if len(gone) == 0 {
+	if len(removed) == 0 {
 		return nil, fmt.Errorf("nftables: unblock %s: %w", key, ErrNotBanned)
 	}
 	if err := n.conn.Flush(); err != nil {
 		n.redial(err)
 		return nil, kernelError(fmt.Sprintf("unblock %s from %s", key, s.Name), err)
 	}
-	for _, sp := range gone {
-		n.rec.delSpan(sp)
+	for _, p := range removed {
+		n.rec.del(p)
 	}
 	return removed, nil
 }
 
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
 // List returns the active bans, IPv4 first, each family in address order.
-// Interval-end elements and expired leftovers are skipped. A range that is
-// not a prefix (someone else's) is listed as the prefixes that cover it.
-// List also refreshes the record of what is banned from the kernel.
+// Expired leftovers and interval-end elements are skipped. An IPv6 range
+// that is not a prefix (someone else's) is listed as the prefixes that
+// cover it. List also refreshes the record of what is banned from the
+// kernel.
 func (n *NFTables) List() ([]BanEntry, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return nil, errClosed
 	}
-	var out []BanEntry
-	now := time.Now()
-	n.rec.reset()
-	for _, s := range []*nftables.Set{n.set4, n.set6} {
-		spans, err := n.spans(s)
-		if err != nil {
-			return nil, err
-		}
-		for _, sp := range spans {
-			n.rec.putSpan(sp, now)
-			for _, p := range rangePrefixes(sp.first, sp.last) {
-				out = append(out, BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires})
-			}
-		}
-	}
-	n.rec.synced = true
-	return out, nil
+	return n.loadLocked()
 }
 
 // Counters returns the drop rules' packet and byte counters summed over the
@@ -505,8 +785,9 @@ func ruleParts(r *nftables.Rule) (set string, cnt *expr.Counter) {
 	return set, cnt
 }
 
-// Present reports whether the table, both sets and, with ManageChain, each
-// configured chain with its two drop rules exist; missing names what does
+// Present reports whether the table, both sets with the right type and
+// flags and, with ManageChain, each configured chain with its two drop
+// rules (the IPv4 one masking to IPv4Prefix) exist; missing names what does
 // not ("table inet sentry", "set blocked4", "chain input", "rule input
 // @blocked6"). An error means the kernel could not be asked.
 func (n *NFTables) Present() (ok bool, missing []string, err error) {
@@ -527,9 +808,10 @@ func (n *NFTables) Present() (ok bool, missing []string, err error) {
 		n.redial(err)
 		return false, nil, kernelError("list sets", err)
 	}
-	for _, name := range []string{Set4, Set6} {
-		if !slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == name }) {
-			missing = append(missing, "set "+name)
+	for _, want := range []*nftables.Set{n.set4, n.set6} {
+		i := slices.IndexFunc(sets, func(s *nftables.Set) bool { return s.Name == want.Name })
+		if i < 0 || setShape(sets[i], want.KeyType, want.Interval) != "" {
+			missing = append(missing, "set "+want.Name)
 		}
 	}
 	if n.cfg.ManageChain {
@@ -549,9 +831,13 @@ func (n *NFTables) Present() (ok bool, missing []string, err error) {
 				return false, nil, kernelError("read rules of chain "+h, err)
 			}
 			for _, name := range []string{Set4, Set6} {
+				var mask []byte
+				if name == Set4 {
+					mask = n.mask4
+				}
 				found := slices.ContainsFunc(rules, func(r *nftables.Rule) bool {
 					set, cnt := ruleParts(r)
-					return set == name && cnt != nil && hasDrop(r)
+					return set == name && cnt != nil && hasDrop(r) && bytes.Equal(ruleMask(r), mask)
 				})
 				if !found {
 					missing = append(missing, "rule "+h+" @"+name)
@@ -560,6 +846,16 @@ func (n *NFTables) Present() (ok bool, missing []string, err error) {
 		}
 	}
 	return len(missing) == 0, missing, nil
+}
+
+// ruleMask returns the mask a rule applies before its lookup, or nil.
+func ruleMask(r *nftables.Rule) []byte {
+	for _, e := range r.Exprs {
+		if b, ok := e.(*expr.Bitwise); ok {
+			return b.Mask
+		}
+	}
+	return nil
 }
 
 func hasDrop(r *nftables.Rule) bool {
@@ -581,27 +877,64 @@ func (n *NFTables) setFor(key netip.Prefix) *nftables.Set {
 // syncLocked loads both sets into the record, so that bans made before this
 // process started are not shortened by the fast path.
 func (n *NFTables) syncLocked() error {
-	now := time.Now()
-	n.rec.reset()
-	for _, s := range []*nftables.Set{n.set4, n.set6} {
-		spans, err := n.spans(s)
-		if err != nil {
-			return err
-		}
-		for _, sp := range spans {
-			n.rec.putSpan(sp, now)
-		}
-	}
-	n.rec.synced = true
-	return nil
+	_, err := n.loadLocked()
+	return err
 }
 
-// spans reads s and pairs its elements into active ranges.
-func (n *NFTables) spans(s *nftables.Set) ([]span, error) {
+// loadLocked reads both sets, replaces the record with what they hold and
+// returns the active bans as List does.
+func (n *NFTables) loadLocked() ([]BanEntry, error) {
+	now := time.Now()
+	n.rec.reset()
+	els, err := n.elements(n.set4)
+	if err != nil {
+		return nil, err
+	}
+	var out []BanEntry
+	for _, e := range els {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if !ok || !active(e) {
+			continue
+		}
+		b := BanEntry{Key: n.key4(a), Timeout: e.Timeout, Expires: e.Expires}
+		if b.Timeout == 0 {
+			b.Expires = 0
+		}
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(x, y BanEntry) int { return comparePrefix(x.Key, y.Key) })
+	spans, err := n.spans(n.set6)
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range spans {
+		for _, p := range rangePrefixes(sp.first, sp.last) {
+			out = append(out, BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires})
+		}
+	}
+	for _, b := range out {
+		n.rec.put(b.Key, now, left(b.Timeout, b.Expires))
+	}
+	n.rec.synced = true
+	return out, nil
+}
+
+// elements reads s.
+func (n *NFTables) elements(s *nftables.Set) ([]nftables.SetElement, error) {
 	els, err := n.conn.GetSetElements(s)
 	if err != nil {
 		n.redial(err)
 		return nil, kernelError("read set "+s.Name, err)
+	}
+	return els, nil
+}
+
+// spans reads the interval set s and pairs its elements into active
+// ranges.
+func (n *NFTables) spans(s *nftables.Set) ([]span, error) {
+	els, err := n.elements(s)
+	if err != nil {
+		return nil, err
 	}
 	return spansFromElements(els), nil
 }
@@ -788,13 +1121,17 @@ func family(a netip.Addr) int {
 	return 1
 }
 
-func (r *record) put(p netip.Prefix, until time.Time) {
+// put records p as banned from now for d.
+func (r *record) put(p netip.Prefix, now time.Time, d time.Duration) {
 	if _, ok := r.until[p]; !ok {
 		r.lens[family(p.Addr())][p.Bits()]++
 	}
-	r.until[p] = until
+	r.until[p] = now.Add(d)
 	if len(r.until) >= r.sweepAt {
-		r.sweep(until)
+		// Sweep at now, not at the new entry's end: that would forget
+		// every active ban ending sooner, and the fast path would then
+		// re-add (and shorten) it.
+		r.sweep(now)
 	}
 }
 
@@ -814,7 +1151,7 @@ func (r *record) putSpan(sp span, now time.Time) {
 		d = farFuture
 	}
 	for _, p := range rangePrefixes(sp.first, sp.last) {
-		r.put(p, now.Add(d))
+		r.put(p, now, d)
 	}
 }
 

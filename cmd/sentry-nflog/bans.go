@@ -19,6 +19,7 @@ func openTable(cfg *config.Config) (*actions.NFTables, error) {
 	return actions.OpenNFTables(actions.NFTablesConfig{
 		Table: cfg.NFTables.Table, Hooks: cfg.NFTables.Hooks,
 		Priority: cfg.NFTables.Priority, ManageChain: cfg.NFTables.ManageChain,
+		IPv4Prefix: cfg.Engine.Bans.IPv4Prefix,
 	})
 }
 

@@ -60,8 +60,8 @@ Examples:
 func NftLogRules(in config.NFLOGInput, prefix string) []string {
 	log := fmt.Sprintf("log prefix %s group %d snaplen %d", strconv.Quote(prefix), in.Group, in.CopyRange)
 	return []string{
-		"meta l4proto tcp ct state new,invalid " + log,
-		"meta l4proto udp ct state new " + log,
+		"meta l4proto tcp ct state new,invalid counter " + log,
+		"meta l4proto udp ct state new counter " + log,
 	}
 }
 

@@ -3,11 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // progress draws a one-line bar on a terminal while a large file is read.
@@ -32,15 +29,6 @@ func newProgress(w io.Writer, name string, size int64, read *countingReader) *pr
 		p.w = nil
 	}
 	return p
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 func (p *progress) tick() {

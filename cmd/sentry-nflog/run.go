@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -115,10 +113,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, e *env, dryRun bool) (*daem
 		d.report = actions.NewReport(e.stdout, false)
 		log.Info("dry run: decisions are printed, nothing is banned")
 	} else {
-		d.nft, err = actions.OpenNFTables(actions.NFTablesConfig{
-			Table: cfg.NFTables.Table, Hooks: cfg.NFTables.Hooks,
-			Priority: cfg.NFTables.Priority, ManageChain: cfg.NFTables.ManageChain,
-		})
+		d.nft, err = openTable(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -388,6 +383,3 @@ func (d *daemon) applyPardons() {
 		d.log.Info("pardoned", "source", p.key, "keys", n)
 	}
 }
-
-// isPermission reports whether err is a missing privilege.
-func isPermission(err error) bool { return errors.Is(err, os.ErrPermission) }

@@ -1,0 +1,699 @@
+//go:build linux
+
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/sentry-nflog/sentry-nflog/internal/hostinfo"
+	"github.com/sentry-nflog/sentry-nflog/internal/netnstest"
+	"github.com/sentry-nflog/sentry-nflog/internal/scanner"
+	"github.com/sentry-nflog/sentry-nflog/parsers"
+	"golang.org/x/sys/unix"
+)
+
+func TestAdvancedWatchRanges(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ranges  []PortRange
+		exclude []uint16
+		want    []PortRange
+	}{
+		{"none", nil, []uint16{22}, nil},
+		{"one", []PortRange{{1, 1023}}, nil, []PortRange{{1, 1023}}},
+		{"overlapping and adjacent merge", []PortRange{{10, 20}, {15, 30}, {31, 40}, {50, 50}}, nil,
+			[]PortRange{{10, 40}, {50, 50}}},
+		{"exclude splits", []PortRange{{1, 1023}}, []uint16{1, 113, 114, 500, 1023, 2000},
+			[]PortRange{{2, 112}, {115, 499}, {501, 1022}}},
+		{"edges", []PortRange{{0, 0}, {65534, 65535}}, nil, []PortRange{{0, 0}, {65534, 65535}}},
+		{"all excluded", []PortRange{{7, 7}}, []uint16{7}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := watchSet(tc.ranges, tc.exclude).ranges(); !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	els := intervalElements([]PortRange{{0, 0}, {22, 23}, {65000, 65535}})
+	var got []string
+	for _, e := range els {
+		s := fmt.Sprint(binaryutil.BigEndian.Uint16(e.Key))
+		if e.IntervalEnd {
+			s += "end"
+		}
+		got = append(got, s)
+	}
+	// No end element after 65535: the last range runs to the end.
+	if want := []string{"0", "1end", "22", "24end", "65000"}; !slices.Equal(got, want) {
+		t.Errorf("interval elements %v, want %v", got, want)
+	}
+}
+
+func TestAdvancedConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  AdvancedConfig
+		want string
+	}{
+		{"reversed range", AdvancedConfig{TCP: []PortRange{{100, 1}}}, "start above end"},
+		{"reversed udp range", AdvancedConfig{UDP: []PortRange{{2, 1}}}, "start above end"},
+		{"long prefix", AdvancedConfig{Prefix: strings.Repeat("x", 128)}, "log prefix"},
+		{"NUL in prefix", AdvancedConfig{Prefix: "a\x00b"}, "log prefix"},
+		{"bad fd", AdvancedConfig{NetNSFd: -1}, "namespace fd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := OpenAdvanced(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	cfg := AdvancedConfig{}
+	if err := cfg.check(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Table != DefaultTable || cfg.Prefix != DefaultAdvancedPrefix || cfg.Priority != DefaultAdvancedPriority {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+// openAdvanced opens Advanced in the namespace fd and closes it at cleanup.
+func openAdvanced(tb testing.TB, fd int, cfg AdvancedConfig) *Advanced {
+	tb.Helper()
+	cfg.NetNSFd = fd
+	a, err := OpenAdvanced(cfg)
+	if err != nil {
+		tb.Fatalf("OpenAdvanced: %v", err)
+	}
+	tb.Cleanup(func() { a.Close() })
+	return a
+}
+
+// nftList runs `nft list <what>` in the namespace and returns its output
+// without handles, blank lines or indentation differences.
+func nftList(tb testing.TB, ns string, what ...string) string {
+	tb.Helper()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, "nft", "list"}, what...)...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("nft list %v in %s: %v: %s", what, ns, err, out)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// setPorts returns the elements of an inet_service set as nft prints them.
+func setPorts(tb testing.TB, fd int, set string) []uint16 {
+	tb.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	els, err := c.GetSetElements(&nftables.Set{Table: &nftables.Table{Family: nftables.TableFamilyINet, Name: DefaultTable}, Name: set})
+	if err != nil {
+		tb.Fatalf("GetSetElements %s: %v", set, err)
+	}
+	var ports []uint16
+	for _, e := range els {
+		ports = append(ports, binaryutil.BigEndian.Uint16(e.Key))
+	}
+	slices.Sort(ports)
+	return ports
+}
+
+// advancedChainWant is the chain Setup writes for advancedTestConfig, as
+// nft prints it (no counter values: they are stripped by the caller).
+const advancedChainWant = `table inet sentry {
+chain advanced {
+type filter hook input priority filter - 5; policy accept;
+iif "lo" return
+meta pkttype != host return
+tcp dport @listen_tcp return
+tcp dport @watch_tcp tcp flags ! rst,ack ct state invalid,new counter packets 0 bytes 0 log prefix "SENTRY-ADV" group 4343 snaplen 128
+udp dport @listen_udp return
+udp dport @watch_udp ct state new counter packets 0 bytes 0 log prefix "SENTRY-ADV" group 4343 snaplen 128
+}
+}`
+
+func advancedTestConfig() AdvancedConfig {
+	return AdvancedConfig{
+		TCP:     []PortRange{{1, 1023}},
+		UDP:     []PortRange{{50, 55}, {100, 200}},
+		Exclude: []uint16{27, 53, 113},
+		Group:   4343,
+		Prefix:  "SENTRY-ADV",
+	}
+}
+
+func TestAdvancedSetup(t *testing.T) {
+	ns := newNetNS(t)
+	// The daemon's ban table and chain, made first as the daemon does.
+	bans := openNFT(t, ns, NFTablesConfig{ManageChain: true})
+	banChain := nftList(t, ns.name, "chain", "inet", "sentry", "input")
+
+	a := openAdvanced(t, ns.fd, advancedTestConfig())
+	// Listen sets may be filled before Setup; they are created on demand.
+	if err := a.SetListening([]uint16{22, 113, 8080}, []uint16{53, 123, 137}); err != nil {
+		t.Fatalf("SetListening before Setup: %v", err)
+	}
+	for range 2 {
+		if err := a.Setup(); err != nil {
+			t.Fatalf("Setup: %v", err)
+		}
+	}
+	got := nftList(t, ns.name, "chain", "inet", "sentry", AdvancedChain)
+	if got != advancedChainWant {
+		t.Errorf("after two Setups the chain is\n%s\nwant\n%s", got, advancedChainWant)
+	}
+	if now := nftList(t, ns.name, "chain", "inet", "sentry", "input"); now != banChain {
+		t.Errorf("ban chain changed:\n%s\nwas\n%s", now, banChain)
+	}
+	if ok, missing, err := bans.Present(); err != nil || !ok {
+		t.Errorf("ban table after advanced Setup: ok=%v missing=%v err=%v", ok, missing, err)
+	}
+
+	// The watch sets as nft sees them, excluded ports cut out.
+	for set, want := range map[string]string{
+		SetWatchTCP: "elements = { 1-26, 28-52, 54-112, 114-1023 }",
+		SetWatchUDP: "elements = { 50-52, 54-55, 100-112, 114-200 }",
+	} {
+		if out := nftList(t, ns.name, "set", "inet", "sentry", set); !strings.Contains(out, want) || !strings.Contains(out, "flags interval") {
+			t.Errorf("set %s:\n%s\nwant interval set with %s", set, out, want)
+		}
+	}
+	// Only watched, not excluded ports are kept: TCP 22 (113 excluded, 8080
+	// outside 1-1023), UDP 123 and 137 (53 excluded).
+	check := func(tcp, udp []uint16) {
+		t.Helper()
+		if got := setPorts(t, ns.fd, SetListenTCP); !slices.Equal(got, tcp) {
+			t.Errorf("listen_tcp = %v, want %v", got, tcp)
+		}
+		if got := setPorts(t, ns.fd, SetListenUDP); !slices.Equal(got, udp) {
+			t.Errorf("listen_udp = %v, want %v", got, udp)
+		}
+	}
+	check([]uint16{22}, []uint16{123, 137})
+
+	// The same ports again: nothing is sent.
+	before := a.batches
+	if err := a.SetListening([]uint16{8080, 22, 22}, []uint16{137, 123, 9999}); err != nil {
+		t.Fatal(err)
+	}
+	if a.batches != before {
+		t.Errorf("unchanged SetListening committed %d batch(es)", a.batches-before)
+	}
+	// A change is one batch with additions and deletions.
+	if err := a.SetListening([]uint16{25, 80, 443}, []uint16{51, 150}); err != nil {
+		t.Fatal(err)
+	}
+	if a.batches != before+1 {
+		t.Errorf("changed SetListening committed %d batches, want 1", a.batches-before)
+	}
+	check([]uint16{25, 80, 443}, []uint16{51, 150})
+	// Someone else's edit is repaired, not fatal.
+	run(t, "ip", "netns", "exec", ns.name, "nft", "add", "element", "inet", "sentry", SetListenTCP, "{ 7 }")
+	run(t, "ip", "netns", "exec", ns.name, "nft", "delete", "element", "inet", "sentry", SetListenTCP, "{ 80 }")
+	if err := a.SetListening([]uint16{25, 80, 443}, []uint16{51, 150}); err != nil {
+		t.Fatal(err)
+	}
+	check([]uint16{25, 80, 443}, []uint16{51, 150})
+	if err := a.SetListening(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(nil, nil)
+
+	// Setup keeps the listen sets' contents.
+	if err := a.SetListening([]uint16{22}, []uint16{52}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Setup(); err != nil {
+		t.Fatal(err)
+	}
+	check([]uint16{22}, []uint16{52})
+
+	// A new priority moves the chain; the rules are rewritten once.
+	cfg := advancedTestConfig()
+	cfg.Priority = -3
+	cfg.TCP = nil // an empty watch set still makes valid rules
+	b := openAdvanced(t, ns.fd, cfg)
+	if err := b.Setup(); err != nil {
+		t.Fatalf("Setup with priority -3: %v", err)
+	}
+	want := strings.Replace(advancedChainWant, "priority filter - 5", "priority filter - 3", 1)
+	if got := nftList(t, ns.name, "chain", "inet", "sentry", AdvancedChain); got != want {
+		t.Errorf("after moving the chain:\n%s\nwant\n%s", got, want)
+	}
+	if out := nftList(t, ns.name, "set", "inet", "sentry", SetWatchTCP); strings.Contains(out, "elements") {
+		t.Errorf("watch_tcp not emptied:\n%s", out)
+	}
+
+	// Remove deletes the chain and the four sets, nothing else; twice is fine.
+	for range 2 {
+		if err := a.Remove(); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+	}
+	all := nftList(t, ns.name, "table", "inet", "sentry")
+	for _, name := range []string{"chain " + AdvancedChain, SetWatchTCP, SetWatchUDP, SetListenTCP, SetListenUDP} {
+		if strings.Contains(all, name) {
+			t.Errorf("after Remove the table still has %s:\n%s", name, all)
+		}
+	}
+	if ok, missing, err := bans.Present(); err != nil || !ok {
+		t.Errorf("ban table after Remove: ok=%v missing=%v err=%v", ok, missing, err)
+	}
+	// And Setup brings it back.
+	if err := a.Setup(); err != nil {
+		t.Fatalf("Setup after Remove: %v", err)
+	}
+	if got := nftList(t, ns.name, "chain", "inet", "sentry", AdvancedChain); got != advancedChainWant {
+		t.Errorf("after Remove and Setup:\n%s", got)
+	}
+}
+
+func TestAdvancedSetupConflicts(t *testing.T) {
+	ns := newNetNS(t)
+	// Remove without a table is not an error.
+	a := openAdvanced(t, ns.fd, advancedTestConfig())
+	if err := a.Remove(); err != nil {
+		t.Fatalf("Remove without table: %v", err)
+	}
+	run(t, "ip", "netns", "exec", ns.name, "nft", "add table inet sentry; add set inet sentry listen_tcp { type ipv4_addr; }")
+	err := a.Setup()
+	if !errors.Is(err, syscall.EEXIST) || !strings.Contains(err.Error(), "listen_tcp") {
+		t.Fatalf("Setup over a foreign set: %v, want EEXIST naming listen_tcp", err)
+	}
+	if strings.Contains(nftList(t, ns.name, "table", "inet", "sentry"), "chain") {
+		t.Error("a failed Setup left a chain behind")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Setup(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Setup after Close: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// advEvents runs an NFLOG reader for group in the namespace fd and returns
+// its events. It waits until the reader delivers (probing UDP port 99 of
+// victim from the attacker, a watched port) and drains the warm-up.
+func advEvents(t *testing.T, p *netnstest.Pair, fd int, group uint16, warm netip.Addr) <-chan parsers.Event {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan parsers.Event, 4096)
+	done := make(chan error, 1)
+	src := parsers.NewNFLOGSource(parsers.NFLOGConfig{Group: group, NetNS: fd})
+	go func() { done <- src.Run(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("NFLOG Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("NFLOG Run did not return within 5 s of cancellation")
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("NFLOG Run returned early: %v", err)
+		default:
+		}
+		if err := p.Attacker.Do(func() error {
+			return scanner.UDPProbe(ctx, netip.Addr{}, warm, []uint16{99})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-out:
+			for {
+				select {
+				case <-out:
+				case <-time.After(100 * time.Millisecond):
+					return out
+				}
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatal("no warm-up event within 5 s")
+	return nil
+}
+
+// probe is what an event says was probed.
+type probe struct {
+	v6    bool
+	proto uint8
+	port  uint16
+}
+
+func (p probe) String() string {
+	fam := "4"
+	if p.v6 {
+		fam = "6"
+	}
+	name := map[uint8]string{parsers.ProtoTCP: "tcp", parsers.ProtoUDP: "udp"}[p.proto]
+	return fmt.Sprintf("%s%s/%d", name, fam, p.port)
+}
+
+// collect reads events until quiet has passed without one (at most 10 s),
+// keeping those of the attacker with our prefix.
+func collect(t *testing.T, events <-chan parsers.Event, attacker [2]netip.Addr, quiet time.Duration) map[probe][]parsers.Event {
+	t.Helper()
+	got := map[probe][]parsers.Event{}
+	limit := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Prefix != "SENTRY-ADV" || (ev.Src != attacker[0] && ev.Src != attacker[1]) {
+				t.Errorf("unexpected event %+v", ev)
+				continue
+			}
+			k := probe{v6: ev.Src.Is6(), proto: ev.Proto, port: ev.DstPort}
+			got[k] = append(got[k], ev)
+		case <-time.After(quiet):
+			return got
+		case <-limit:
+			t.Error("events did not stop within 10 s")
+			return got
+		}
+	}
+}
+
+func keys(m map[probe][]parsers.Event) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func expect(v6s []bool, proto uint8, ports ...uint16) []string {
+	var out []string
+	for _, v6 := range v6s {
+		for _, p := range ports {
+			out = append(out, probe{v6: v6, proto: proto, port: p}.String())
+		}
+	}
+	return out
+}
+
+func portRange(lo, hi uint16) []uint16 {
+	var ps []uint16
+	for p := lo; p <= hi; p++ {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// TestAdvancedEndToEnd scans a victim namespace from an attacker namespace
+// and reads the victim's NFLOG group with the real reader: every probe of a
+// watched port nothing reachable listens on is reported, once, and nothing
+// else; a service started later stops the reports for its port after one
+// refresh from the victim's /proc.
+func TestAdvancedEndToEnd(t *testing.T) {
+	netnstest.Require(t)
+	p := netnstest.NewPair(t)
+	fd := p.Victim.Fd()
+	attacker := [2]netip.Addr{p.AttackerIP4, p.AttackerIP6}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// The daemon's ban chain (priority -10) and advanced mode (-5).
+	bans, err := OpenNFTables(NFTablesConfig{ManageChain: true, NetNSFd: fd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bans.Close() })
+	if err := bans.Setup(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Services in the victim: ssh on every address; 24 on 127.0.0.1 and
+	// ::1 only, unreachable from outside; UDP 52 on every address.
+	p.Listen(t, 22)
+	var closers []func() error
+	t.Cleanup(func() {
+		for _, c := range closers {
+			c()
+		}
+	})
+	if err := p.Victim.Do(func() error {
+		for _, addr := range []string{"127.0.0.1:24", "[::1]:24"} {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			closers = append(closers, ln.Close)
+		}
+		uc, err := net.ListenPacket("udp", ":52")
+		if err != nil {
+			return err
+		}
+		closers = append(closers, uc.Close)
+		return nil
+	}); err != nil {
+		t.Fatalf("listen in victim: %v", err)
+	}
+
+	adv := openAdvanced(t, fd, AdvancedConfig{
+		TCP:     []PortRange{{1, 1023}},
+		UDP:     []PortRange{{1, 1023}},
+		Exclude: []uint16{27, 53},
+		Group:   4343,
+		Prefix:  "SENTRY-ADV",
+	})
+	// /proc/net is the main thread's namespace: read the victim's sockets
+	// through /proc/thread-self from a thread switched into it.
+	refresh := func() (tcp, udp []uint16) {
+		t.Helper()
+		if err := p.Victim.Do(func() error {
+			var err error
+			tcp, udp, err = hostinfo.Paths{Proc: "/proc/thread-self"}.Listening()
+			return err
+		}); err != nil {
+			t.Fatalf("Listening in victim: %v", err)
+		}
+		if err := adv.SetListening(tcp, udp); err != nil {
+			t.Fatalf("SetListening: %v", err)
+		}
+		return tcp, udp
+	}
+	tcp, udp := refresh()
+	if !slices.Equal(tcp, []uint16{22}) || !slices.Equal(udp, []uint16{52}) {
+		t.Fatalf("victim listens on tcp %v udp %v, want [22] [52] (24 is loopback only)", tcp, udp)
+	}
+	if err := adv.Setup(); err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	events := advEvents(t, p, fd, 4343, p.VictimIP4)
+
+	both := []bool{false, true}
+	t.Run("scan", func(t *testing.T) {
+		for _, dst := range []netip.Addr{p.VictimIP4, p.VictimIP6} {
+			var res scanner.Result
+			if err := p.Attacker.Do(func() error {
+				var err error
+				res, err = scanner.ConnectScan(ctx, netip.Addr{}, dst, portRange(20, 30), time.Second)
+				if err != nil {
+					return err
+				}
+				return scanner.UDPProbe(ctx, netip.Addr{}, dst, portRange(50, 55))
+			}); err != nil {
+				t.Fatalf("scan %s: %v", dst, err)
+			}
+			// Logging changes nothing for the scanner: 22 open, the rest refused.
+			if open := res.Ports(scanner.Open); !slices.Equal(open, []uint16{22}) {
+				t.Errorf("open ports on %s: %v, want [22]", dst, open)
+			}
+		}
+		got := collect(t, events, attacker, 500*time.Millisecond)
+		// Not 22 (listening), 27 and 53 (excluded), UDP 52 (listening); 24
+		// is reported: its service is bound to loopback only.
+		want := slices.Concat(
+			expect(both, parsers.ProtoTCP, 20, 21, 23, 24, 25, 26, 28, 29, 30),
+			expect(both, parsers.ProtoUDP, 50, 51, 54, 55))
+		slices.Sort(want)
+		if k := keys(got); !slices.Equal(k, want) {
+			t.Errorf("probes reported:\n%v\nwant\n%v", k, want)
+		}
+		for k, evs := range got {
+			if len(evs) != 1 {
+				t.Errorf("%v reported %d times, want once", k, len(evs))
+			}
+			if k.proto == parsers.ProtoTCP && evs[0].Flags != parsers.SYN {
+				t.Errorf("%v: flags %v, want SYN", k, evs[0].Flags)
+			}
+		}
+	})
+
+	t.Run("stealth", func(t *testing.T) {
+		// FIN, NULL and XMAS are invalid to conntrack and reported;
+		// SYN-ACK, RST and ACK (backscatter) are not, nor is anything
+		// to a listening port.
+		type raw struct {
+			port  uint16
+			flags parsers.TCPFlags
+		}
+		sends := []raw{
+			{40, parsers.FIN}, {41, 0}, {42, parsers.FIN | parsers.PSH | parsers.URG},
+			{43, parsers.SYN | parsers.ACK}, {44, parsers.RST}, {45, parsers.ACK}, {46, parsers.RST | parsers.ACK},
+			{22, parsers.FIN}, {22, 0},
+		}
+		for _, dst := range []netip.Addr{p.VictimIP4, p.VictimIP6} {
+			if err := p.Attacker.Do(func() error {
+				for _, s := range sends {
+					if err := scanner.RawProbe(ctx, netip.Addr{}, dst, s.port, uint8(s.flags)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatalf("raw probes to %s: %v", dst, err)
+			}
+		}
+		got := collect(t, events, attacker, 500*time.Millisecond)
+		want := expect(both, parsers.ProtoTCP, 40, 41, 42)
+		slices.Sort(want)
+		if k := keys(got); !slices.Equal(k, want) {
+			t.Errorf("stealth probes reported:\n%v\nwant\n%v", k, want)
+		}
+		for k, evs := range got {
+			i := slices.IndexFunc(sends, func(s raw) bool { return s.port == k.port })
+			if i < 0 || len(evs) != 1 || evs[0].Flags != sends[i].flags {
+				t.Errorf("%v: %d event(s), first with flags %q; want one per probe, with the flags sent", k, len(evs), evs[0].Flags)
+			}
+		}
+	})
+
+	t.Run("service started", func(t *testing.T) {
+		// A service appears on 25; one refresh later its connections are
+		// no longer reported, while 26 still is.
+		p.Listen(t, 25)
+		if tcp, _ := refresh(); !slices.Equal(tcp, []uint16{22, 25}) {
+			t.Fatalf("after listening on 25 the victim listens on tcp %v", tcp)
+		}
+		for _, dst := range []netip.Addr{p.VictimIP4, p.VictimIP6} {
+			var res scanner.Result
+			if err := p.Attacker.Do(func() error {
+				var err error
+				// 25 first: events arrive in order, so once 26's is in,
+				// none can still come for 25.
+				if res, err = scanner.ConnectScan(ctx, netip.Addr{}, dst, []uint16{25}, time.Second); err != nil {
+					return err
+				}
+				r2, err := scanner.ConnectScan(ctx, netip.Addr{}, dst, []uint16{26}, time.Second)
+				res.Probes = append(res.Probes, r2.Probes...)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if open := res.Ports(scanner.Open); !slices.Equal(open, []uint16{25}) {
+				t.Errorf("open on %s: %v, want [25]", dst, open)
+			}
+		}
+		got := collect(t, events, attacker, 500*time.Millisecond)
+		if k, want := keys(got), expect(both, parsers.ProtoTCP, 26); !slices.Equal(k, want) {
+			t.Errorf("after starting a service on 25: reported %v, want %v", k, want)
+		}
+	})
+
+	t.Run("counters", func(t *testing.T) {
+		// The log rules counted what they logged (warm-up probes included).
+		out := nftList(t, p.Victim.Name, "chain", "inet", "sentry", AdvancedChain)
+		if strings.Contains(out, "counter packets 0 ") {
+			t.Errorf("a log rule counted nothing:\n%s", out)
+		}
+	})
+}
+
+// Only a listener reachable from outside silences a port: a dual-stack
+// wildcard counts, loopback (IPv4, IPv6, mapped) does not.
+func TestAdvancedListeningOnlyLoopback(t *testing.T) {
+	netnstest.Require(t)
+	p := netnstest.NewPair(t)
+	var tcp, udp []uint16
+	if err := p.Victim.Do(func() error {
+		for _, a := range []struct{ network, addr string }{
+			{"tcp4", "127.0.0.1:631"}, {"tcp6", "[::1]:631"},
+			{"tcp6", "[::]:443"}, {"tcp4", "198.51.100.1:80"},
+		} {
+			ln, err := net.Listen(a.network, a.addr)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { ln.Close() })
+		}
+		for _, a := range []struct{ network, addr string }{
+			{"udp4", "127.0.0.1:161"}, {"udp6", "[2001:db8:51::1]:514"},
+		} {
+			c, err := net.ListenPacket(a.network, a.addr)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+		// Go refuses IPv4-mapped binds: a dual-stack socket bound to
+		// ::ffff:127.0.0.1, by hand.
+		fd, err := listenMapped(netip.MustParseAddr("::ffff:127.0.0.1"), 5432)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		tcp, udp, err = hostinfo.Paths{Proc: "/proc/thread-self"}.Listening()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint16{80, 443}; !slices.Equal(tcp, want) {
+		t.Errorf("tcp %v, want %v", tcp, want)
+	}
+	if want := []uint16{514}; !slices.Equal(udp, want) {
+		t.Errorf("udp %v, want %v", udp, want)
+	}
+}
+
+// listenMapped makes a listening AF_INET6 TCP socket bound to an IPv4-mapped
+// address.
+func listenMapped(a netip.Addr, port int) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet6{Port: port, Addr: a.As16()})
+	}
+	if err == nil {
+		err = unix.Listen(fd, 8)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("listen on [%s]:%d: %w", a, port, err)
+	}
+	return fd, nil
+}

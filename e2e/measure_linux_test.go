@@ -1,0 +1,214 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/internal/scanner"
+)
+
+// The measurements behind the numbers in the README and the closing notes.
+// They take minutes and print rather than assert: run them with
+//
+//	SENTRY_MEASURE=1 go test ./e2e -run Measure -v
+func requireMeasure(t *testing.T) {
+	if os.Getenv("SENTRY_MEASURE") == "" {
+		t.Skip("measurement: set SENTRY_MEASURE=1 to run")
+	}
+}
+
+var reHealth = regexp.MustCompile(`msg=health .*`)
+
+// lastHealth returns the fields of the daemon's last health line.
+func lastHealth(d *daemon) map[string]string {
+	lines := reHealth.FindAllString(d.log(), -1)
+	out := map[string]string{}
+	if len(lines) == 0 {
+		return out
+	}
+	for _, f := range strings.Fields(lines[len(lines)-1]) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (l *lab) writeConfig(yaml string) {
+	if err := os.WriteFile(l.cfg, []byte(yaml), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// TestMeasureReaction bans 400 sources one tripwire probe each, 20 ms
+// apart, and reads the daemon's reaction percentiles: from the kernel's
+// timestamp of the probe to the element in the set.
+func TestMeasureReaction(t *testing.T) {
+	requireMeasure(t)
+	l := newLab(t, "1h")
+	l.writeConfig(configYAML(l.dir+"/state", "1h") + "bans: {max_new_per_minute: 0}\n")
+	d := l.startDaemon()
+	var srcs []netip.Addr
+	for _, net := range []string{"203.0.113.", "192.0.2."} {
+		for i := 1; i <= 200; i++ {
+			srcs = append(srcs, netip.MustParseAddr(net+strconv.Itoa(i)))
+		}
+	}
+	l.pair.AddAttackerAddrs(t, srcs...)
+	for _, src := range srcs {
+		if err := l.pair.Attacker.Do(func() error {
+			return scanner.RawProbe(context.Background(), src, l.pair.VictimIP4, 31337, scanner.FIN)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	h := lastHealth(d)
+	t.Logf("bans %s, reaction p50 %s p99 %s (kernel timestamp -> ban in the kernel)", h["decisions_ban"], h["reaction_p50"], h["reaction_p99"])
+}
+
+// TestMeasureThroughput raises a bounded UDP flood from the attacker until
+// the daemon loses events: loss is the victim's log-rule counter minus the
+// events the daemon read.
+func TestMeasureThroughput(t *testing.T) {
+	requireMeasure(t)
+	l := newLab(t, "1h")
+	// Only a TCP rule: the flood's UDP events go through the engine but ban
+	// nobody, so the flood keeps being logged.
+	l.writeConfig(fmt.Sprintf("state_dir: %s/state\nrules:\n  - {name: tcp-portscan, proto: tcp, flags: [syn], threshold: {distinct_ports: 5, within: 60s}, ban: 1h}\n", l.dir))
+	d := l.startDaemon()
+	for _, rate := range []int{50000, 100000, 150000, 200000, 250000, 300000, 0} {
+		before := logCounter(t, l)
+		beforeEvents := healthEvents(d)
+		sent, elapsed := flood(t, l, rate, 3*time.Second)
+		time.Sleep(2500 * time.Millisecond) // two health lines
+		logged := logCounter(t, l) - before
+		read := healthEvents(d) - beforeEvents
+		h := lastHealth(d)
+		t.Logf("target %6d/s: sent %7d in %s (%.0f/s), logged %7d, read %7d, lost %d, overruns %s",
+			rate, sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), logged, read, int64(logged)-int64(read), h["overruns"])
+	}
+}
+
+func healthEvents(d *daemon) uint64 {
+	n, _ := strconv.ParseUint(lastHealth(d)["events"], 10, 64)
+	return n
+}
+
+// logCounter sums the packets counted by the victim's UDP log rule.
+func logCounter(t *testing.T, l *lab) uint64 {
+	out := l.pair.Victim.Run(t, "nft", "-j", "list", "table", "inet", "host")
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, obj := range doc.Nftables {
+		raw, ok := obj["rule"]
+		if !ok {
+			continue
+		}
+		var r struct {
+			Expr []map[string]json.RawMessage `json:"expr"`
+		}
+		json.Unmarshal(raw, &r)
+		isLog := false
+		var packets uint64
+		for _, e := range r.Expr {
+			if _, ok := e["log"]; ok {
+				isLog = true
+			}
+			if c, ok := e["counter"]; ok {
+				var cv struct{ Packets uint64 }
+				json.Unmarshal(c, &cv)
+				packets = cv.Packets
+			}
+		}
+		if isLog {
+			total += packets
+		}
+	}
+	return total
+}
+
+// flood sends small UDP datagrams to a closed port of the victim at rate
+// per second (0: as fast as possible) for d, bounded in count and time.
+func flood(t *testing.T, l *lab, rate int, d time.Duration) (int, time.Duration) {
+	var sent int
+	var elapsed time.Duration
+	err := l.pair.Attacker.Do(func() error {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.pair.VictimIP4, 9)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		payload := make([]byte, 32)
+		start := time.Now()
+		max := 400000 * int(d/time.Second)
+		if rate > 0 {
+			max = rate * int(d/time.Second)
+		}
+		for sent < max {
+			if time.Since(start) > d+time.Second {
+				break
+			}
+			if rate > 0 {
+				// Pace in batches of 100 against the schedule.
+				if due := time.Duration(sent) * time.Second / time.Duration(rate); time.Since(start) < due {
+					time.Sleep(due - time.Since(start))
+				}
+			}
+			for i := 0; i < 100 && sent < max; i++ {
+				c.Write(payload) // ICMP port unreachable errors come back as write errors: ignore
+				sent++
+			}
+		}
+		elapsed = time.Since(start)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sent, elapsed
+}
+
+// TestMeasureScannerLearns runs a full-range fast SYN scan against the
+// victim with the default rules and counts what the scanner learned
+// before the ban landed.
+func TestMeasureScannerLearns(t *testing.T) {
+	requireMeasure(t)
+	for _, v6 := range []bool{false, true} {
+		l := newLab(t, "1h")
+		d := l.startDaemon()
+		src, dst := l.pair.AttackerIP4, l.pair.VictimIP4
+		if v6 {
+			src, dst = l.pair.AttackerIP6, l.pair.VictimIP6
+		}
+		var r scanner.Replies
+		err := l.pair.Attacker.Do(func() error {
+			var err error
+			r, err = scanner.SYNScan(context.Background(), src, dst, ports(1, 65535), 0)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.waitLog(t, "action=ban")
+		t.Logf("%s: sent %d SYNs in %s; learned %d closed ports (%d RST), open %v (%d SYN-ACK)",
+			dst, r.Sent, r.Sending.Round(time.Millisecond), len(r.Closed), r.Resets, r.Open, r.SynAcks)
+	}
+}
