@@ -268,8 +268,8 @@ func (l *lab) connectScan(src, dst netip.Addr, ports ...uint16) {
 
 func ports(lo, hi uint16) []uint16 {
 	var p []uint16
-	for i := lo; i <= hi; i++ {
-		p = append(p, i)
+	for i := int(lo); i <= int(hi); i++ { // an int: a uint16 never passes 65535
+		p = append(p, uint16(i))
 	}
 	return p
 }

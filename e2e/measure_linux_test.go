@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -211,4 +212,32 @@ func TestMeasureScannerLearns(t *testing.T) {
 		t.Logf("%s: sent %d SYNs in %s; learned %d closed ports (%d RST), open %v (%d SYN-ACK)",
 			dst, r.Sent, r.Sending.Round(time.Millisecond), len(r.Closed), r.Resets, r.Open, r.SynAcks)
 	}
+}
+
+// TestMeasureNmap counts, with counters on the victim's output, the RST
+// and SYN-ACK replies nmap -sS -T4 -p 1-65535 got before the ban landed.
+// It needs nmap (apt-get install nmap); nmap runs at most 20 s.
+func TestMeasureNmap(t *testing.T) {
+	requireMeasure(t)
+	if _, err := exec.LookPath("nmap"); err != nil {
+		t.Skip("nmap not installed")
+	}
+	l := newLab(t, "1h")
+	d := l.startDaemon()
+	count := l.dir + "/count.nft"
+	os.WriteFile(count, []byte(`table inet count {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp flags & (syn | ack) == syn | ack counter
+		tcp flags & rst == rst counter
+	}
+}
+`), 0o644)
+	l.pair.Victim.Run(t, "nft", "-f", count)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l.pair.Attacker.Command(ctx, "nmap", "-n", "-Pn", "-sS", "-T4", "-p", "1-65535", l.pair.VictimIP4.String()).Run()
+	d.waitLog(t, "action=ban")
+	out := l.pair.Victim.Run(t, "nft", "list", "chain", "inet", "count", "out")
+	t.Logf("replies the victim sent to nmap -sS -T4 -p 1-65535 (SYN-ACK first, RST second):\n%s", out)
 }

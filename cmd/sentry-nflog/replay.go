@@ -136,50 +136,108 @@ func replayFile(ctx context.Context, e *env, name string, opts parsers.LineOptio
 	bar := newProgress(e.stderr, name, size, counted)
 	defer bar.done()
 
-	parser := parsers.NewLineParser(opts)
+	// Reading and parsing run on their own goroutine, the engine on this
+	// one, with batches of events passed between them: two cores replay
+	// about twice as fast as one, and the engine still sees events in file
+	// order.
+	free := make(chan *lineBatch, 4)
+	full := make(chan *lineBatch, 4)
+	for i := 0; i < cap(free); i++ {
+		free <- &lineBatch{events: make([]parsers.Event, 0, batchEvents)}
+	}
+	var readErr error
+	go func() {
+		defer close(full)
+		readErr = readBatches(ctx, br, parsers.NewLineParser(opts), bar, free, full)
+	}()
+	var actErr error
+	for b := range full {
+		st.lines += b.lines
+		st.tooLong += b.tooLong
+		for i, n := range b.outcomes {
+			st.outcomes[i] += n
+		}
+		for i := range b.events {
+			ev := &b.events[i]
+			st.count(engine.Key(ev.Src))
+			if d, ok := engine.Step(ev); ok && actErr == nil {
+				if actErr = report.Act(&d); actErr == nil {
+					st.decided(&d)
+				}
+			}
+		}
+		free <- b
+	}
+	if actErr != nil {
+		return actErr
+	}
+	if readErr != nil {
+		return fmt.Errorf("%s: %w", name, readErr)
+	}
+	st.bytes += counted.n
+	return nil
+}
+
+// batchEvents is how many events a batch carries between the reader and
+// the engine.
+const batchEvents = 512
+
+// lineBatch is a run of lines read and parsed: their events and counts.
+type lineBatch struct {
+	events   []parsers.Event
+	lines    uint64
+	tooLong  uint64
+	outcomes [parsers.NumOutcomes]uint64
+}
+
+// readBatches reads lines from br, parses them and sends full batches until
+// the input ends (nil) or fails. It stops early, without error, when ctx
+// ends.
+func readBatches(ctx context.Context, br *bufio.Reader, parser *parsers.LineParser, bar *progress, free <-chan *lineBatch, full chan<- *lineBatch) error {
+	b := <-free
+	*b = lineBatch{events: b.events[:0]}
+	flush := func() bool {
+		full <- b
+		if ctx.Err() != nil {
+			return false
+		}
+		bar.tick()
+		b = <-free
+		*b = lineBatch{events: b.events[:0]}
+		return true
+	}
 	var ev parsers.Event
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// A line over 1 MiB is no kernel log line: skip to its end.
-			st.lines++
-			st.tooLong++
+			b.lines++
+			b.tooLong++
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
-			if err == nil {
-				continue
-			}
+			line = nil
 		}
 		if len(line) > 0 {
-			st.lines++
+			b.lines++
 			out := parser.Parse(line, &ev)
-			st.outcomes[out]++
+			b.outcomes[out]++
 			if out == parsers.Parsed {
-				st.count(engine.Key(ev.Src))
-				if d, ok := engine.Step(&ev); ok {
-					if err := report.Act(&d); err != nil {
-						return err
-					}
-					st.decided(&d)
-				}
+				b.events = append(b.events, ev)
 			}
-			if st.lines&0xffff == 0 {
-				bar.tick()
-				if ctx.Err() != nil {
-					return nil
-				}
+			if (len(b.events) == cap(b.events) || b.lines >= 8*batchEvents) && !flush() {
+				return nil
 			}
 		}
 		if err == io.EOF {
-			break
+			full <- b
+			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			full <- b
+			return err
 		}
 	}
-	st.bytes += counted.n
-	return nil
 }
 
 func (st *replayStats) count(k netip.Prefix) {
@@ -271,7 +329,10 @@ func writeSummary(w io.Writer, cfg *config.Config, engine *rules.Engine, st *rep
 		if rows[i].c.events != rows[j].c.events {
 			return rows[i].c.events > rows[j].c.events
 		}
-		return rows[i].key.String() < rows[j].key.String()
+		if c := rows[i].key.Addr().Compare(rows[j].key.Addr()); c != 0 {
+			return c < 0
+		}
+		return rows[i].key.Bits() < rows[j].key.Bits()
 	})
 	if len(rows) > top {
 		rows = rows[:top]

@@ -150,13 +150,14 @@ func genLog(w io.Writer, n int, seed uint64) {
 			fmt.Fprintf(bw, "%s web1 kernel: [%d.%06d] [UFW BLOCK] IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=198.51.%d.%d DST=192.0.2.10 LEN=40 TOS=0x00 PREC=0x00 TTL=243 ID=54321 PROTO=UDP SPT=%d DPT=%d LEN=20 \n",
 				ts, i/50, i%1000000, r.IntN(256), 1+r.IntN(254), 1024+r.IntN(60000), 1+r.IntN(1024))
 		default:
-			// One scanner in 64 draws from a small pool and so repeats.
+			// One line in 16 comes from a pool of 16 scanners, which
+			// repeat and get banned (and banned again, for longer).
 			a, b := 203, r.IntN(256)
-			if r.IntN(64) == 0 {
-				b = r.IntN(8)
+			if r.IntN(16) == 0 {
+				a, b = 198, 18
 			}
-			fmt.Fprintf(bw, "%s web1 kernel: [%d.%06d] SENTRY IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=%d.0.%d.%d DST=192.0.2.10 LEN=44 TOS=0x00 PREC=0x00 TTL=49 ID=%d PROTO=TCP SPT=%d DPT=%d WINDOW=1024 RES=0x00 SYN URGP=0 \n",
-				ts, i/50, i%1000000, a, b, 1+r.IntN(254), r.IntN(65536), 1024+r.IntN(60000), 1+r.IntN(1024))
+			fmt.Fprintf(bw, "%s web1 kernel: [%d.%06d] SENTRY IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=%d.%d.%d.%d DST=192.0.2.10 LEN=44 TOS=0x00 PREC=0x00 TTL=49 ID=%d PROTO=TCP SPT=%d DPT=%d WINDOW=1024 RES=0x00 SYN URGP=0 \n",
+				ts, i/50, i%1000000, a, b&255, b, 1+r.IntN(16), r.IntN(65536), 1024+r.IntN(60000), 1+r.IntN(1024))
 		}
 	}
 }
