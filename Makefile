@@ -61,11 +61,18 @@ bench:
 demo: deps build lab
 	@bash scripts/demo.sh $(BIN) bin/sentry-lab
 
+# install: the binary, the config unless one exists, and the systemd unit
+# (its paths follow PREFIX). Then: systemctl daemon-reload &&
+# systemctl enable --now sentry-nflog
+UNITDIR ?= /etc/systemd/system
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sentry-nflog
 	@if [ -e $(DESTDIR)/etc/sentry-nflog/sentry.yaml ]; then \
 		echo "keeping existing /etc/sentry-nflog/sentry.yaml"; \
-	else install -D -m 0644 sentry.yaml $(DESTDIR)/etc/sentry-nflog/sentry.yaml; fi
+	else install -D -m 0640 sentry.yaml $(DESTDIR)/etc/sentry-nflog/sentry.yaml; fi
+	sed 's|/usr/local/bin/sentry-nflog|$(PREFIX)/bin/sentry-nflog|g' systemd/sentry-nflog.service > sentry-nflog.service.tmp
+	install -D -m 0644 sentry-nflog.service.tmp $(DESTDIR)$(UNITDIR)/sentry-nflog.service
+	rm -f sentry-nflog.service.tmp
 
 clean:
 	rm -rf bin

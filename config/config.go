@@ -40,6 +40,31 @@ type Config struct {
 	Log Log
 	// Exec, when set, runs a command for decisions.
 	Exec *Exec
+	// Advanced, when set, makes the daemon log probes of unused ports
+	// itself (Portsentry's atcp/audp without a socket).
+	Advanced *Advanced
+	// Metrics configures the Prometheus textfile.
+	Metrics Metrics
+}
+
+// Advanced is advanced mode: watched port ranges per protocol.
+type Advanced struct {
+	TCP, UDP []PortRange
+	Exclude  []uint16
+	// Refresh is how often the listening ports are read again.
+	Refresh time.Duration
+	// Prefix is the log prefix of the daemon's own logging rules.
+	Prefix string
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct{ Lo, Hi uint16 }
+
+// Metrics configures the Prometheus textfile.
+type Metrics struct {
+	// Textfile is the .prom file to write; "" writes none.
+	Textfile string
+	Interval time.Duration
 }
 
 // Inputs lists the event sources.
@@ -119,6 +144,21 @@ type rawConfig struct {
 	StateDir       field[string] `yaml:"state_dir"`
 	Log            rawLog        `yaml:"log"`
 	Actions        rawActions    `yaml:"actions"`
+	Advanced       *rawAdvanced  `yaml:"advanced"`
+	Metrics        rawMetrics    `yaml:"metrics"`
+}
+
+type rawAdvanced struct {
+	TCP     list          `yaml:"tcp"`
+	UDP     list          `yaml:"udp"`
+	Exclude list          `yaml:"exclude"`
+	Refresh field[string] `yaml:"refresh"`
+	Prefix  field[string] `yaml:"prefix"`
+}
+
+type rawMetrics struct {
+	Textfile field[string] `yaml:"textfile"`
+	Interval field[string] `yaml:"interval"`
 }
 
 type rawInputs struct {
@@ -412,7 +452,101 @@ func (l *loader) build(raw *rawConfig) *Config {
 	}
 	l.log(raw, cfg)
 	l.exec(raw, cfg)
+	l.advanced(raw, cfg)
+	l.metrics(raw, cfg)
 	return cfg
+}
+
+// Defaults of advanced mode and metrics.
+const (
+	DefaultAdvancedRefresh = 5 * time.Second
+	DefaultAdvancedPrefix  = "SENTRY-ADV"
+	DefaultMetricsInterval = 15 * time.Second
+)
+
+func (l *loader) advanced(raw *rawConfig, cfg *Config) {
+	r := raw.Advanced
+	if r == nil {
+		return
+	}
+	a := &Advanced{Refresh: DefaultAdvancedRefresh, Prefix: DefaultAdvancedPrefix}
+	ranges := func(key string, items list) []PortRange {
+		var out []PortRange
+		for i, it := range items.Items {
+			var set rules.PortSet
+			path := fmt.Sprintf("advanced.%s[%d]", key, i)
+			if len(items.Items) == 1 {
+				path = "advanced." + key
+			}
+			if err := addPorts(&set, it.V); err != nil {
+				l.add(it.Line, it.Col, path, "%v", err)
+				continue
+			}
+			for _, part := range strings.Split(it.V, ",") {
+				lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+				a, _ := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+				b := a
+				if isRange {
+					b, _ = strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+				}
+				out = append(out, PortRange{uint16(a), uint16(b)})
+			}
+		}
+		return out
+	}
+	a.TCP = ranges("tcp", r.TCP)
+	a.UDP = ranges("udp", r.UDP)
+	if len(a.TCP) == 0 && len(a.UDP) == 0 {
+		l.addAt("advanced", "watch at least one of tcp or udp (such as tcp: \"1-1023\")")
+	}
+	for i, e := range r.Exclude.Items {
+		var set rules.PortSet
+		if err := addPorts(&set, e.V); err != nil {
+			l.add(e.Line, e.Col, fmt.Sprintf("advanced.exclude[%d]", i), "%v", err)
+			continue
+		}
+		for p := 0; p <= 65535; p++ {
+			if set.Has(uint16(p)) {
+				a.Exclude = append(a.Exclude, uint16(p))
+			}
+		}
+	}
+	if r.Refresh.Set {
+		if d, ok := l.duration("advanced.refresh", r.Refresh.V); ok {
+			if d < time.Second || d > 5*time.Minute {
+				l.addAt("advanced.refresh", "%s out of range 1s-5m", r.Refresh.V)
+			}
+			a.Refresh = d
+		}
+	}
+	if r.Prefix.Set {
+		if r.Prefix.V == "" || len(r.Prefix.V) > 63 {
+			l.addAt("advanced.prefix", "a log prefix is 1-63 characters")
+		}
+		a.Prefix = r.Prefix.V
+	}
+	if len(cfg.Inputs.NFLOG) == 0 {
+		l.addAt("advanced", "advanced mode logs to the first NFLOG group: inputs.nflog must list one")
+	}
+	cfg.Advanced = a
+}
+
+func (l *loader) metrics(raw *rawConfig, cfg *Config) {
+	cfg.Metrics.Interval = DefaultMetricsInterval
+	if t := raw.Metrics.Textfile; t.Set && t.V != "" {
+		if !strings.HasPrefix(t.V, "/") || !strings.HasSuffix(t.V, ".prom") {
+			l.add(t.Line, t.Col, "metrics.textfile", "%q: want an absolute path ending in .prom (node_exporter's textfile collector reads only those)", t.V)
+		}
+		cfg.Metrics.Textfile = t.V
+	}
+	if i := raw.Metrics.Interval; i.Set {
+		if d, ok := l.duration("metrics.interval", i.V); ok {
+			if d < time.Second || d > time.Hour {
+				l.addAt("metrics.interval", "%s out of range 1s-1h", i.V)
+			}
+			cfg.Metrics.Interval = d
+		}
+	}
 }
 
 func (l *loader) inputs(raw *rawConfig, cfg *Config) {

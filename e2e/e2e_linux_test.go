@@ -448,7 +448,7 @@ func TestRestartKeepsBans(t *testing.T) {
 		t.Fatal("reachable while the daemon is stopped")
 	}
 	d2 := l.startDaemon()
-	d2.waitLog(t, "kept bans from before the start", "bans=1")
+	d2.waitLog(t, `msg="bans in the kernel"`, "when=start", "kept=1", "restored=0")
 	if !l.list().has(key) {
 		t.Fatal("ban gone after a restart")
 	}

@@ -545,7 +545,8 @@ func (e *Engine) Pardon(p netip.Prefix, at time.Time) int {
 	p = p.Masked()
 	n := 0
 	for k, off := range e.offences {
-		if !k.Overlaps(p) {
+		// A pardon forgets what came before it, not a later ban.
+		if !k.Overlaps(p) || off.lastBan > t {
 			continue
 		}
 		if off.bannedUntil > t && off.count > 0 {
@@ -576,11 +577,51 @@ func (e *Engine) Pardon(p netip.Prefix, at time.Time) int {
 	return n
 }
 
-// Restore tells the engine about a ban made before it started (read back
-// from the kernel or from saved state): key is banned until until, with
-// offences earlier bans, the last at lastBan.
-func (e *Engine) Restore(key netip.Prefix, until, lastBan time.Time, offences uint32) {
-	e.offences[key.Masked()] = offence{count: offences, lastBan: lastBan.UnixNano(), bannedUntil: until.UnixNano()}
+// Offence is a key's remembered history, as saved across restarts.
+type Offence struct {
+	Key netip.Prefix
+	// Count is the number of bans within forget_after.
+	Count uint32
+	// LastBan is when the last ban was decided; BannedUntil when it ends
+	// (zero when pardoned); PardonedAt when the key was last pardoned.
+	LastBan, BannedUntil, PardonedAt time.Time
+}
+
+// Offences returns every remembered offence, for saving. It allocates.
+func (e *Engine) Offences() []Offence {
+	out := make([]Offence, 0, len(e.offences))
+	for k, o := range e.offences {
+		out = append(out, Offence{Key: k, Count: o.count, LastBan: unixTime(o.lastBan),
+			BannedUntil: unixTime(o.bannedUntil), PardonedAt: unixTime(o.pardonedAt)})
+	}
+	return out
+}
+
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// Restore tells the engine about offences from before it started (saved
+// state, or bans read back from the kernel). A record never shortens what
+// the engine already knows of the key.
+func (e *Engine) Restore(o Offence) {
+	k := o.Key.Masked()
+	cur := e.offences[k]
+	cur.count = max(cur.count, o.Count)
+	cur.lastBan = max(cur.lastBan, unixNano(o.LastBan))
+	cur.bannedUntil = max(cur.bannedUntil, unixNano(o.BannedUntil))
+	cur.pardonedAt = max(cur.pardonedAt, unixNano(o.PardonedAt))
+	e.offences[k] = cur
 }
 
 // Stats returns a snapshot of the counters.

@@ -5,15 +5,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
 	"github.com/sentry-nflog/sentry-nflog/internal/hostinfo"
+	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
+	"github.com/sentry-nflog/sentry-nflog/internal/state"
 	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
@@ -23,21 +28,32 @@ import (
 // kernel's drops are counted as overruns: loss is never silent.
 const eventQueue = 4096
 
+// Periods of the daemon's housekeeping.
+const (
+	tamperEvery   = 2 * time.Second  // missing table, set or chain noticed within this
+	stateEvery    = 30 * time.Second // file positions saved at least this often
+	stateMinDelay = time.Second      // offences saved at most this long after a ban
+)
+
 func cmdRun(ctx context.Context, e *env, args []string) int {
-	fs := flags(e, "run", "[--config FILE] [--dry-run]", `Run the daemon: read the configured NFLOG groups, apply the rules and ban
-offenders with timed elements in the nftables table it owns (inet sentry by
-default). Bans stay in the kernel when the daemon stops; the kernel expires
-them. Logs go to standard error (the journal under systemd). Stops cleanly
-on SIGINT or SIGTERM.
+	fs := flags(e, "run", "[--config FILE] [--dry-run]", `Run the daemon: read the configured inputs (NFLOG groups, kernel log files,
+/dev/kmsg), apply the rules and ban offenders with timed elements in the
+nftables table it owns (inet sentry by default). Bans stay in the kernel
+when the daemon stops; the kernel expires them, and after a reboot the
+daemon restores those with time left. Logs go to standard error (the
+journal under systemd).
+
+Signals: SIGHUP reloads the config (an invalid file keeps the running one
+and logs what is wrong); SIGINT and SIGTERM stop cleanly.
 
 It needs CAP_NET_ADMIN (root) and opens no network socket, only netlink.
-Add the logging rules first: sentry-nflog firewall.
+Add the logging rules first (sentry-nflog firewall), or use advanced mode.
 
 Examples:
   sentry-nflog run --dry-run      # decisions printed, nothing banned
   sentry-nflog run --config /etc/sentry-nflog/sentry.yaml`)
 	cfgPath := fs.String("config", "", "config `FILE` (default: the embedded sentry.yaml)")
-	dryRun := fs.Bool("dry-run", false, "decide and print, but ban nothing (decisions go to standard output)")
+	dryRun := fs.Bool("dry-run", false, "decide and print, but ban nothing and save no state (decisions go to standard output)")
 	health := fs.Duration("health-interval", time.Minute, "how often to log the one-line health summary")
 	if c := parseFlags(fs, args); c >= 0 {
 		return c
@@ -48,13 +64,16 @@ Examples:
 		return exitUsage
 	}
 	log := newLogger(e, cfg.Log)
-	d, err := newDaemon(cfg, log, e, *dryRun)
+	d, err := newDaemon(cfg, *cfgPath, log, e, *dryRun)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailure
 	}
 	defer d.close()
-	if err := d.run(ctx, *health); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := d.run(ctx, *health, hup); err != nil {
 		log.Error("stopped", "err", err)
 		return exitFailure
 	}
@@ -70,87 +89,169 @@ func newLogger(e *env, c config.Log) *slog.Logger {
 }
 
 // daemon wires inputs -> engine -> actions. One goroutine (run) owns the
-// engine; inputs feed it through a channel.
+// engine and all state below; inputs feed it through a channel.
 type daemon struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	engine *rules.Engine
-	nft    *actions.NFTables // nil in dry-run
-	report *actions.Report   // dry-run output
-	exec   *actions.Exec
-	execOn []rules.Action
-	inputs []*parsers.NFLOGSource
-	wg     sync.WaitGroup
-
+	cfg     *config.Config
+	cfgPath string
+	log     *slog.Logger
+	dryRun  bool
+	engine  *rules.Engine
+	nft     *actions.NFTables // nil in dry-run
+	adv     *actions.Advanced // nil without advanced mode
+	report  *actions.Report   // dry-run output
+	exec    *actions.Exec
+	inputs  []*input
+	metrics *metrics.Metrics
 	pardons *pardonReader
+	wg      sync.WaitGroup
 
-	// Health counters, owned by the run goroutine.
+	stateDirty bool
+	lastSave   time.Time
+
+	// Health counters.
 	events, bans, banErrors uint64
 	reaction                latencies
 }
 
-func newDaemon(cfg *config.Config, log *slog.Logger, e *env, dryRun bool) (*daemon, error) {
-	if len(cfg.Inputs.Files) > 0 || cfg.Inputs.Kmsg {
-		return nil, fmt.Errorf("%s: inputs.files and inputs.kmsg are read by `replay`; the daemon reads NFLOG groups (inputs.nflog)", cfg.File)
+func newDaemon(cfg *config.Config, cfgPath string, log *slog.Logger, e *env, dryRun bool) (*daemon, error) {
+	if len(cfg.Inputs.NFLOG) == 0 && len(cfg.Inputs.Files) == 0 && !cfg.Inputs.Kmsg {
+		return nil, fmt.Errorf("%s: no input: inputs.nflog, inputs.files and inputs.kmsg are all empty", cfg.File)
 	}
-	if len(cfg.Inputs.NFLOG) == 0 {
-		return nil, fmt.Errorf("%s: no input: inputs.nflog is empty", cfg.File)
-	}
-	d := &daemon{cfg: cfg, log: log}
+	d := &daemon{cfg: cfg, cfgPath: cfgPath, log: log, dryRun: dryRun}
 	ecfg := cfg.Engine
 	ecfg.Ignore = resolveIgnore(cfg, log)
 	var err error
 	if d.engine, err = rules.NewEngine(ecfg); err != nil {
 		return nil, err
 	}
-	if cfg.Exec != nil {
-		if d.exec, err = actions.NewExec(cfg.Exec.Command, cfg.Exec.Timeout, 0); err != nil {
-			return nil, fmt.Errorf("%s: actions.exec: %w", cfg.File, err)
-		}
-		d.execOn = cfg.Exec.On
+	if err := d.setExec(cfg); err != nil {
+		return nil, err
 	}
+	st := &state.State{}
+	if !dryRun {
+		if st, err = state.Load(cfg.StateDir); err != nil {
+			if st == nil {
+				return nil, err
+			}
+			log.Error("state", "err", err)
+		}
+		for _, o := range st.Offences {
+			d.engine.Restore(rules.Offence{Key: o.Key, Count: o.Count, LastBan: o.LastBan, BannedUntil: o.BannedUntil, PardonedAt: o.PardonedAt})
+		}
+	}
+	d.pardons = &pardonReader{path: filepath.Join(cfg.StateDir, pardonFile)}
+	// Pardons given while the daemon was down apply now; each only undoes
+	// bans decided before it.
+	d.applyPardons()
 	if dryRun {
 		d.report = actions.NewReport(e.stdout, false)
-		log.Info("dry run: decisions are printed, nothing is banned")
+		log.Info("dry run: decisions are printed, nothing is banned, no state is saved")
 	} else {
-		d.nft, err = openTable(cfg)
-		if err != nil {
+		if d.nft, err = openTable(cfg); err != nil {
 			return nil, err
 		}
 		if err := d.nft.Setup(); err != nil {
 			d.nft.Close()
 			return nil, err
 		}
-		d.restoreBans()
+		d.syncBans("start")
 	}
-	d.pardons = &pardonReader{path: filepath.Join(cfg.StateDir, pardonFile)}
-	// Pardons written before this start are history: only new ones apply.
-	d.pardons.skipExisting()
-	for _, in := range cfg.Inputs.NFLOG {
-		d.inputs = append(d.inputs, parsers.NewNFLOGSource(parsers.NFLOGConfig{
-			Group: in.Group, CopyRange: in.CopyRange, QueueThreshold: in.QueueThreshold,
-			FlushTimeout: in.FlushTimeout, ReadBuffer: in.ReadBuffer, FixedBatching: !in.AdaptiveBatching, Logger: log,
-		}))
+	if cfg.Advanced != nil {
+		if err := d.setAdvanced(cfg); err != nil {
+			d.close()
+			return nil, err
+		}
 	}
+	if cfg.Metrics.Textfile != "" {
+		d.metrics = metrics.New()
+	}
+	d.inputs = buildInputs(cfg, st, log)
 	return d, nil
 }
 
-// restoreBans tells the engine about bans already in the kernel (from
-// before a restart), so packets that still reach us from those keys are
-// not banned a second time.
-func (d *daemon) restoreBans() {
-	bans, err := d.nft.List()
+func (d *daemon) setExec(cfg *config.Config) error {
+	d.exec = nil
+	if cfg.Exec == nil {
+		return nil
+	}
+	ex, err := actions.NewExec(cfg.Exec.Command, cfg.Exec.Timeout, 0)
 	if err != nil {
-		d.log.Warn("cannot read existing bans", "err", err)
+		return fmt.Errorf("%s: actions.exec: %w", cfg.File, err)
+	}
+	d.exec = ex
+	return nil
+}
+
+// setAdvanced installs (or reconfigures) advanced mode's logging chain.
+// The listening ports go in before the chain, so clients of running
+// services are never logged as probes.
+func (d *daemon) setAdvanced(cfg *config.Config) error {
+	a := cfg.Advanced
+	ac := actions.AdvancedConfig{
+		Table: cfg.NFTables.Table, Exclude: a.Exclude, Group: cfg.Inputs.NFLOG[0].Group, Prefix: a.Prefix,
+	}
+	for _, r := range a.TCP {
+		ac.TCP = append(ac.TCP, actions.PortRange{Lo: r.Lo, Hi: r.Hi})
+	}
+	for _, r := range a.UDP {
+		ac.UDP = append(ac.UDP, actions.PortRange{Lo: r.Lo, Hi: r.Hi})
+	}
+	if d.adv != nil {
+		d.adv.Close()
+	}
+	adv, err := actions.OpenAdvanced(ac)
+	if err != nil {
+		return err
+	}
+	d.adv = adv
+	if err := d.refreshListening(); err != nil {
+		return err
+	}
+	if err := adv.Setup(); err != nil {
+		return err
+	}
+	d.log.Info("advanced mode", "tcp", fmt.Sprint(a.TCP), "udp", fmt.Sprint(a.UDP), "group", ac.Group, "prefix", a.Prefix)
+	return nil
+}
+
+func (d *daemon) refreshListening() error {
+	tcp, udp, err := hostinfo.DefaultPaths().Listening()
+	if err != nil {
+		return err
+	}
+	return d.adv.SetListening(tcp, udp)
+}
+
+// syncBans makes the kernel and the engine agree, at start and after the
+// table was tampered with: bans in the kernel the engine does not know are
+// learned (so their keys are not banned again), and bans the engine knows
+// with time left that are missing from the kernel (after a reboot or a
+// `nft flush ruleset`) are inserted again with the time left.
+func (d *daemon) syncBans(why string) {
+	kernel, err := d.nft.List()
+	if err != nil {
+		d.log.Warn("cannot read bans", "err", err)
 		return
 	}
 	now := time.Now()
-	for _, b := range bans {
-		d.engine.Restore(b.Key, now.Add(b.Expires), now.Add(b.Expires-b.Timeout), 1)
+	present := map[netip.Prefix]bool{}
+	for _, b := range kernel {
+		present[b.Key] = true
+		d.engine.Restore(rules.Offence{Key: b.Key, Count: 1, LastBan: now.Add(b.Expires - b.Timeout), BannedUntil: now.Add(b.Expires)})
 	}
-	if len(bans) > 0 {
-		d.log.Info("kept bans from before the start", "bans", len(bans))
+	restored := 0
+	for _, o := range d.engine.Offences() {
+		left := o.BannedUntil.Sub(now)
+		if left < time.Second || present[o.Key] {
+			continue
+		}
+		if err := d.nft.Ban(o.Key, left.Round(time.Second)); err != nil {
+			d.log.Error("cannot restore ban", "source", o.Key, "err", err)
+			continue
+		}
+		restored++
 	}
+	d.log.Info("bans in the kernel", "when", why, "kept", len(kernel), "restored", restored)
 }
 
 // resolveIgnore returns the fixed ignore prefixes plus the resolved words.
@@ -178,31 +279,37 @@ func resolveIgnore(cfg *config.Config, log *slog.Logger) []netip.Prefix {
 }
 
 func (d *daemon) close() {
+	if d.adv != nil {
+		d.adv.Close()
+	}
 	if d.nft != nil {
 		d.nft.Close()
 	}
 }
 
-func (d *daemon) run(ctx context.Context, healthEvery time.Duration) error {
+func (d *daemon) run(ctx context.Context, healthEvery time.Duration, hup <-chan os.Signal) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan parsers.Event, eventQueue)
 	errs := make(chan error, len(d.inputs))
-	for _, src := range d.inputs {
+	for _, in := range d.inputs {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			if err := src.Run(ctx, events); err != nil {
-				errs <- err
+			if err := in.run(ctx, events); err != nil {
+				errs <- fmt.Errorf("%s: %w", in.name, err)
 				cancel()
 			}
 		}()
 	}
-	// Report running only once every group is bound: a probe logged
-	// before that would be lost.
-	for _, src := range d.inputs {
+	// Report running only once every input is ready: a probe logged
+	// before an NFLOG group is bound would be lost.
+	for _, in := range d.inputs {
+		if in.ready == nil {
+			continue
+		}
 		select {
-		case <-src.Ready():
+		case <-in.ready:
 		case err := <-errs:
 			d.wg.Wait()
 			return err
@@ -211,27 +318,53 @@ func (d *daemon) run(ctx context.Context, healthEvery time.Duration) error {
 			return nil
 		}
 	}
-	d.log.Info("running", "groups", d.groups(), "table", "inet "+d.cfg.NFTables.Table,
-		"rules", len(d.engine.Rules()), "dry_run", d.nft == nil)
+	d.log.Info("running", "inputs", d.inputNames(), "table", "inet "+d.cfg.NFTables.Table,
+		"rules", len(d.engine.Rules()), "dry_run", d.dryRun)
 
-	health := time.NewTicker(healthEvery)
+	tick := func(every time.Duration) *time.Ticker { return time.NewTicker(every) }
+	health, second, tamper, metricsT := tick(healthEvery), tick(time.Second), tick(tamperEvery), tick(d.cfg.Metrics.Interval)
 	defer health.Stop()
-	pardonTick := time.NewTicker(time.Second)
-	defer pardonTick.Stop()
+	defer second.Stop()
+	defer tamper.Stop()
+	defer metricsT.Stop()
+	var advTick <-chan time.Time
+	if d.adv != nil {
+		t := tick(d.cfg.Advanced.Refresh)
+		defer t.Stop()
+		advTick = t.C
+	}
 	last := time.Now()
 	var lastEvents uint64
 	for {
 		select {
 		case ev := <-events:
 			d.step(ctx, &ev)
-		case <-pardonTick.C:
+		case <-second.C:
 			d.applyPardons()
+			d.maybeSave(false)
+		case <-tamper.C:
+			d.checkTamper()
+		case <-advTick:
+			if err := d.refreshListening(); err != nil {
+				d.log.Warn("cannot refresh listening ports", "err", err)
+			}
+		case <-metricsT.C:
+			d.writeMetrics()
+		case <-hup:
+			d.reload()
+			if d.adv != nil && advTick == nil {
+				t := tick(d.cfg.Advanced.Refresh)
+				defer t.Stop()
+				advTick = t.C
+			}
 		case now := <-health.C:
 			d.healthLine(now.Sub(last), d.events-lastEvents)
 			last, lastEvents = now, d.events
 		case <-ctx.Done():
 			d.wg.Wait()
 			d.healthLine(time.Since(last), d.events-lastEvents)
+			d.maybeSave(true)
+			d.writeMetrics()
 			select {
 			case err := <-errs:
 				return err
@@ -243,12 +376,12 @@ func (d *daemon) run(ctx context.Context, healthEvery time.Duration) error {
 	}
 }
 
-func (d *daemon) groups() string {
-	var g []string
-	for _, in := range d.cfg.Inputs.NFLOG {
-		g = append(g, fmt.Sprint(in.Group))
+func (d *daemon) inputNames() string {
+	var names []string
+	for _, in := range d.inputs {
+		names = append(names, in.name)
 	}
-	return strings.Join(g, ",")
+	return strings.Join(names, ",")
 }
 
 func (d *daemon) step(ctx context.Context, ev *parsers.Event) {
@@ -263,20 +396,29 @@ func (d *daemon) step(ctx context.Context, ev *parsers.Event) {
 			d.log.Error("ban failed", "source", dec.Key, "rule", dec.Rule, "err", err)
 		} else {
 			d.bans++
-			d.reaction.add(time.Since(ev.Time))
+			lat := time.Since(ev.Time)
+			d.reaction.add(lat)
+			if d.metrics != nil {
+				d.metrics.ObserveReaction(lat)
+			}
 		}
+		d.stateDirty = true
+	}
+	if d.metrics != nil {
+		d.metrics.Decision(dec.Action.String(), dec.Rule)
 	}
 	d.logDecision(&dec)
 	if d.report != nil {
 		d.report.Act(&dec)
 	}
-	if d.exec != nil && slices.Contains(d.execOn, dec.Action) {
+	if d.exec != nil && slices.Contains(d.cfg.Exec.On, dec.Action) {
+		ex := d.exec
 		f := actions.ExecFields{
 			Source: dec.Key.String(), Address: dec.Source.String(), Rule: dec.Rule, Ports: dec.PortList(),
 			Ban: dec.Ban, Hits: dec.Hits, Action: dec.Action.String(), Offence: dec.Offence, Time: dec.Time,
 		}
 		go func() {
-			if err := d.exec.Run(ctx, f); err != nil {
+			if err := ex.Run(ctx, f); err != nil {
 				d.log.Warn("exec action failed", "source", f.Source, "err", err)
 			}
 		}()
@@ -324,12 +466,10 @@ func (d *daemon) healthLine(elapsed time.Duration, events uint64) {
 	st := d.engine.Stats()
 	var overruns, malformed uint64
 	for _, in := range d.inputs {
-		s := in.Stats()
+		s := in.stats()
 		overruns += s.Overruns
-		for o, n := range s.Malformed {
-			if parsers.Outcome(o).Malformed() {
-				malformed += n
-			}
+		for _, n := range s.Malformed {
+			malformed += n
 		}
 	}
 	attrs := []any{
@@ -348,6 +488,29 @@ func (d *daemon) healthLine(elapsed time.Duration, events uint64) {
 		}
 	}
 	d.log.Info("health", attrs...)
+}
+
+func (d *daemon) writeMetrics() {
+	if d.metrics == nil {
+		return
+	}
+	st := d.engine.Stats()
+	snap := metrics.Snapshot{RuleEvents: map[string]uint64{}, Tracked: st.Tracked}
+	for i, r := range d.engine.Rules() {
+		snap.RuleEvents[r.Name] = st.RuleEvents[i]
+	}
+	for _, in := range d.inputs {
+		snap.Inputs = append(snap.Inputs, in.stats())
+	}
+	if d.nft != nil {
+		if bans, err := d.nft.List(); err == nil {
+			snap.BansActive = len(bans)
+		}
+	}
+	d.metrics.Update(snap)
+	if err := d.metrics.WriteTextfile(d.cfg.Metrics.Textfile); err != nil {
+		d.log.Warn("cannot write metrics", "path", d.cfg.Metrics.Textfile, "err", err)
+	}
 }
 
 // latencies keeps the last reaction times (packet logged -> ban in the
@@ -373,6 +536,9 @@ func (l *latencies) percentiles() (p50, p99 time.Duration, ok bool) {
 }
 
 func (d *daemon) applyPardons() {
+	if d.dryRun {
+		return
+	}
 	ps, err := d.pardons.read()
 	if err != nil {
 		d.log.Warn("cannot read pardons", "path", d.pardons.path, "err", err)
@@ -380,6 +546,64 @@ func (d *daemon) applyPardons() {
 	}
 	for _, p := range ps {
 		n := d.engine.Pardon(p.key, p.at)
+		d.stateDirty = true
 		d.log.Info("pardoned", "source", p.key, "keys", n)
+	}
+}
+
+// maybeSave writes the state when offences changed at least stateMinDelay
+// after the last write, every stateEvery for file positions, and always
+// when final.
+func (d *daemon) maybeSave(final bool) {
+	if d.dryRun {
+		return
+	}
+	since := time.Since(d.lastSave)
+	if !final && !(d.stateDirty && since >= stateMinDelay) && since < stateEvery {
+		return
+	}
+	st := &state.State{Saved: time.Now().UTC()}
+	for _, o := range d.engine.Offences() {
+		st.Offences = append(st.Offences, state.Offence{Key: o.Key, Count: o.Count, LastBan: o.LastBan, BannedUntil: o.BannedUntil, PardonedAt: o.PardonedAt})
+	}
+	for _, in := range d.inputs {
+		if in.file != nil {
+			p := in.file.Position()
+			st.Files = append(st.Files, state.Position{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset})
+		}
+	}
+	if err := state.Save(d.cfg.StateDir, st); err != nil {
+		d.log.Error("cannot save state", "err", err)
+		return
+	}
+	d.stateDirty = false
+	d.lastSave = time.Now()
+}
+
+// checkTamper notices a table, set or chain removed behind our back (a
+// firewall reload, `nft flush ruleset`), recreates it and puts the active
+// bans back with their remaining time.
+func (d *daemon) checkTamper() {
+	if d.nft == nil {
+		return
+	}
+	ok, missing, err := d.nft.Present()
+	if err != nil {
+		d.log.Warn("cannot check the nftables table", "err", err)
+		return
+	}
+	if ok {
+		return
+	}
+	d.log.Warn("nftables objects were removed: recreating them", "missing", strings.Join(missing, ", "))
+	if err := d.nft.Setup(); err != nil {
+		d.log.Error("cannot recreate the nftables table", "err", err)
+		return
+	}
+	d.syncBans("tamper")
+	if d.adv != nil {
+		if err := d.setAdvanced(d.cfg); err != nil {
+			d.log.Error("cannot recreate the advanced-mode chain", "err", err)
+		}
 	}
 }

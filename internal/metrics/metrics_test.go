@@ -13,7 +13,7 @@ import (
 func TestTextfile(t *testing.T) {
 	m := New()
 	m.Update(Snapshot{
-		Inputs: []Input{{Name: "nflog:7", Events: 1234, Overruns: 2, Malformed: map[string]uint64{"bad-port": 3, "truncated": 1}}},
+		Inputs:     []Input{{Name: "nflog:7", Events: 1234, Overruns: 2, Malformed: map[string]uint64{"bad-port": 3, "truncated": 1}}},
 		RuleEvents: map[string]uint64{"tcp-portscan": 1000, "udp-portscan": 34},
 		BansActive: 5, Tracked: 17,
 	})

@@ -1,0 +1,338 @@
+//go:build linux
+
+package parsers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// DefaultKmsgPath is the kernel log device.
+	DefaultKmsgPath = "/dev/kmsg"
+	// kmsgBufSize holds one record with its continuation lines: the kernel
+	// formats a record into at most 8 KiB (CONSOLE_EXT_LOG_MAX) and fails a
+	// read into a smaller buffer with EINVAL.
+	kmsgBufSize = 16 << 10
+	// kmsgLostLogInterval rate-limits the warning about overwritten
+	// records: an attacker controls how fast the kernel logs.
+	kmsgLostLogInterval = 10 * time.Second
+	// kmsgDriftTolerance is how far the boot time estimated now may move
+	// from the one in use before events are shifted to it; below it is
+	// noise of reading two clocks one after the other.
+	kmsgDriftTolerance = time.Millisecond
+)
+
+// KmsgConfig configures a KmsgSource.
+type KmsgConfig struct {
+	// Path is the kernel log device; default DefaultKmsgPath. A regular file
+	// of records (one per line, as read from the device) is read from its
+	// start to its end, for tests and replays.
+	Path string
+	// Logger receives the rate-limited warning about lost records and an
+	// Info when the wall clock was stepped; nil discards them.
+	Logger *slog.Logger
+}
+
+// KmsgStats are the counters of a KmsgSource.
+type KmsgStats struct {
+	// Records counts kernel log records read (continuation lines are part
+	// of their record).
+	Records uint64
+	// Events counts Events sent to the output channel.
+	Events uint64
+	// Outcomes counts records by the Outcome of LineParser.Parse; records
+	// written from user space (facility other than kernel) are Skipped.
+	Outcomes [NumOutcomes]uint64
+	// Lost counts records the kernel overwrote in its ring buffer before
+	// they were read: the gap in sequence numbers, at least one for each
+	// read that failed with EPIPE.
+	Lost uint64
+}
+
+// KmsgSource reads kernel log records from /dev/kmsg and turns firewall
+// records into Events. Make it with NewKmsgSource; Stats may be called at
+// any time from any goroutine.
+type KmsgSource struct {
+	cfg KmsgConfig
+	log *slog.Logger
+
+	records  atomic.Uint64
+	events   atomic.Uint64
+	outcomes [NumOutcomes]atomic.Uint64
+	lost     atomic.Uint64
+
+	// acceptUser takes records written to /dev/kmsg from user space as
+	// kernel ones. Tests only: it is how a test injects a firewall record.
+	acceptUser bool
+}
+
+// NewKmsgSource returns a source for cfg with defaults filled in. It opens
+// nothing: Run does.
+func NewKmsgSource(cfg KmsgConfig) *KmsgSource {
+	if cfg.Path == "" {
+		cfg.Path = DefaultKmsgPath
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &KmsgSource{cfg: cfg, log: log.With("input", "kmsg", "path", cfg.Path)}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *KmsgSource) Stats() KmsgStats {
+	st := KmsgStats{
+		Records: s.records.Load(),
+		Events:  s.events.Load(),
+		Lost:    s.lost.Load(),
+	}
+	for i := range st.Outcomes {
+		st.Outcomes[i] = s.outcomes[i].Load()
+	}
+	return st
+}
+
+// Run reads records from the newest one on, sending one Event per firewall
+// record to out until ctx ends. It never closes out and returns nil when ctx
+// ends; a blocked read is interrupted at once. Records the kernel overwrote
+// before they were read are counted (Stats.Lost) and reported in one warning
+// per interval, and reading goes on.
+//
+// Event times are the records' times since boot plus the boot time, taken
+// as the wall clock minus CLOCK_MONOTONIC (the printk clock runs with it)
+// and re-estimated for each event, so that a stepped wall clock moves the
+// events with it.
+//
+// Run returns an error if the device cannot be opened (one matching
+// os.ErrPermission without CAP_SYSLOG or read access to the device when
+// kernel.dmesg_restrict is set) or a read fails for another reason. Given a
+// regular file as Path, Run reads it from the start and returns nil at its
+// end.
+func (s *KmsgSource) Run(ctx context.Context, out chan<- Event) error {
+	path := s.cfg.Path
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("kmsg: open %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("kmsg: stat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFCHR {
+		// SEEK_END on /dev/kmsg: the next read returns the first record
+		// logged after this point, not the ring buffer's history.
+		if _, err := unix.Seek(fd, 0, unix.SEEK_END); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("kmsg: seek to the end of %s: %w", path, err)
+		}
+	}
+	// A non-blocking descriptor joins the runtime poller (the device
+	// supports poll), so a read deadline interrupts a read in progress.
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	err = s.loop(ctx, f, out)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kmsg: read %s: %w", path, err)
+	}
+	return nil
+}
+
+// kmsgBoot returns the wall time of boot as the printk clock sees it.
+func kmsgBoot() time.Time {
+	now := time.Now()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return now
+	}
+	return now.Add(-time.Duration(ts.Nano())).Round(0)
+}
+
+// loop reads records from r until it fails, ends (io.EOF) or ctx ends. One
+// read of the device returns one whole record; from a file or a pipe a read
+// returns any number of lines, and a line cut by the end of a read is
+// completed by the next one.
+func (s *KmsgSource) loop(ctx context.Context, r io.Reader, out chan<- Event) error {
+	k := &kmsgRun{
+		src:     s,
+		ctx:     ctx,
+		out:     out,
+		boot:    kmsgBoot(),
+		lastSeq: -1,
+	}
+	k.parser = NewLineParser(LineOptions{Boot: k.boot})
+	defer k.logLost(true)
+
+	buf := make([]byte, kmsgBufSize)
+	carry := 0
+	for {
+		n, err := r.Read(buf[carry:])
+		if n > 0 {
+			data := buf[:carry+n]
+			for {
+				nl := bytes.IndexByte(data, '\n')
+				if nl < 0 {
+					break
+				}
+				if !k.line(data[:nl]) {
+					return nil
+				}
+				data = data[nl+1:]
+			}
+			if len(data) == len(buf) {
+				// A line longer than any record: take it as it is.
+				if !k.line(data) {
+					return nil
+				}
+				data = nil
+			}
+			carry = copy(buf, data)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, syscall.EPIPE):
+			// The kernel overwrote records this reader had not read; the
+			// next read returns the oldest one left.
+			k.pipe = true
+			k.src.lost.Add(1)
+			k.pendingLost++
+			k.logLost(false)
+		case err == io.EOF:
+			if carry > 0 {
+				k.line(buf[:carry])
+			}
+			return nil
+		default:
+			return err
+		}
+	}
+}
+
+// kmsgRun is the state of one loop.
+type kmsgRun struct {
+	src    *KmsgSource
+	ctx    context.Context
+	out    chan<- Event
+	parser *LineParser
+	ev     Event
+
+	boot  time.Time     // the parser's boot time
+	shift time.Duration // current boot estimate minus boot
+
+	lastSeq     int64 // -1: none yet
+	pipe        bool  // the last read failed with EPIPE
+	pendingLost uint64
+	lastLostLog time.Time
+}
+
+// line handles one line of the stream; it reports false if ctx ended while
+// an event was being sent.
+func (k *kmsgRun) line(b []byte) bool {
+	if len(b) == 0 || b[0] == ' ' {
+		// Continuation lines (" SUBSYSTEM=net", " DEVICE=+net:eth0")
+		// belong to the record before.
+		return true
+	}
+	s := k.src
+	s.records.Add(1)
+	k.sequence(b)
+	if s.acceptUser {
+		b = kmsgAsKernel(b)
+	}
+	o := k.parser.Parse(b, &k.ev)
+	s.outcomes[o].Add(1)
+	if o != Parsed {
+		return true
+	}
+	k.ev.Time = k.ev.Time.Add(k.drift())
+	select {
+	case k.out <- k.ev:
+		s.events.Add(1)
+		return true
+	case <-k.ctx.Done():
+		return false
+	}
+}
+
+// sequence accounts for records skipped between the last one and b, whose
+// header is "prio,seq,usec,flags;".
+func (k *kmsgRun) sequence(b []byte) {
+	_, i, ok := digitsUntil(b, 0, ',')
+	if !ok {
+		return
+	}
+	seq, _, ok := digitsUntil(b, i, ',')
+	if !ok || seq > 1<<62 {
+		return
+	}
+	gap := uint64(0)
+	if k.lastSeq >= 0 && int64(seq) > k.lastSeq+1 {
+		gap = uint64(int64(seq) - k.lastSeq - 1)
+	}
+	if k.pipe && gap > 1 {
+		// The EPIPE counted one already.
+		k.src.lost.Add(gap - 1)
+		k.pendingLost += gap - 1
+	} else if !k.pipe && gap > 0 {
+		k.src.lost.Add(gap)
+		k.pendingLost += gap
+	}
+	k.pipe = false
+	k.lastSeq = int64(seq)
+}
+
+// drift returns how far the boot time estimated now is from the parser's.
+// The wall clock can be stepped (NTP, an administrator) while the printk
+// clock runs on, so the estimate is renewed for every event: two clock
+// reads, with no allocation.
+func (k *kmsgRun) drift() time.Duration {
+	d := kmsgBoot().Sub(k.boot)
+	if diff := d - k.shift; diff > kmsgDriftTolerance || diff < -kmsgDriftTolerance {
+		if diff > time.Second || diff < -time.Second {
+			k.src.log.Info("wall clock stepped; kernel record times follow it", "step", diff)
+		}
+		k.shift = d
+	}
+	return k.shift
+}
+
+// kmsgAsKernel rewrites the header of a record written from user space
+// ("12,..." for <4> from user space) to kernel facility in place.
+func kmsgAsKernel(b []byte) []byte {
+	pri, i, ok := digitsUntil(b, 0, ',')
+	if !ok || i < 2 {
+		return b
+	}
+	b[i-2] = byte('0' + pri&7)
+	return b[i-2:]
+}
+
+// logLost logs the lost records not yet reported, at most once per
+// kmsgLostLogInterval unless final.
+func (k *kmsgRun) logLost(final bool) {
+	now := time.Now()
+	if k.pendingLost == 0 || (!final && now.Sub(k.lastLostLog) < kmsgLostLogInterval) {
+		return
+	}
+	k.src.log.Warn("kernel log records were overwritten before they were read",
+		"lost", k.pendingLost, "total", k.src.lost.Load())
+	k.pendingLost = 0
+	k.lastLostLog = now
+}
