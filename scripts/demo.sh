@@ -36,10 +36,13 @@ TMP=$(mktemp -d)
 DAEMON=
 LISTENER=
 cleanup() {
-	[ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
-	[ -n "$LISTENER" ] && kill "$LISTENER" 2>/dev/null
-	ip netns del "$V" 2>/dev/null || true
-	ip netns del "$A" 2>/dev/null || true
+	set +e # clean up everything, whatever fails
+	if [ -n "$DAEMON" ]; then kill "$DAEMON" 2>/dev/null; wait "$DAEMON" 2>/dev/null; fi
+	if [ -n "$LISTENER" ]; then kill "$LISTENER" 2>/dev/null; fi
+	for ns in "$V" "$A"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
