@@ -45,6 +45,20 @@ type Config struct {
 	Advanced *Advanced
 	// Metrics configures the Prometheus textfile.
 	Metrics Metrics
+	// FirstStrike configures the kernel's own provisional bans.
+	FirstStrike FirstStrike
+}
+
+// FirstStrike lets nftables ban a fast scanner by itself at the threshold,
+// before userspace has seen the probes, with a provisional timeout that
+// the daemon turns into the rule's ban.
+type FirstStrike struct {
+	Enabled bool
+	// Provisional is the kernel ban's timeout; 0 means the longest window
+	// of the rules it is derived from.
+	Provisional time.Duration
+	// SetSize bounds every set the kernel adds to from the packet path.
+	SetSize int
 }
 
 // Advanced is advanced mode: watched port ranges per protocol.
@@ -134,18 +148,25 @@ const (
 var defaultAcceptPrefixes = []string{"[UFW ALLOW]", "[UFW AUDIT"}
 
 type rawConfig struct {
-	Inputs         rawInputs     `yaml:"inputs"`
-	Ignore         *list         `yaml:"ignore"`
-	AcceptPrefixes *list         `yaml:"accept_prefixes"`
-	Rules          []rawRule     `yaml:"rules"`
-	Bans           rawBans       `yaml:"bans"`
-	Limits         rawLimits     `yaml:"limits"`
-	NFTables       rawNFTables   `yaml:"nftables"`
-	StateDir       field[string] `yaml:"state_dir"`
-	Log            rawLog        `yaml:"log"`
-	Actions        rawActions    `yaml:"actions"`
-	Advanced       *rawAdvanced  `yaml:"advanced"`
-	Metrics        rawMetrics    `yaml:"metrics"`
+	Inputs         rawInputs      `yaml:"inputs"`
+	Ignore         *list          `yaml:"ignore"`
+	AcceptPrefixes *list          `yaml:"accept_prefixes"`
+	Rules          []rawRule      `yaml:"rules"`
+	Bans           rawBans        `yaml:"bans"`
+	Limits         rawLimits      `yaml:"limits"`
+	NFTables       rawNFTables    `yaml:"nftables"`
+	StateDir       field[string]  `yaml:"state_dir"`
+	Log            rawLog         `yaml:"log"`
+	Actions        rawActions     `yaml:"actions"`
+	Advanced       *rawAdvanced   `yaml:"advanced"`
+	Metrics        rawMetrics     `yaml:"metrics"`
+	FirstStrike    rawFirstStrike `yaml:"first_strike"`
+}
+
+type rawFirstStrike struct {
+	Enabled     field[bool]   `yaml:"enabled"`
+	Provisional field[string] `yaml:"provisional"`
+	SetSize     field[int]    `yaml:"set_size"`
 }
 
 type rawAdvanced struct {
@@ -454,7 +475,34 @@ func (l *loader) build(raw *rawConfig) *Config {
 	l.exec(raw, cfg)
 	l.advanced(raw, cfg)
 	l.metrics(raw, cfg)
+	l.firstStrike(raw, cfg)
 	return cfg
+}
+
+// DefaultFirstStrikeSetSize bounds the first strike's dynamic sets.
+const DefaultFirstStrikeSetSize = 65536
+
+func (l *loader) firstStrike(raw *rawConfig, cfg *Config) {
+	r := raw.FirstStrike
+	fs := FirstStrike{Enabled: true, SetSize: DefaultFirstStrikeSetSize}
+	if r.Enabled.Set {
+		fs.Enabled = r.Enabled.V
+	}
+	if r.Provisional.Set {
+		if d, ok := l.duration("first_strike.provisional", r.Provisional.V); ok {
+			if d != 0 && (d < 10*time.Second || d > 24*time.Hour) {
+				l.addAt("first_strike.provisional", "%s out of range 10s-24h (0: the longest window of the rules)", r.Provisional.V)
+			}
+			fs.Provisional = d
+		}
+	}
+	if r.SetSize.Set {
+		if r.SetSize.V < 1024 || r.SetSize.V > 1<<24 {
+			l.add(r.SetSize.Line, r.SetSize.Col, "first_strike.set_size", "%d out of range 1024-16777216", r.SetSize.V)
+		}
+		fs.SetSize = r.SetSize.V
+	}
+	cfg.FirstStrike = fs
 }
 
 // Defaults of advanced mode and metrics.
@@ -473,24 +521,15 @@ func (l *loader) advanced(raw *rawConfig, cfg *Config) {
 	ranges := func(key string, items list) []PortRange {
 		var out []PortRange
 		for i, it := range items.Items {
-			var set rules.PortSet
 			path := fmt.Sprintf("advanced.%s[%d]", key, i)
 			if len(items.Items) == 1 {
 				path = "advanced." + key
 			}
-			if err := addPorts(&set, it.V); err != nil {
+			rs, err := parsePorts(it.V)
+			if err != nil {
 				l.add(it.Line, it.Col, path, "%v", err)
-				continue
 			}
-			for _, part := range strings.Split(it.V, ",") {
-				lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
-				a, _ := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
-				b := a
-				if isRange {
-					b, _ = strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
-				}
-				out = append(out, PortRange{uint16(a), uint16(b)})
-			}
+			out = append(out, rs...)
 		}
 		return out
 	}
@@ -500,13 +539,12 @@ func (l *loader) advanced(raw *rawConfig, cfg *Config) {
 		l.addAt("advanced", "watch at least one of tcp or udp (such as tcp: \"1-1023\")")
 	}
 	for i, e := range r.Exclude.Items {
-		var set rules.PortSet
-		if err := addPorts(&set, e.V); err != nil {
+		rs, err := parsePorts(e.V)
+		if err != nil {
 			l.add(e.Line, e.Col, fmt.Sprintf("advanced.exclude[%d]", i), "%v", err)
-			continue
 		}
-		for p := 0; p <= 65535; p++ {
-			if set.Has(uint16(p)) {
+		for _, r := range rs {
+			for p := int(r.Lo); p <= int(r.Hi); p++ {
 				a.Exclude = append(a.Exclude, uint16(p))
 			}
 		}
@@ -815,8 +853,9 @@ func parseProto(s string) (uint8, bool) {
 	return uint8(n), err == nil
 }
 
-// addPorts adds "22", "1-1023" or a comma list of those.
-func addPorts(set *rules.PortSet, s string) error {
+// parsePorts reads "22", "1-1023" or a comma list of those.
+func parsePorts(s string) ([]PortRange, error) {
+	var out []PortRange
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		lo, hi, isRange := strings.Cut(part, "-")
@@ -827,14 +866,23 @@ func addPorts(set *rules.PortSet, s string) error {
 			b, err2 = strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
 		}
 		if err1 != nil || err2 != nil {
-			return fmt.Errorf("%q is not a port (0-65535) or range such as 1-1023", part)
+			return nil, fmt.Errorf("%q is not a port (0-65535) or range such as 1-1023", part)
 		}
 		if a > b {
-			return fmt.Errorf("range %q runs backwards", part)
+			return nil, fmt.Errorf("range %q runs backwards", part)
 		}
-		set.Add(uint16(a), uint16(b))
+		out = append(out, PortRange{uint16(a), uint16(b)})
 	}
-	return nil
+	return out, nil
+}
+
+// addPorts adds the ports of s (as parsePorts reads them) to set.
+func addPorts(set *rules.PortSet, s string) error {
+	rs, err := parsePorts(s)
+	for _, r := range rs {
+		set.Add(r.Lo, r.Hi)
+	}
+	return err
 }
 
 func (l *loader) bans(raw *rawConfig, cfg *Config) {

@@ -15,6 +15,22 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/config"
 )
 
+// configAndTable loads the config and opens its table for a command,
+// reporting failures on stderr with the exit status to return (-1: go on).
+func configAndTable(e *env, cmd, path string) (*config.Config, *actions.NFTables, int) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return nil, nil, exitUsage
+	}
+	nft, err := openTable(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s: %v\n", cmd, err)
+		return nil, nil, exitFailure
+	}
+	return cfg, nft, -1
+}
+
 func openTable(cfg *config.Config) (*actions.NFTables, error) {
 	return actions.OpenNFTables(actions.NFTablesConfig{
 		Table: cfg.NFTables.Table, Hooks: cfg.NFTables.Hooks,
@@ -36,15 +52,9 @@ Examples:
 	if c := parseFlags(fs, args); c >= 0 {
 		return c
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(e.stderr, err)
-		return exitUsage
-	}
-	nft, err := openTable(cfg)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "list: %v\n", err)
-		return exitFailure
+	cfg, nft, code := configAndTable(e, "list", *cfgPath)
+	if code >= 0 {
+		return code
 	}
 	defer nft.Close()
 	bans, err := nft.List()
@@ -118,18 +128,12 @@ Examples:
 		}
 		keys = append(keys, p)
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(e.stderr, err)
-		return exitUsage
-	}
-	nft, err := openTable(cfg)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "unblock: %v\n", err)
-		return exitFailure
+	cfg, nft, code := configAndTable(e, "unblock", *cfgPath)
+	if code >= 0 {
+		return code
 	}
 	defer nft.Close()
-	code := exitOK
+	code = exitOK
 	for _, k := range keys {
 		removed, err := nft.Unblock(k)
 		switch {
