@@ -270,3 +270,33 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestMetricsTextfile checks the daemon's Prometheus textfile after a ban.
+func TestMetricsTextfile(t *testing.T) {
+	l := newLab(t, "1h")
+	prom := filepath.Join(l.dir, "sentry_nflog.prom")
+	cfg, _ := os.ReadFile(l.cfg)
+	os.WriteFile(l.cfg, append(cfg, []byte(fmt.Sprintf("metrics: {textfile: %s, interval: 1s}\n", prom))...), 0o644)
+	d := l.startDaemon()
+	p := l.pair
+	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
+	banLine(t, d, p.AttackerIP4.String()+"/32")
+	want := []string{
+		`sentry_nflog_decisions_total{action="ban",rule="tcp-portscan"} 1`,
+		`sentry_nflog_input_events_total{input="nflog:7"} 5`,
+		`sentry_nflog_rule_events_total{rule="tcp-portscan"} 5`,
+		`sentry_nflog_bans_active 1`,
+		`sentry_nflog_reaction_seconds_count 1`,
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var text string
+	for time.Now().Before(deadline) {
+		data, _ := os.ReadFile(prom)
+		text = string(data)
+		if containsAll(text, want) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Errorf("textfile after a ban lacks some of %q:\n%s", want, text)
+}
