@@ -23,9 +23,9 @@ import (
 // the new UDP datagrams that reach watched ports nothing listens on. It
 // only logs: the user's firewall decides what happens to the packet.
 //
-// The ports something listens on are kept in two sets that the caller
-// refreshes with SetListening (from hostinfo.Paths.Listening) every few
-// seconds, so a service started on a watched port stops being reported
+// The ports something listens on are kept in two sets, shared with first
+// strike, that the caller refreshes with SetListening (from
+// hostinfo.Paths.Listening) every few seconds, so a service started on a watched port stops being reported
 // within one refresh. Create it with OpenAdvanced, call SetListening and then
 // Setup. All methods are safe for concurrent use.
 type Advanced struct {
@@ -64,11 +64,11 @@ func OpenAdvanced(cfg AdvancedConfig) (*Advanced, error) {
 	a.watch[1] = watchSet(cfg.UDP, cfg.Exclude)
 	a.table = &nftables.Table{Family: nftables.TableFamilyINet, Name: cfg.Table}
 	a.sets = advSets{
-		watchTCP:  &nftables.Set{Table: a.table, Name: SetWatchTCP, KeyType: nftables.TypeInetService, Interval: true},
-		watchUDP:  &nftables.Set{Table: a.table, Name: SetWatchUDP, KeyType: nftables.TypeInetService, Interval: true},
-		listenTCP: &nftables.Set{Table: a.table, Name: SetListenTCP, KeyType: nftables.TypeInetService},
-		listenUDP: &nftables.Set{Table: a.table, Name: SetListenUDP, KeyType: nftables.TypeInetService},
+		watchTCP: &nftables.Set{Table: a.table, Name: SetWatchTCP, KeyType: nftables.TypeInetService, Interval: true},
+		watchUDP: &nftables.Set{Table: a.table, Name: SetWatchUDP, KeyType: nftables.TypeInetService, Interval: true},
 	}
+	l := newListenSets(a.table)
+	a.sets.listenTCP, a.sets.listenUDP = l.tcp, l.udp
 	var err error
 	if a.conn, err = a.dial(); err != nil {
 		return nil, err
@@ -299,59 +299,84 @@ func intervalElements(rs []PortRange) []nftables.SetElement {
 }
 
 // SetListening makes the listen sets hold exactly the given TCP and UDP
-// ports that are watched (ports outside the watched ranges or excluded are
-// never consulted, so they are left out and do not cause updates). It reads
-// the sets and applies the difference in one batch, sending nothing when
-// there is none. It creates the table and the listen sets if they are
-// missing, so it may be called before Setup. The slices are not kept.
+// ports (see listenSets.sync). The sets are shared with first strike: a
+// call here updates both features.
 func (a *Advanced) SetListening(tcp, udp []uint16) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return errAdvancedClosed
 	}
-	err := a.setListeningLocked(tcp, udp)
-	if e := advErrno(err); e == unix.ENOENT || e == unix.EEXIST {
-		// The sets changed between read and write (someone else edited
-		// them, or they were deleted): read again.
-		err = a.setListeningLocked(tcp, udp)
+	committed, err := syncListening(a.conn, a.table, listenSetsOf(a.sets), tcp, udp)
+	if err != nil {
+		a.redial(err)
+		return fmt.Errorf("advanced: %w", err)
 	}
-	return err
+	if committed {
+		a.batches++
+	}
+	return nil
 }
 
-func (a *Advanced) setListeningLocked(tcp, udp []uint16) error {
+func listenSetsOf(s advSets) listenSets { return listenSets{tcp: s.listenTCP, udp: s.listenUDP} }
+
+// listenSets are the sets listen_tcp and listen_udp: the ports something
+// listens on (on a non-loopback address), shared by advanced mode and
+// first strike, whose chains return early for them.
+type listenSets struct{ tcp, udp *nftables.Set }
+
+func newListenSets(t *nftables.Table) listenSets {
+	return listenSets{
+		tcp: &nftables.Set{Table: t, Name: SetListenTCP, KeyType: nftables.TypeInetService},
+		udp: &nftables.Set{Table: t, Name: SetListenUDP, KeyType: nftables.TypeInetService},
+	}
+}
+
+func (l listenSets) all() []*nftables.Set { return []*nftables.Set{l.tcp, l.udp} }
+
+// syncListening makes the listen sets hold exactly the given ports. It
+// reads the sets and applies the difference in one batch, sending nothing
+// when there is none (committed reports whether it sent one). It creates
+// the table and the sets if they are missing. If the sets change between
+// read and write it reads again once. The slices are not kept.
+func syncListening(c *nftables.Conn, t *nftables.Table, l listenSets, tcp, udp []uint16) (committed bool, err error) {
+	committed, err = syncListeningOnce(c, t, l, tcp, udp)
+	if e := advErrno(err); e == unix.ENOENT || e == unix.EEXIST {
+		// Someone else edited the sets, or they were deleted: read again.
+		committed, err = syncListeningOnce(c, t, l, tcp, udp)
+	}
+	return committed, err
+}
+
+func syncListeningOnce(c *nftables.Conn, t *nftables.Table, l listenSets, tcp, udp []uint16) (bool, error) {
 	type change struct {
 		s        *nftables.Set
 		add, del []nftables.SetElement
 	}
 	var changes []change
 	missing := false
-	for i, c := range []struct {
+	for _, sw := range []struct {
 		s    *nftables.Set
 		want []uint16
-	}{{a.sets.listenTCP, tcp}, {a.sets.listenUDP, udp}} {
+	}{{l.tcp, tcp}, {l.udp, udp}} {
 		want := new(portSet)
-		for _, p := range c.want {
-			if a.watch[i].has(p) {
-				want.add(p)
-			}
+		for _, p := range sw.want {
+			want.add(p)
 		}
 		have := new(portSet)
-		els, err := a.conn.GetSetElements(c.s)
+		els, err := c.GetSetElements(sw.s)
 		switch {
 		case advErrno(err) == unix.ENOENT:
 			missing = true
 		case err != nil:
-			a.redial(err)
-			return advError("read set "+c.s.Name, err)
+			return false, kernelError("read set "+sw.s.Name, err)
 		}
 		for _, e := range els {
 			if len(e.Key) == 2 {
 				have.add(binaryutil.BigEndian.Uint16(e.Key))
 			}
 		}
-		var ch change
-		ch.s = c.s
+		ch := change{s: sw.s}
 		for p := 0; p < 65536; p++ {
 			w, h := want.has(uint16(p)), have.has(uint16(p))
 			if w == h {
@@ -369,40 +394,39 @@ func (a *Advanced) setListeningLocked(tcp, udp []uint16) error {
 		}
 	}
 	if len(changes) == 0 && !missing {
-		return nil
+		return false, nil
 	}
 	if missing {
-		a.conn.AddTable(a.table)
-		for _, s := range []*nftables.Set{a.sets.listenTCP, a.sets.listenUDP} {
-			if err := a.conn.AddSet(s, nil); err != nil {
-				return fmt.Errorf("advanced: add set %s: %w", s.Name, err)
+		c.AddTable(t)
+		for _, s := range l.all() {
+			if err := c.AddSet(s, nil); err != nil {
+				return false, fmt.Errorf("add set %s: %w", s.Name, err)
 			}
 		}
 	}
 	var summary []string
 	for _, ch := range changes {
 		if len(ch.del) > 0 {
-			if err := a.conn.SetDeleteElements(ch.s, ch.del); err != nil {
-				return fmt.Errorf("advanced: delete from %s: %w", ch.s.Name, err)
+			if err := c.SetDeleteElements(ch.s, ch.del); err != nil {
+				return false, fmt.Errorf("delete from %s: %w", ch.s.Name, err)
 			}
 		}
 		if len(ch.add) > 0 {
-			if err := a.conn.SetAddElements(ch.s, ch.add); err != nil {
-				return fmt.Errorf("advanced: add to %s: %w", ch.s.Name, err)
+			if err := c.SetAddElements(ch.s, ch.add); err != nil {
+				return false, fmt.Errorf("add to %s: %w", ch.s.Name, err)
 			}
 		}
 		summary = append(summary, fmt.Sprintf("%s +%d -%d", ch.s.Name, len(ch.add), len(ch.del)))
 	}
-	if err := a.conn.Flush(); err != nil {
-		a.redial(err)
-		return advError("update listen sets ("+strings.Join(summary, ", ")+")", err)
+	if err := c.Flush(); err != nil {
+		return false, kernelError("update listen sets ("+strings.Join(summary, ", ")+")", err)
 	}
-	a.batches++
-	return nil
+	return true, nil
 }
 
 // Remove deletes the advanced chain and its four sets, whichever exist, in
-// one batch; the table stays. Removing what is not there is not an error.
+// one batch; the table stays, and so do the listen sets while first
+// strike's chain uses them. Removing what is not there is not an error.
 func (a *Advanced) Remove() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -427,7 +451,17 @@ func (a *Advanced) Remove() error {
 		a.conn.DelChain(chain)
 		n++
 	}
+	// First strike shares the listen sets: they stay while its chain
+	// refers to them.
+	fs, err := a.conn.ListChain(a.table, FirstStrikeChain)
+	if err != nil && advErrno(err) != unix.ENOENT {
+		a.redial(err)
+		return advError("look up chain "+FirstStrikeChain, err)
+	}
 	for _, s := range a.sets.all() {
+		if fs != nil && (s == a.sets.listenTCP || s == a.sets.listenUDP) {
+			continue
+		}
 		if slices.ContainsFunc(sets, func(k *nftables.Set) bool { return k.Name == s.Name }) {
 			a.conn.DelSet(s)
 			n++

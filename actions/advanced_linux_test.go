@@ -198,8 +198,8 @@ func TestAdvancedSetup(t *testing.T) {
 			t.Errorf("set %s:\n%s\nwant interval set with %s", set, out, want)
 		}
 	}
-	// Only watched, not excluded ports are kept: TCP 22 (113 excluded, 8080
-	// outside 1-1023), UDP 123 and 137 (53 excluded).
+	// Every port is kept, watched or not: the sets are shared with first
+	// strike, which counts probes of any port.
 	check := func(tcp, udp []uint16) {
 		t.Helper()
 		if got := setPorts(t, ns.fd, SetListenTCP); !slices.Equal(got, tcp) {
@@ -209,11 +209,12 @@ func TestAdvancedSetup(t *testing.T) {
 			t.Errorf("listen_udp = %v, want %v", got, udp)
 		}
 	}
-	check([]uint16{22}, []uint16{123, 137})
+	check([]uint16{22, 113, 8080}, []uint16{53, 123, 137})
 
-	// The same ports again: nothing is sent.
+	// The same ports again (in another order, with a duplicate): nothing
+	// is sent.
 	before := a.batches
-	if err := a.SetListening([]uint16{8080, 22, 22}, []uint16{137, 123, 9999}); err != nil {
+	if err := a.SetListening([]uint16{8080, 22, 113, 22}, []uint16{137, 123, 53}); err != nil {
 		t.Fatal(err)
 	}
 	if a.batches != before {

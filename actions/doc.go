@@ -7,8 +7,9 @@
 // NFTables owns one table, inet <Table> (default "sentry"), and nothing
 // else: it never reads or changes another table. The table holds two sets,
 //
-//	set blocked4 { type ipv4_addr; flags timeout; }
+//	set blocked4 { type ipv4_addr; size 16777216; flags dynamic,timeout; }
 //	set blocked6 { type ipv6_addr; flags interval,timeout; }
+//	set strike6 { type ipv6_addr; size 65536; flags dynamic,timeout; }
 //
 // and, when the chain is managed, one base chain per hook ("input",
 // "forward"; type filter, priority -10 by default, policy accept) holding
@@ -16,6 +17,18 @@
 //
 //	ip saddr @blocked4 counter drop
 //	ip6 saddr @blocked6 counter drop
+//	ip6 saddr & ffff:ffff:ffff:ffff:: @strike6 counter drop
+//
+// blocked4 and strike6 have flags dynamic so that first strike (below) can
+// ban from the packet path; strike6 holds first strike's IPv6 bans as
+// network addresses of NFTablesConfig.IPv6Prefix bits, because blocked6 is
+// an interval set, which the packet path cannot add to. Ban comments its
+// elements BanComment; an element of blocked4 without it, and every
+// element of strike6, is a provisional kernel ban (BanEntry.Origin
+// "kernel"). Ban of a key the kernel struck replaces that element in one
+// batch (add, delete, add), so it carries the daemon's timeout and
+// comment, never shortening it. Setup replaces a blocked4 without flags
+// dynamic (an earlier version's) keeping its bans and their remaining time.
 //
 // blocked4 is a plain hash set, one element per ban, so that an insert
 // costs the same however many bans it holds (measured on kernel 6.18: about
@@ -57,6 +70,19 @@
 // safe for concurrent use. Errors keep their cause: errors.Is(err,
 // syscall.EEXIST) and errors.Is(err, os.ErrPermission) work, and a missing
 // privilege names CAP_NET_ADMIN.
+//
+// # First strike
+//
+// FirstStrike owns a base chain "firststrike" (hook input, priority -7:
+// after the ban chains, before advanced mode), a regular chain per rule
+// ("fs<i>") with its counting sets ("fs<i>_probes4", "fs<i>_rate4", ...),
+// a chain "strike" and the sets allow4 and allow6. It counts each rule's
+// probes per source in the kernel and, at the threshold, adds the source
+// to blocked4 or strike6 with a provisional timeout, logs the probe to
+// NFLOG (prefix "SENTRY-FS") and drops it, so a fast scanner learns at most
+// threshold-1 answers. Ports something listens on (the sets listen_tcp and
+// listen_udp, shared with advanced mode) are never counted. A valve bounds
+// strikes per minute; every counting set is bounded in size and times out.
 //
 // # Exec
 //

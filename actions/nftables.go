@@ -2,6 +2,7 @@ package actions
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -54,6 +55,16 @@ type NFTablesConfig struct {
 	// must match the rules engine's bans.ipv4_prefix: Ban refuses other
 	// lengths.
 	IPv4Prefix int
+	// IPv6Prefix is the length of the IPv6 keys first strike bans (in
+	// strike6), 1 to 128; zero selects 64. The drop rule masks the source
+	// to it before looking it up in strike6. It must equal
+	// FirstStrikeConfig.IPv6Prefix. Ban takes IPv6 keys of any length.
+	IPv6Prefix int
+	// StrikeTimeout is the longest timeout first strike gives its bans
+	// (FirstStrikeConfig.Provisional), zero without first strike. Ban
+	// replaces a kernel ban of the same key; a ban shorter than this
+	// reads the set first, so that it never shortens a kernel ban.
+	StrikeTimeout time.Duration
 }
 
 // BanEntry is one active ban in the kernel.
@@ -67,6 +78,10 @@ type BanEntry struct {
 	Timeout time.Duration
 	// Expires is the time left; zero when Timeout is zero.
 	Expires time.Duration
+	// Origin is OriginKernel for a provisional ban made by first strike
+	// (an element of blocked4 without BanComment, or of strike6), and
+	// OriginDaemon otherwise.
+	Origin string
 }
 
 // Counters are the drop rules' counters, summed over the managed chains.
@@ -75,4 +90,20 @@ type Counters struct {
 	Packets4, Bytes4 uint64
 	// Packets6 and Bytes6 count traffic dropped by the IPv6 rules.
 	Packets6, Bytes6 uint64
+}
+
+// normalizeKey masks key, turns an IPv4-mapped key into IPv4 and drops a
+// zone.
+func normalizeKey(key netip.Prefix) (netip.Prefix, error) {
+	if !key.IsValid() {
+		return netip.Prefix{}, fmt.Errorf("nftables: invalid key %v", key)
+	}
+	a, bits := key.Addr().WithZone(""), key.Bits()
+	if a.Is4In6() {
+		if bits < 96 {
+			return netip.Prefix{}, fmt.Errorf("nftables: key %s: IPv4-mapped prefix shorter than /96", key)
+		}
+		a, bits = a.Unmap(), bits-96
+	}
+	return netip.PrefixFrom(a, bits).Masked(), nil
 }

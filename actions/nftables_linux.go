@@ -30,7 +30,9 @@ type NFTables struct {
 	table  *nftables.Table
 	set4   *nftables.Set
 	set6   *nftables.Set
-	mask4  []byte // the IPv4 rule's source mask; nil for /32
+	strk6  *nftables.Set // strike6: first strike's IPv6 bans
+	mask4  []byte        // the IPv4 rule's source mask; nil for /32
+	mask6  []byte        // the strike6 rule's source mask; nil for /128
 	rec    record
 	closed bool
 }
@@ -62,22 +64,53 @@ func OpenNFTables(cfg NFTablesConfig) (*NFTables, error) {
 	if cfg.IPv4Prefix < 1 || cfg.IPv4Prefix > 32 {
 		return nil, fmt.Errorf("nftables: IPv4 ban prefix length %d out of range 1-32", cfg.IPv4Prefix)
 	}
+	if cfg.IPv6Prefix == 0 {
+		cfg.IPv6Prefix = 64
+	}
+	if cfg.IPv6Prefix < 1 || cfg.IPv6Prefix > 128 {
+		return nil, fmt.Errorf("nftables: IPv6 strike prefix length %d out of range 1-128", cfg.IPv6Prefix)
+	}
+	if cfg.StrikeTimeout < 0 {
+		return nil, fmt.Errorf("nftables: negative strike timeout %v", cfg.StrikeTimeout)
+	}
 
 	n := &NFTables{cfg: cfg}
 	if cfg.IPv4Prefix < 32 {
 		n.mask4 = net.CIDRMask(cfg.IPv4Prefix, 32)
 	}
+	if cfg.IPv6Prefix < 128 {
+		n.mask6 = net.CIDRMask(cfg.IPv6Prefix, 128)
+	}
 	n.table = &nftables.Table{Family: nftables.TableFamilyINet, Name: cfg.Table}
 	// blocked4 is a plain hash set: inserts stay cheap however many bans
 	// it holds (an interval set's grow with its size), and the packet path
-	// can add to it with `add @blocked4 { ip saddr timeout T }`.
-	n.set4 = &nftables.Set{Table: n.table, Name: Set4, KeyType: nftables.TypeIPAddr, HasTimeout: true}
+	// (first strike) can add to it with `add @blocked4 { ip saddr timeout
+	// T }`, which needs flags dynamic.
+	n.set4 = newSet4(n.table)
 	n.set6 = &nftables.Set{Table: n.table, Name: Set6, KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true}
+	n.strk6 = newStrike6(n.table)
 	n.rec.init()
 	if n.conn, err = n.dial(); err != nil {
 		return nil, err
 	}
 	return n, nil
+}
+
+// maxSet4 bounds blocked4. Without a size the kernel gives a set with flags
+// dynamic created through google/nftables a bound of 65535 elements (nft
+// lists "size 65535"), past which the daemon's own bans would fail; the
+// bound costs nothing until used (the hash grows with its elements).
+const maxSet4 = 1 << 24
+
+func newSet4(t *nftables.Table) *nftables.Set {
+	return &nftables.Set{Table: t, Name: Set4, KeyType: nftables.TypeIPAddr, HasTimeout: true, Dynamic: true, Size: maxSet4}
+}
+
+// newStrike6 is strike6, first strike's IPv6 bans: blocked6 is an interval
+// set (an rbtree), which the packet path cannot add to. Its size is bound
+// like first strike's own sets, though the strike valve bounds it first.
+func newStrike6(t *nftables.Table) *nftables.Set {
+	return &nftables.Set{Table: t, Name: SetStrike6, KeyType: nftables.TypeIP6Addr, HasTimeout: true, Dynamic: true, Size: DefaultFirstStrikeSetSize}
 }
 
 func normalizeHooks(in []string) ([]string, error) {
@@ -184,12 +217,15 @@ func (n *NFTables) setupOnce() error {
 		n.redial(err)
 		return kernelError("list sets of table inet "+n.cfg.Table, err)
 	}
-	var have4, old4 bool
+	// old4 is a blocked4 of an earlier version: an interval set, or a
+	// plain one without flags dynamic.
+	var have4, old4, oldInterval4 bool
 	for _, s := range sets {
 		switch s.Name {
 		case Set4:
 			have4 = true
-			old4 = s.Interval && setShape(s, n.set4.KeyType, true) == ""
+			oldInterval4 = s.Interval && setShape(s, n.set4.KeyType, true, false) == ""
+			old4 = oldInterval4 || (!s.Dynamic && setShape(s, n.set4.KeyType, false, false) == "")
 			if !old4 {
 				if err := n.checkSet(s, n.set4); err != nil {
 					return err
@@ -197,6 +233,10 @@ func (n *NFTables) setupOnce() error {
 			}
 		case Set6:
 			if err := n.checkSet(s, n.set6); err != nil {
+				return err
+			}
+		case SetStrike6:
+			if err := n.checkSet(s, n.strk6); err != nil {
 				return err
 			}
 		}
@@ -209,13 +249,25 @@ func (n *NFTables) setupOnce() error {
 	}
 	var del4, add4 []nftables.SetElement
 	switch {
-	case old4:
+	case oldInterval4:
 		// Read through a copy: n.set4 describes the new set.
 		els, err := n.elements(&nftables.Set{Table: n.table, Name: Set4, KeyType: nftables.TypeIPAddr})
 		if err != nil {
 			return err
 		}
 		add4 = n.migrate4(spansFromElements(els))
+	case old4:
+		els, err := n.elements(&nftables.Set{Table: n.table, Name: Set4, KeyType: nftables.TypeIPAddr})
+		if err != nil {
+			return err
+		}
+		k := make(keep4)
+		for _, e := range els {
+			if a, ok := netip.AddrFromSlice(e.Key); ok && active(e) && a.Is4() {
+				k.merge(n.key4(a).Addr(), e.Timeout, e.Expires)
+			}
+		}
+		add4 = k.elements()
 	case have4 && n.mask4 != nil:
 		els, err := n.elements(n.set4)
 		if err != nil {
@@ -229,7 +281,7 @@ func (n *NFTables) setupOnce() error {
 		// The managed chains' rules look the old set up: the kernel
 		// refuses to delete it while they exist.
 		for _, c := range chains {
-			if c.Name == HookInput || c.Name == HookForward {
+			if c.Name == HookInput || c.Name == HookForward || c.Name == StrikeChain {
 				n.conn.FlushChain(c)
 			}
 		}
@@ -251,6 +303,9 @@ func (n *NFTables) setupOnce() error {
 	if err := n.conn.AddSet(n.set6, nil); err != nil {
 		return fmt.Errorf("nftables: add set %s: %w", Set6, err)
 	}
+	if err := n.conn.AddSet(n.strk6, nil); err != nil {
+		return fmt.Errorf("nftables: add set %s: %w", SetStrike6, err)
+	}
 	if n.cfg.ManageChain {
 		for _, name := range []string{HookInput, HookForward} {
 			existing := findChain(chains, name)
@@ -270,12 +325,13 @@ func (n *NFTables) setupOnce() error {
 			n.conn.FlushChain(want)
 			n.conn.AddRule(dropRule(n.table, want, n.set4, unix.NFPROTO_IPV4, 12, 4, n.mask4))
 			n.conn.AddRule(dropRule(n.table, want, n.set6, unix.NFPROTO_IPV6, 8, 16, nil))
+			n.conn.AddRule(dropRule(n.table, want, n.strk6, unix.NFPROTO_IPV6, 8, 16, n.mask6))
 		}
 	}
 	if err := n.conn.Flush(); err != nil {
 		n.redial(err)
 		if old4 && errnoOf(err) == unix.EBUSY {
-			return kernelError(fmt.Sprintf("replace set %s of table inet %s (flags interval,timeout, from an earlier version) with a plain set (flags timeout): a rule outside the managed chains still uses it; delete that rule, or run `nft delete set inet %s %s` after it (its bans are lost), and start again",
+			return kernelError(fmt.Sprintf("replace set %s of table inet %s (from an earlier version) with a plain set (flags dynamic,timeout): a rule outside the managed chains still uses it; delete that rule, or run `nft delete set inet %s %s` after it (its bans are lost), and start again",
 				Set4, n.cfg.Table, n.cfg.Table, Set4), err)
 		}
 		return kernelError("set up table inet "+n.cfg.Table, err)
@@ -284,24 +340,28 @@ func (n *NFTables) setupOnce() error {
 }
 
 // setShape says how s differs from a set of key type kt with flags
-// timeout (and interval if interval), or "" if it does not.
-func setShape(s *nftables.Set, kt nftables.SetDatatype, interval bool) string {
-	if s.KeyType.Name == kt.Name && s.Interval == interval && s.HasTimeout && !s.IsMap && !s.Concatenation {
+// timeout (and interval if interval, dynamic if dynamic), or "" if it does
+// not.
+func setShape(s *nftables.Set, kt nftables.SetDatatype, interval, dynamic bool) string {
+	if s.KeyType.Name == kt.Name && s.Interval == interval && s.Dynamic == dynamic && s.HasTimeout && !s.IsMap && !s.Concatenation {
 		return ""
 	}
-	return fmt.Sprintf("type %s interval=%t timeout=%t map=%t concatenation=%t", s.KeyType.Name, s.Interval, s.HasTimeout, s.IsMap, s.Concatenation)
+	return fmt.Sprintf("type %s interval=%t dynamic=%t timeout=%t map=%t concatenation=%t", s.KeyType.Name, s.Interval, s.Dynamic, s.HasTimeout, s.IsMap, s.Concatenation)
 }
 
 func setFlags(s *nftables.Set) string {
-	if s.Interval {
+	switch {
+	case s.Interval:
 		return "interval,timeout"
+	case s.Dynamic:
+		return "dynamic,timeout"
 	}
 	return "timeout"
 }
 
 // checkSet returns an error wrapping EEXIST if got is not shaped like want.
 func (n *NFTables) checkSet(got, want *nftables.Set) error {
-	shape := setShape(got, want.KeyType, want.Interval)
+	shape := setShape(got, want.KeyType, want.Interval, want.Dynamic)
 	if shape == "" {
 		return nil
 	}
@@ -345,7 +405,7 @@ func (k keep4) elements() []nftables.SetElement {
 	}, netip.Addr.Compare)
 	out := make([]nftables.SetElement, 0, len(addrs))
 	for _, a := range addrs {
-		out = append(out, nftables.SetElement{Key: a.AsSlice(), Timeout: k[a]})
+		out = append(out, nftables.SetElement{Key: a.AsSlice(), Timeout: k[a], Comment: BanComment})
 	}
 	return out
 }
@@ -492,17 +552,34 @@ func (n *NFTables) Ban(key netip.Prefix, timeout time.Duration) error {
 		}
 	}
 	now := time.Now()
+	if !is4 {
+		// A provisional kernel ban of the key's prefix gives way to the
+		// daemon's decision, which may be shorter, or narrower (a single
+		// address where the /64 holds a host we never ban).
+		if err := n.dropStrike6(key); err != nil {
+			return err
+		}
+	}
 	if !n.rec.overlaps(key, now) {
 		s := n.setFor(key)
-		var els []nftables.SetElement
+		var err error
 		if is4 {
-			// A plain set takes a present key without error and sets the
-			// new timeout (which is why the record must know our bans).
-			els = []nftables.SetElement{{Key: key.Addr().AsSlice(), Timeout: timeout}}
+			// The key may hold a kernel ban (first strike's, without our
+			// comment), which a plain add would keep as it is, comment
+			// and all, only changing its timeout: add (a no-op if
+			// present), delete and add again, in one batch, so the
+			// element is ours whatever was there.
+			k := key.Addr().AsSlice()
+			err = n.conn.SetAddElements(s, []nftables.SetElement{{Key: k, Timeout: timeout}})
+			if err == nil {
+				err = n.conn.SetDeleteElements(s, []nftables.SetElement{{Key: k}})
+			}
+			if err == nil {
+				err = n.conn.SetAddElements(s, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: BanComment}})
+			}
 		} else {
-			els = rangeElements(key.Addr(), lastAddr(key), timeout)
+			err = n.conn.SetAddElements(s, rangeElements(key.Addr(), lastAddr(key), timeout))
 		}
-		err := n.conn.SetAddElements(s, els)
 		if err == nil {
 			err = n.conn.Flush()
 		}
@@ -541,18 +618,25 @@ func (n *NFTables) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 		if !active(e) || !bytes.Equal(e.Key, k) {
 			continue
 		}
-		if e.Timeout == 0 || e.Expires >= timeout {
+		kernel := e.Comment != BanComment
+		if e.Timeout == 0 || (e.Expires >= timeout && !kernel) {
 			n.rec.put(key, now, left(e.Timeout, e.Expires))
 			return nil
 		}
-		// Re-adding alone would do on this kernel; older ones keep the old
-		// timeout unless the element is deleted first.
+		// A kernel ban is provisional: the daemon's decision replaces it,
+		// shorter or not. Our own ban is never shortened. Re-adding alone
+		// would do on this kernel for the timeout; older ones keep the old
+		// timeout, and none changes the comment, unless the element is
+		// deleted first.
+		if !kernel {
+			timeout = max(timeout, e.Expires)
+		}
 		if err := n.conn.SetDeleteElements(n.set4, []nftables.SetElement{{Key: k}}); err != nil {
 			return fmt.Errorf("nftables: extend %s in %s: %w", key, Set4, err)
 		}
 		break
 	}
-	if err := n.conn.SetAddElements(n.set4, []nftables.SetElement{{Key: k, Timeout: timeout}}); err != nil {
+	if err := n.conn.SetAddElements(n.set4, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: BanComment}}); err != nil {
 		return fmt.Errorf("nftables: add %s to %s: %w", key, Set4, err)
 	}
 	if err := n.conn.Flush(); err != nil {
@@ -702,6 +786,22 @@ func (n *NFTables) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 				removed = append(removed, rangePrefixes(sp.first, sp.last)...)
 			}
 		}
+		strikes, err := n.strikes6()
+		if err != nil {
+			return nil, err
+		}
+		var del []nftables.SetElement
+		for _, b := range strikes {
+			if b.Key.Overlaps(key) {
+				del = append(del, nftables.SetElement{Key: b.Key.Addr().AsSlice()})
+				removed = append(removed, b.Key)
+			}
+		}
+		if len(del) > 0 {
+			_ = n.conn.SetDeleteElements(n.strk6, del)
+		}
+		slices.SortFunc(removed, comparePrefix)
+		removed = slices.Compact(removed)
 	}
 	if len(removed) == 0 {
 		return nil, fmt.Errorf("nftables: unblock %s: %w", key, ErrNotBanned)
@@ -764,7 +864,7 @@ func (n *NFTables) Counters() (Counters, error) {
 			case Set4:
 				c.Packets4 += cnt.Packets
 				c.Bytes4 += cnt.Bytes
-			case Set6:
+			case Set6, SetStrike6:
 				c.Packets6 += cnt.Packets
 				c.Bytes6 += cnt.Bytes
 			}
@@ -808,9 +908,9 @@ func (n *NFTables) Present() (ok bool, missing []string, err error) {
 		n.redial(err)
 		return false, nil, kernelError("list sets", err)
 	}
-	for _, want := range []*nftables.Set{n.set4, n.set6} {
+	for _, want := range []*nftables.Set{n.set4, n.set6, n.strk6} {
 		i := slices.IndexFunc(sets, func(s *nftables.Set) bool { return s.Name == want.Name })
-		if i < 0 || setShape(sets[i], want.KeyType, want.Interval) != "" {
+		if i < 0 || setShape(sets[i], want.KeyType, want.Interval, want.Dynamic) != "" {
 			missing = append(missing, "set "+want.Name)
 		}
 	}
@@ -830,10 +930,13 @@ func (n *NFTables) Present() (ok bool, missing []string, err error) {
 				n.redial(err)
 				return false, nil, kernelError("read rules of chain "+h, err)
 			}
-			for _, name := range []string{Set4, Set6} {
+			for _, name := range []string{Set4, Set6, SetStrike6} {
 				var mask []byte
-				if name == Set4 {
+				switch name {
+				case Set4:
 					mask = n.mask4
+				case SetStrike6:
+					mask = n.mask6
 				}
 				found := slices.ContainsFunc(rules, func(r *nftables.Rule) bool {
 					set, cnt := ruleParts(r)
@@ -896,7 +999,10 @@ func (n *NFTables) loadLocked() ([]BanEntry, error) {
 		if !ok || !active(e) {
 			continue
 		}
-		b := BanEntry{Key: n.key4(a), Timeout: e.Timeout, Expires: e.Expires}
+		b := BanEntry{Key: n.key4(a), Timeout: e.Timeout, Expires: e.Expires, Origin: OriginDaemon}
+		if e.Comment != BanComment {
+			b.Origin = OriginKernel
+		}
 		if b.Timeout == 0 {
 			b.Expires = 0
 		}
@@ -907,15 +1013,59 @@ func (n *NFTables) loadLocked() ([]BanEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	n6 := len(out)
 	for _, sp := range spans {
 		for _, p := range rangePrefixes(sp.first, sp.last) {
-			out = append(out, BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires})
+			out = append(out, BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires, Origin: OriginDaemon})
 		}
 	}
 	for _, b := range out {
 		n.rec.put(b.Key, now, left(b.Timeout, b.Expires))
 	}
+	// First strike's IPv6 bans, unless a daemon ban covers them. They are
+	// not recorded: the record is of blocked6, and a ban of the same key
+	// goes to blocked6 all the same.
+	strikes, err := n.strikes6()
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range strikes {
+		covered := false
+		for _, sp := range spans {
+			if sp.contains(b.Key.Addr(), lastAddr(b.Key)) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, b)
+		}
+	}
+	slices.SortStableFunc(out[n6:], func(x, y BanEntry) int { return comparePrefix(x.Key, y.Key) })
 	n.rec.synced = true
+	return out, nil
+}
+
+// strikes6 reads strike6: first strike's active IPv6 bans, as prefixes of
+// IPv6Prefix bits. A missing set (an earlier version's table) is empty.
+func (n *NFTables) strikes6() ([]BanEntry, error) {
+	els, err := n.conn.GetSetElements(n.strk6)
+	if errnoOf(err) == unix.ENOENT {
+		return nil, nil
+	}
+	if err != nil {
+		n.redial(err)
+		return nil, kernelError("read set "+SetStrike6, err)
+	}
+	var out []BanEntry
+	for _, e := range els {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if !ok || !active(e) || !a.Is6() {
+			continue
+		}
+		out = append(out, BanEntry{Key: netip.PrefixFrom(a, n.cfg.IPv6Prefix).Masked(), Timeout: e.Timeout, Expires: e.Expires, Origin: OriginKernel})
+	}
+	slices.SortFunc(out, func(x, y BanEntry) int { return comparePrefix(x.Key, y.Key) })
 	return out, nil
 }
 
@@ -939,22 +1089,6 @@ func (n *NFTables) spans(s *nftables.Set) ([]span, error) {
 	return spansFromElements(els), nil
 }
 
-// normalizeKey masks key, turns an IPv4-mapped key into IPv4 and drops a
-// zone.
-func normalizeKey(key netip.Prefix) (netip.Prefix, error) {
-	if !key.IsValid() {
-		return netip.Prefix{}, fmt.Errorf("nftables: invalid key %v", key)
-	}
-	a, bits := key.Addr().WithZone(""), key.Bits()
-	if a.Is4In6() {
-		if bits < 96 {
-			return netip.Prefix{}, fmt.Errorf("nftables: key %s: IPv4-mapped prefix shorter than /96", key)
-		}
-		a, bits = a.Unmap(), bits-96
-	}
-	return netip.PrefixFrom(a, bits).Masked(), nil
-}
-
 // lastAddr returns the last address of p (p must be masked).
 func lastAddr(p netip.Prefix) netip.Addr {
 	b := p.Addr().As16()
@@ -976,7 +1110,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // timeout and an end element (the first address after last) without one;
 // no end element when last is the end of the address space.
 func rangeElements(first, last netip.Addr, timeout time.Duration) []nftables.SetElement {
-	start := nftables.SetElement{Key: first.AsSlice(), Timeout: timeout}
+	start := nftables.SetElement{Key: first.AsSlice(), Timeout: timeout, Comment: BanComment}
 	end := last.Next()
 	if !end.IsValid() {
 		return []nftables.SetElement{start}
@@ -1255,4 +1389,29 @@ func errnoOf(err error) syscall.Errno {
 		}
 	}
 	return 0
+}
+
+// dropStrike6 removes first strike's provisional IPv6 ban of key's prefix,
+// if there is one: an add (a no-op when present) and a delete in one batch
+// succeed whether or not the element existed.
+func (n *NFTables) dropStrike6(key netip.Prefix) error {
+	if n.strk6 == nil {
+		return nil
+	}
+	p, err := key.Addr().Prefix(n.cfg.IPv6Prefix)
+	if err != nil {
+		return fmt.Errorf("nftables: ban %s: %w", key, err)
+	}
+	k := p.Addr().AsSlice()
+	if err := n.conn.SetAddElements(n.strk6, []nftables.SetElement{{Key: k, Timeout: time.Second}}); err != nil {
+		return fmt.Errorf("nftables: replace %s in %s: %w", p, SetStrike6, err)
+	}
+	if err := n.conn.SetDeleteElements(n.strk6, []nftables.SetElement{{Key: k}}); err != nil {
+		return fmt.Errorf("nftables: replace %s in %s: %w", p, SetStrike6, err)
+	}
+	if err := n.conn.Flush(); err != nil {
+		n.redial(err)
+		return kernelError(fmt.Sprintf("replace %s in %s", p, SetStrike6), err)
+	}
+	return nil
 }

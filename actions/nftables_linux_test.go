@@ -227,6 +227,8 @@ func checkRulesMask(tb testing.TB, c *nftables.Conn, tbl *nftables.Table, ch *nf
 	want := []string{
 		fmt.Sprintf("meta%d cmp[2] payload1@12/4%s @blocked4 counter verdict%d", expr.MetaKeyNFPROTO, and, expr.VerdictDrop),
 		fmt.Sprintf("meta%d cmp[10] payload1@8/16 @blocked6 counter verdict%d", expr.MetaKeyNFPROTO, expr.VerdictDrop),
+		// First strike's IPv6 bans, masked to the default /64.
+		fmt.Sprintf("meta%d cmp[10] payload1@8/16 and[255 255 255 255 255 255 255 255 0 0 0 0 0 0 0 0]^[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0] @strike6 counter verdict%d", expr.MetaKeyNFPROTO, expr.VerdictDrop),
 	}
 	if !slices.Equal(got, want) {
 		tb.Errorf("chain %s rules:\n%s\nwant:\n%s", ch.Name, strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -340,8 +342,8 @@ func TestSetupRejectsIncompatibleSet(t *testing.T) {
 	if !errors.Is(err, syscall.EEXIST) || !strings.Contains(err.Error(), "`nft delete set inet sentry blocked4`") {
 		t.Errorf("Setup over a blocked4 without timeout = %v, want EEXIST saying what to delete", err)
 	}
-	if ok, missing, err := n.Present(); ok || err != nil || !slices.Equal(missing, []string{"set blocked4", "set blocked6"}) {
-		t.Errorf("Present = %t %v %v, want blocked4 wrong and blocked6 missing", ok, missing, err)
+	if ok, missing, err := n.Present(); ok || err != nil || !slices.Equal(missing, []string{"set blocked4", "set blocked6", "set strike6"}) {
+		t.Errorf("Present = %t %v %v, want blocked4 wrong, blocked6 and strike6 missing", ok, missing, err)
 	}
 }
 
@@ -641,7 +643,7 @@ func TestPresentReportsMissing(t *testing.T) {
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if ok, missing, err := n.Present(); ok || err != nil || !slices.Equal(missing, []string{"rule input @blocked4", "rule input @blocked6"}) {
+	if ok, missing, err := n.Present(); ok || err != nil || !slices.Equal(missing, []string{"rule input @blocked4", "rule input @blocked6", "rule input @strike6"}) {
 		t.Errorf("after flushing the chain: Present = %t %v %v", ok, missing, err)
 	}
 	c.DelChain(&nftables.Chain{Name: "input", Table: tbl})

@@ -216,6 +216,7 @@ type listed struct {
 		Source      string `json:"source"`
 		LeftSeconds int64  `json:"left_seconds"`
 		BanSeconds  int64  `json:"ban_seconds"`
+		Origin      string `json:"origin"`
 	} `json:"bans"`
 	Counters *struct{ Packets4, Packets6 uint64 } `json:"counters"`
 }

@@ -187,30 +187,38 @@ func flood(t *testing.T, l *lab, rate int, d time.Duration) (int, time.Duration)
 	return sent, elapsed
 }
 
-// TestMeasureScannerLearns runs a full-range fast SYN scan against the
-// victim with the default rules and counts what the scanner learned
+// TestMeasureScannerLearns runs full-range fast SYN scans (IPv4, IPv6) and
+// a UDP scan of 1-1000 against the victim with the default rules, with and
+// without the kernel's first strike, and counts what the scanner learned
 // before the ban landed.
 func TestMeasureScannerLearns(t *testing.T) {
 	requireMeasure(t)
-	for _, v6 := range []bool{false, true} {
+	for _, fs := range []bool{true, false} {
 		l := newLab(t, "1h")
-		d := l.startDaemon()
-		src, dst := l.pair.AttackerIP4, l.pair.VictimIP4
-		if v6 {
-			src, dst = l.pair.AttackerIP6, l.pair.VictimIP6
+		if !fs {
+			cfg, _ := os.ReadFile(l.cfg)
+			l.writeConfig(string(cfg) + "first_strike: {enabled: false}\n")
 		}
-		var r scanner.Replies
-		err := l.pair.Attacker.Do(func() error {
-			var err error
-			r, err = scanner.SYNScan(context.Background(), src, dst, ports(1, 65535), 0)
-			return err
-		})
-		if err != nil {
+		count := l.dir + "/count.nft"
+		os.WriteFile(count, []byte("table inet count {\n chain out {\n  type filter hook output priority 0; policy accept;\n  icmp type destination-unreachable counter\n }\n}\n"), 0o644)
+		l.pair.Victim.Run(t, "nft", "-f", count)
+		d := l.startDaemon()
+		src6 := netip.MustParseAddr("2001:db8:bad:7::5")
+		udpSrc := netip.MustParseAddr("198.51.100.9")
+		l.pair.AddAttackerAddrs(t, src6, udpSrc)
+		for _, tc := range []struct{ src, dst netip.Addr }{{l.pair.AttackerIP4, l.pair.VictimIP4}, {src6, l.pair.VictimIP6}} {
+			r := l.synScan(tc.src, tc.dst, ports(1, 65535))
+			t.Logf("first strike %v: SYN scan of %s 1-65535: sent %d in %s; learned %d closed ports (%d RST), open %v (%d SYN-ACK)",
+				fs, tc.dst, r.Sent, r.Sending.Round(time.Millisecond), len(r.Closed), r.Resets, r.Open, r.SynAcks)
+		}
+		if err := l.pair.Attacker.Do(func() error {
+			return scanner.UDPProbe(context.Background(), udpSrc, l.pair.VictimIP4, ports(1, 1000))
+		}); err != nil {
 			t.Fatal(err)
 		}
-		d.waitLog(t, "action=ban")
-		t.Logf("%s: sent %d SYNs in %s; learned %d closed ports (%d RST), open %v (%d SYN-ACK)",
-			dst, r.Sent, r.Sending.Round(time.Millisecond), len(r.Closed), r.Resets, r.Open, r.SynAcks)
+		d.waitLog(t, "action=ban", "source="+udpSrc.String())
+		t.Logf("first strike %v: UDP probes of 1-1000: %d port-unreachable answers", fs,
+			counterPackets(l.pair.Victim.Run(t, "nft", "list", "chain", "inet", "count", "out")))
 	}
 }
 
@@ -222,7 +230,17 @@ func TestMeasureNmap(t *testing.T) {
 	if _, err := exec.LookPath("nmap"); err != nil {
 		t.Skip("nmap not installed")
 	}
+	for _, fs := range []bool{true, false} {
+		measureNmap(t, fs)
+	}
+}
+
+func measureNmap(t *testing.T, fs bool) {
 	l := newLab(t, "1h")
+	if !fs {
+		cfg, _ := os.ReadFile(l.cfg)
+		l.writeConfig(string(cfg) + "first_strike: {enabled: false}\n")
+	}
 	d := l.startDaemon()
 	count := l.dir + "/count.nft"
 	os.WriteFile(count, []byte(`table inet count {
@@ -239,5 +257,5 @@ func TestMeasureNmap(t *testing.T) {
 	l.pair.Attacker.Command(ctx, "nmap", "-n", "-Pn", "-sS", "-T4", "-p", "1-65535", l.pair.VictimIP4.String()).Run()
 	d.waitLog(t, "action=ban")
 	out := l.pair.Victim.Run(t, "nft", "list", "chain", "inet", "count", "out")
-	t.Logf("replies the victim sent to nmap -sS -T4 -p 1-65535 (SYN-ACK first, RST second):\n%s", out)
+	t.Logf("first strike %v: replies the victim sent to nmap -sS -T4 -p 1-65535 (SYN-ACK first, RST second):\n%s", fs, out)
 }

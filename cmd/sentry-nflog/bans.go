@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sort"
 	"strings"
@@ -35,7 +36,8 @@ func openTable(cfg *config.Config) (*actions.NFTables, error) {
 	return actions.OpenNFTables(actions.NFTablesConfig{
 		Table: cfg.NFTables.Table, Hooks: cfg.NFTables.Hooks,
 		Priority: cfg.NFTables.Priority, ManageChain: cfg.NFTables.ManageChain,
-		IPv4Prefix: cfg.Engine.Bans.IPv4Prefix,
+		IPv4Prefix: cfg.Engine.Bans.IPv4Prefix, IPv6Prefix: cfg.Engine.Bans.IPv6Prefix,
+		StrikeTimeout: provisional(cfg),
 	})
 }
 
@@ -69,6 +71,7 @@ Examples:
 			Source      string `json:"source"`
 			LeftSeconds int64  `json:"left_seconds"`
 			BanSeconds  int64  `json:"ban_seconds"`
+			Origin      string `json:"origin"`
 		}
 		out := struct {
 			Table    string            `json:"table"`
@@ -76,7 +79,7 @@ Examples:
 			Counters *actions.Counters `json:"counters,omitempty"`
 		}{Table: "inet " + cfg.NFTables.Table, Bans: []ban{}}
 		for _, b := range bans {
-			out.Bans = append(out.Bans, ban{b.Key.String(), int64(b.Expires / time.Second), int64(b.Timeout / time.Second)})
+			out.Bans = append(out.Bans, ban{b.Key.String(), int64(b.Expires / time.Second), int64(b.Timeout / time.Second), b.Origin})
 		}
 		if cerr == nil && cfg.NFTables.ManageChain {
 			out.Counters = &counters
@@ -89,9 +92,13 @@ Examples:
 	fmt.Fprintf(e.stdout, "%d active bans in inet %s\n", len(bans), cfg.NFTables.Table)
 	if len(bans) > 0 {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SOURCE\tTIME LEFT\tBAN")
+		fmt.Fprintln(tw, "SOURCE\tTIME LEFT\tBAN\tBY")
 		for _, b := range bans {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Key, actions.FormatDuration(b.Expires.Round(time.Second)), actions.FormatDuration(b.Timeout))
+			by := "daemon"
+			if b.Origin == actions.OriginKernel {
+				by = "kernel (first strike, provisional)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Key, actions.FormatDuration(b.Expires.Round(time.Second)), actions.FormatDuration(b.Timeout), by)
 		}
 		tw.Flush()
 	}
@@ -150,6 +157,7 @@ Examples:
 			}
 			fmt.Fprintf(e.stdout, "%s: unblocked %s\n", k, strings.Join(s, ", "))
 		}
+		forgetStrike(e, cfg, k)
 		// Pardon even what was not banned: the daemon may hold evidence
 		// about to cross a threshold, or a rate-limited decision.
 		if err := appendPardon(cfg.StateDir, k, time.Now()); err != nil {
@@ -175,4 +183,22 @@ func parseKey(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// forgetStrike clears the kernel's first-strike counters for k, so stale
+// state does not strike the unblocked source again before the daemon has
+// read the pardon.
+func forgetStrike(e *env, cfg *config.Config, k netip.Prefix) {
+	fc, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler))
+	if !ok {
+		return
+	}
+	f, err := actions.OpenFirstStrike(fc)
+	if err == nil {
+		err = f.Forget(k)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "unblock: first strike: %v\n", err)
+	}
 }

@@ -20,7 +20,8 @@ func (d *daemon) reload() {
 	// engine's keys must match it.
 	cfg.Engine.Bans.IPv4Prefix = d.cfg.Engine.Bans.IPv4Prefix
 	ecfg := cfg.Engine
-	ecfg.Ignore = resolveIgnore(cfg, d.log)
+	d.ignore = resolveIgnore(cfg, d.log)
+	ecfg.Ignore = d.ignore
 	if sameEngine(cfg.Engine, d.cfg.Engine) {
 		d.engine.SetIgnore(ecfg.Ignore)
 	} else {
@@ -35,6 +36,27 @@ func (d *daemon) reload() {
 		// The evidence windows restart with the new rules; offences, and
 		// so escalation and bans, carry over.
 		d.engine = ne
+	}
+	if d.nft != nil {
+		fc, ok := strikeConfig(cfg, d.ignore, d.log)
+		switch {
+		case !ok && d.fs != nil:
+			if err := d.fs.Remove(); err != nil {
+				d.log.Error("reload: cannot remove first strike", "err", err)
+			}
+			d.fs.Close()
+			d.fs = nil
+		case ok && d.fs != nil && reflect.DeepEqual(fc.Rules, d.fsCfg.Rules) && fc.Provisional == d.fsCfg.Provisional &&
+			fc.MaxPerMinute == d.fsCfg.MaxPerMinute && fc.SetSize == d.fsCfg.SetSize:
+			if err := d.fs.SetAllow(fc.Allow); err != nil {
+				d.log.Error("reload: first strike allow list", "err", err)
+			}
+			d.fsCfg.Allow = fc.Allow
+		case ok:
+			if err := d.setFirstStrike(fc); err != nil {
+				d.log.Error("reload: first strike", "err", err)
+			}
+		}
 	}
 	if err := d.setExec(cfg); err != nil {
 		d.log.Error("reload: exec action", "err", err)

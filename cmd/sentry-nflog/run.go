@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -98,7 +99,10 @@ type daemon struct {
 	engine  *rules.Engine
 	nft     *actions.NFTables // nil in dry-run
 	adv     *actions.Advanced // nil without advanced mode
-	report  *actions.Report   // dry-run output
+	fs      *actions.FirstStrike
+	fsCfg   actions.FirstStrikeConfig
+	ignore  []netip.Prefix  // resolved ignore list
+	report  *actions.Report // dry-run output
 	exec    *actions.Exec
 	inputs  []*input
 	metrics *metrics.Metrics
@@ -119,7 +123,8 @@ func newDaemon(cfg *config.Config, cfgPath string, log *slog.Logger, e *env, dry
 	}
 	d := &daemon{cfg: cfg, cfgPath: cfgPath, log: log, dryRun: dryRun}
 	ecfg := cfg.Engine
-	ecfg.Ignore = resolveIgnore(cfg, log)
+	d.ignore = resolveIgnore(cfg, log)
+	ecfg.Ignore = d.ignore
 	var err error
 	if d.engine, err = rules.NewEngine(ecfg); err != nil {
 		return nil, err
@@ -155,6 +160,12 @@ func newDaemon(cfg *config.Config, cfgPath string, log *slog.Logger, e *env, dry
 			return nil, err
 		}
 		d.syncBans("start")
+		if fc, ok := strikeConfig(cfg, d.ignore, log); ok {
+			if err := d.setFirstStrike(fc); err != nil {
+				d.close()
+				return nil, err
+			}
+		}
 	}
 	if cfg.Advanced != nil {
 		if err := d.setAdvanced(cfg); err != nil {
@@ -214,12 +225,52 @@ func (d *daemon) setAdvanced(cfg *config.Config) error {
 	return nil
 }
 
+// setFirstStrike installs (or replaces) the kernel's first strike, with
+// the listening ports in place first so no client of a running service is
+// ever counted.
+func (d *daemon) setFirstStrike(fc actions.FirstStrikeConfig) error {
+	if d.fs != nil {
+		d.fs.Close()
+		d.fs = nil
+	}
+	f, err := actions.OpenFirstStrike(fc)
+	if err != nil {
+		return err
+	}
+	d.fs, d.fsCfg = f, fc
+	if err := d.refreshListening(); err != nil {
+		return err
+	}
+	if err := f.Setup(); err != nil {
+		return err
+	}
+	var names []string
+	for _, r := range fc.Rules {
+		names = append(names, fmt.Sprintf("%s/%s", r.Name, parsers.ProtoName(r.Proto)))
+	}
+	d.log.Info("first strike in the kernel", "rules", strings.Join(names, ","), "valve_per_minute", fc.MaxPerMinute)
+	return nil
+}
+
+// refreshListening reads the listening ports and hands them to advanced
+// mode and first strike, which never count ports with a listener.
 func (d *daemon) refreshListening() error {
+	if d.adv == nil && d.fs == nil {
+		return nil
+	}
 	tcp, udp, err := hostinfo.DefaultPaths().Listening()
 	if err != nil {
 		return err
 	}
-	return d.adv.SetListening(tcp, udp)
+	if d.adv != nil {
+		if err := d.adv.SetListening(tcp, udp); err != nil {
+			return err
+		}
+	}
+	if d.fs != nil {
+		return d.fs.SetListening(tcp, udp)
+	}
+	return nil
 }
 
 // syncBans makes the kernel and the engine agree, at start and after the
@@ -279,6 +330,9 @@ func resolveIgnore(cfg *config.Config, log *slog.Logger) []netip.Prefix {
 }
 
 func (d *daemon) close() {
+	if d.fs != nil {
+		d.fs.Close()
+	}
 	if d.adv != nil {
 		d.adv.Close()
 	}
@@ -327,12 +381,13 @@ func (d *daemon) run(ctx context.Context, healthEvery time.Duration, hup <-chan 
 	defer second.Stop()
 	defer tamper.Stop()
 	defer metricsT.Stop()
-	var advTick <-chan time.Time
-	if d.adv != nil {
-		t := tick(d.cfg.Advanced.Refresh)
-		defer t.Stop()
-		advTick = t.C
+	// Listening ports are refreshed for advanced mode and first strike.
+	listenEvery := config.DefaultAdvancedRefresh
+	if d.cfg.Advanced != nil {
+		listenEvery = d.cfg.Advanced.Refresh
 	}
+	listenT := tick(listenEvery)
+	defer listenT.Stop()
 	last := time.Now()
 	var lastEvents uint64
 	for {
@@ -344,7 +399,7 @@ func (d *daemon) run(ctx context.Context, healthEvery time.Duration, hup <-chan 
 			d.maybeSave(false)
 		case <-tamper.C:
 			d.checkTamper()
-		case <-advTick:
+		case <-listenT.C:
 			if err := d.refreshListening(); err != nil {
 				d.log.Warn("cannot refresh listening ports", "err", err)
 			}
@@ -352,11 +407,6 @@ func (d *daemon) run(ctx context.Context, healthEvery time.Duration, hup <-chan 
 			d.writeMetrics()
 		case <-hup:
 			d.reload()
-			if d.adv != nil && advTick == nil {
-				t := tick(d.cfg.Advanced.Refresh)
-				defer t.Stop()
-				advTick = t.C
-			}
 		case now := <-health.C:
 			d.healthLine(now.Sub(last), d.events-lastEvents)
 			last, lastEvents = now, d.events
@@ -389,6 +439,11 @@ func (d *daemon) step(ctx context.Context, ev *parsers.Event) {
 	dec, ok := d.engine.Step(ev)
 	if !ok {
 		return
+	}
+	if dec.Action == rules.Ignored && d.fs != nil && ev.Prefix == d.fsPrefix() {
+		// The kernel struck a source the daemon never bans (an address
+		// resolved into the ignore list since): lift it at once.
+		d.lift(dec.Key, "first strike hit an ignored source")
 	}
 	if dec.Action == rules.Ban && d.nft != nil {
 		if err := d.nft.Ban(dec.Key, dec.Ban); err != nil {
@@ -545,6 +600,12 @@ func (d *daemon) applyPardons() {
 		return
 	}
 	for _, p := range ps {
+		if d.fs != nil {
+			// Stale kernel counters must not strike the source again.
+			if err := d.fs.Forget(p.key); err != nil {
+				d.log.Warn("first strike: cannot forget a pardoned source", "source", p.key, "err", err)
+			}
+		}
 		n := d.engine.Pardon(p.key, p.at)
 		d.stateDirty = true
 		d.log.Info("pardoned", "source", p.key, "keys", n)
@@ -601,9 +662,34 @@ func (d *daemon) checkTamper() {
 		return
 	}
 	d.syncBans("tamper")
+	if d.fs != nil {
+		if err := d.setFirstStrike(d.fsCfg); err != nil {
+			d.log.Error("cannot recreate first strike", "err", err)
+		}
+	}
 	if d.adv != nil {
 		if err := d.setAdvanced(d.cfg); err != nil {
 			d.log.Error("cannot recreate the advanced-mode chain", "err", err)
 		}
 	}
+}
+
+func (d *daemon) fsPrefix() string {
+	if d.fsCfg.Prefix != "" {
+		return d.fsCfg.Prefix
+	}
+	return actions.DefaultFirstStrikePrefix
+}
+
+// lift removes a kernel ban the daemon disagrees with and the kernel's
+// counters for it.
+func (d *daemon) lift(key netip.Prefix, why string) {
+	removed, err := d.nft.Unblock(key)
+	if err != nil && !errors.Is(err, actions.ErrNotBanned) {
+		d.log.Error("cannot lift a kernel ban", "source", key, "err", err)
+	}
+	if d.fs != nil {
+		d.fs.Forget(key)
+	}
+	d.log.Warn("lifted a kernel ban", "source", key, "removed", fmt.Sprint(removed), "why", why)
 }

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/actions"
+	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/parsers"
+	"github.com/sentry-nflog/sentry-nflog/rules"
+)
+
+// strikeConfig derives the kernel's first strike from the rules: each rule
+// with a distinct_ports or hits threshold on TCP or UDP becomes a kernel
+// rule with the same threshold and window. A rule that selects a log
+// prefix or an input interface is left to the daemon: the kernel strikes
+// before any logging rule runs, so it cannot know the prefix. The second
+// result says why nothing was derived, when nothing was.
+func strikeConfig(cfg *config.Config, allow []netip.Prefix, log *slog.Logger) (actions.FirstStrikeConfig, bool) {
+	fc := actions.FirstStrikeConfig{
+		Table: cfg.NFTables.Table, Allow: allow,
+		IPv4Prefix: cfg.Engine.Bans.IPv4Prefix, IPv6Prefix: cfg.Engine.Bans.IPv6Prefix,
+		Provisional: provisional(cfg), MaxPerMinute: cfg.Engine.Bans.MaxNewPerMinute,
+		SetSize: uint32(cfg.FirstStrike.SetSize),
+	}
+	if !cfg.FirstStrike.Enabled || len(cfg.Inputs.NFLOG) == 0 {
+		return fc, false
+	}
+	fc.Group = cfg.Inputs.NFLOG[0].Group
+	for _, r := range cfg.Engine.Rules {
+		if len(r.Prefixes) > 0 || len(r.Interfaces) > 0 {
+			log.Info("first strike: rule left to the daemon (it selects a log prefix or interface)", "rule", r.Name)
+			continue
+		}
+		protos := r.Protos
+		if len(protos) == 0 {
+			protos = []uint8{parsers.ProtoTCP, parsers.ProtoUDP}
+		}
+		for _, proto := range protos {
+			fr := actions.FirstStrikeRule{Name: r.Name, Proto: proto, DistinctPorts: r.DistinctPorts, Hits: r.Hits, Window: r.Within, Ports: portRanges(r.Ports)}
+			switch proto {
+			case parsers.ProtoTCP:
+				m, ok := flagMatch(r.Flags)
+				if !ok {
+					log.Info("first strike: rule left to the daemon (its TCP flag classes have no kernel match)", "rule", r.Name, "flags", r.Flags.String())
+					continue
+				}
+				fr.TCPFlags = m
+			case parsers.ProtoUDP:
+				if r.Flags != 0 {
+					continue
+				}
+			default:
+				continue
+			}
+			fc.Rules = append(fc.Rules, fr)
+		}
+	}
+	return fc, len(fc.Rules) > 0
+}
+
+// flagMatch maps the engine's flag classes to the kernel's probe kinds; a
+// rule without classes counts SYNs and the stealth probes.
+func flagMatch(c rules.FlagClass) (actions.FlagMatch, bool) {
+	if c == 0 {
+		return actions.MatchSYN | actions.MatchStealth, true
+	}
+	var m actions.FlagMatch
+	for _, k := range []struct {
+		class rules.FlagClass
+		match actions.FlagMatch
+	}{{rules.ClassSYN, actions.MatchSYN}, {rules.ClassNull, actions.MatchNULL}, {rules.ClassFIN, actions.MatchFIN}, {rules.ClassXmas, actions.MatchXMAS}} {
+		if c&k.class != 0 {
+			m |= k.match
+		}
+	}
+	// ack and other have no kernel counterpart: a rule using them stays
+	// the daemon's, lest the kernel strike what the rule would not.
+	if c&(rules.ClassACK|rules.ClassOther) != 0 {
+		return 0, false
+	}
+	return m, true
+}
+
+// portRanges turns a port set into ranges; nil stays nil (all ports).
+func portRanges(s *rules.PortSet) []actions.PortRange {
+	if s == nil {
+		return nil
+	}
+	var out []actions.PortRange
+	for p := 0; p <= 65535; p++ {
+		if !s.Has(uint16(p)) {
+			continue
+		}
+		lo := p
+		for p < 65535 && s.Has(uint16(p+1)) {
+			p++
+		}
+		out = append(out, actions.PortRange{Lo: uint16(lo), Hi: uint16(p)})
+	}
+	return out
+}
+
+// provisional is the timeout of the kernel's first-strike bans: the
+// configured one, else the longest window of the rules (a minute if all
+// are tripwires), as FirstStrikeConfig defaults it.
+func provisional(cfg *config.Config) time.Duration {
+	if !cfg.FirstStrike.Enabled {
+		return 0
+	}
+	if cfg.FirstStrike.Provisional > 0 {
+		return cfg.FirstStrike.Provisional
+	}
+	d := time.Duration(0)
+	for _, r := range cfg.Engine.Rules {
+		if !r.Tripwire() && r.Within > d {
+			d = r.Within
+		}
+	}
+	if d == 0 {
+		d = time.Minute
+	}
+	return d
+}
