@@ -51,12 +51,15 @@ type Decision struct {
 	Source netip.Addr
 	// Rule is the name of the rule whose threshold was crossed.
 	Rule string
-	// FirstSeen and LastSeen bound the evidence inside the rule's window.
+	// FirstSeen and LastSeen bound the evidence: the run of matching
+	// packets from this key with no gap longer than the rule's window.
 	FirstSeen, LastSeen time.Time
-	// Hits is the number of matching packets inside the window.
+	// Hits is the number of matching packets in that run.
 	Hits uint32
 	// DistinctPorts is the number of distinct destination ports inside the
-	// window; Ports lists the first NPorts of them in order of arrival.
+	// window (for a rule without distinct_ports, of the run, counted up to
+	// MaxListedPorts); Ports lists the first NPorts of the run's ports in
+	// order of arrival.
 	DistinctPorts uint32
 	Ports         [MaxListedPorts]uint16
 	NPorts        uint8
