@@ -3,7 +3,6 @@
 package actions
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -35,9 +34,8 @@ type Advanced struct {
 	sets   advSets
 	prefix []byte
 
-	mu     sync.Mutex // guards everything below and the connection's batch
-	conn   *nftables.Conn
-	closed bool
+	mu sync.Mutex // guards everything below and the connection's batch
+	lasting
 	// batches counts the batches SetListening committed, for tests.
 	batches int
 }
@@ -69,37 +67,10 @@ func OpenAdvanced(cfg AdvancedConfig) (*Advanced, error) {
 	}
 	l := newListenSets(a.table)
 	a.sets.listenTCP, a.sets.listenUDP = l.tcp, l.udp
-	var err error
-	if a.conn, err = a.dial(); err != nil {
+	if err := a.open("advanced: ", cfg.NetNSFd); err != nil {
 		return nil, err
 	}
 	return a, nil
-}
-
-func (a *Advanced) dial() (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.AsLasting()}
-	if a.cfg.NetNSFd != 0 {
-		opts = append(opts, nftables.WithNetNSFd(a.cfg.NetNSFd))
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, advError("open netlink connection", err)
-	}
-	return c, nil
-}
-
-// redial replaces the connection after an error without errno, so that a
-// reply left unread on the socket cannot answer the next request.
-func (a *Advanced) redial(err error) {
-	if advErrno(err) != 0 || a.closed {
-		return
-	}
-	c, derr := a.dial()
-	if derr != nil {
-		return
-	}
-	_ = a.conn.CloseLasting()
-	a.conn = c
 }
 
 // Close closes the netlink connection; the chain and sets stay in the
@@ -107,14 +78,7 @@ func (a *Advanced) redial(err error) {
 func (a *Advanced) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closed {
-		return nil
-	}
-	a.closed = true
-	if err := a.conn.CloseLasting(); err != nil {
-		return fmt.Errorf("advanced: close: %w", err)
-	}
-	return nil
+	return a.shut("advanced")
 }
 
 // Setup makes the table, the four sets and the advanced chain exist as
@@ -148,7 +112,7 @@ func (a *Advanced) Setup() error {
 		return errAdvancedClosed
 	}
 	sets, err := a.conn.GetSets(a.table)
-	if err != nil && advErrno(err) != unix.ENOENT {
+	if err != nil && errnoOf(err) != unix.ENOENT {
 		a.redial(err)
 		return advError("list sets of table inet "+a.cfg.Table, err)
 	}
@@ -201,7 +165,7 @@ func (a *Advanced) Setup() error {
 func (a *Advanced) chainLocked() (*nftables.Chain, error) {
 	c, err := a.conn.ListChain(a.table, AdvancedChain)
 	if err != nil {
-		if advErrno(err) == unix.ENOENT {
+		if errnoOf(err) == unix.ENOENT {
 			return nil, nil
 		}
 		a.redial(err)
@@ -341,7 +305,7 @@ func (l listenSets) all() []*nftables.Set { return []*nftables.Set{l.tcp, l.udp}
 // read and write it reads again once. The slices are not kept.
 func syncListening(c *nftables.Conn, t *nftables.Table, l listenSets, tcp, udp []uint16) (committed bool, err error) {
 	committed, err = syncListeningOnce(c, t, l, tcp, udp)
-	if e := advErrno(err); e == unix.ENOENT || e == unix.EEXIST {
+	if e := errnoOf(err); e == unix.ENOENT || e == unix.EEXIST {
 		// Someone else edited the sets, or they were deleted: read again.
 		committed, err = syncListeningOnce(c, t, l, tcp, udp)
 	}
@@ -366,7 +330,7 @@ func syncListeningOnce(c *nftables.Conn, t *nftables.Table, l listenSets, tcp, u
 		have := new(portSet)
 		els, err := c.GetSetElements(sw.s)
 		switch {
-		case advErrno(err) == unix.ENOENT:
+		case errnoOf(err) == unix.ENOENT:
 			missing = true
 		case err != nil:
 			return false, kernelError("read set "+sw.s.Name, err)
@@ -434,7 +398,7 @@ func (a *Advanced) Remove() error {
 		return errAdvancedClosed
 	}
 	sets, err := a.conn.GetSets(a.table)
-	if advErrno(err) == unix.ENOENT {
+	if errnoOf(err) == unix.ENOENT {
 		return nil // no table
 	}
 	if err != nil {
@@ -454,7 +418,7 @@ func (a *Advanced) Remove() error {
 	// First strike shares the listen sets: they stay while its chain
 	// refers to them.
 	fs, err := a.conn.ListChain(a.table, FirstStrikeChain)
-	if err != nil && advErrno(err) != unix.ENOENT {
+	if err != nil && errnoOf(err) != unix.ENOENT {
 		a.redial(err)
 		return advError("look up chain "+FirstStrikeChain, err)
 	}
@@ -481,29 +445,5 @@ func (a *Advanced) Remove() error {
 // recovered, so errors.Is works (google/nftables formats some errors with
 // %v).
 func advError(op string, err error) error {
-	return &Error{Op: "advanced: " + op, Err: err, Errno: advErrno(err)}
-}
-
-// advErrnos are the errnos recognised in error text.
-var advErrnos = [...]syscall.Errno{
-	unix.EPERM, unix.EACCES, unix.ENOENT, unix.EEXIST, unix.EBUSY, unix.EINVAL,
-	unix.ENOBUFS, unix.ENOSPC, unix.ENOMEM, unix.EOPNOTSUPP, unix.ERANGE, unix.E2BIG,
-}
-
-// advErrno returns the errno inside err, or 0.
-func advErrno(err error) syscall.Errno {
-	if err == nil {
-		return 0
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	msg := err.Error()
-	for _, e := range advErrnos {
-		if strings.HasSuffix(msg, e.Error()) {
-			return e
-		}
-	}
-	return 0
+	return &Error{Op: "advanced: " + op, Err: err, Errno: errnoOf(err)}
 }

@@ -69,9 +69,8 @@ type FirstStrike struct {
 	mask4, mask6 []byte // nil at full length
 	prefix       []byte
 
-	mu     sync.Mutex // guards everything below and the connection's batch
-	conn   *nftables.Conn
-	closed bool
+	mu sync.Mutex // guards everything below and the connection's batch
+	lasting
 }
 
 var errFirstStrikeClosed = fmt.Errorf("first strike: %w", net.ErrClosed)
@@ -91,15 +90,9 @@ func OpenFirstStrike(cfg FirstStrikeConfig) (*FirstStrike, error) {
 	if cfg.IPv6Prefix < 128 {
 		f.mask6 = net.CIDRMask(cfg.IPv6Prefix, 128)
 	}
-	opts := []nftables.ConnOption{nftables.AsLasting()}
-	if cfg.NetNSFd != 0 {
-		opts = append(opts, nftables.WithNetNSFd(cfg.NetNSFd))
+	if err := f.open("first strike: ", cfg.NetNSFd); err != nil {
+		return nil, err
 	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, fsError("open netlink connection", err)
-	}
-	f.conn = c
 	return f, nil
 }
 
@@ -107,37 +100,12 @@ func fsError(op string, err error) error {
 	return &Error{Op: "first strike: " + op, Err: err, Errno: errnoOf(err)}
 }
 
-// redial replaces the connection after an error without errno, so that a
-// reply left unread on the socket cannot answer the next request.
-func (f *FirstStrike) redial(err error) {
-	if errnoOf(err) != 0 || f.closed {
-		return
-	}
-	opts := []nftables.ConnOption{nftables.AsLasting()}
-	if f.cfg.NetNSFd != 0 {
-		opts = append(opts, nftables.WithNetNSFd(f.cfg.NetNSFd))
-	}
-	c, derr := nftables.New(opts...)
-	if derr != nil {
-		return
-	}
-	_ = f.conn.CloseLasting()
-	f.conn = c
-}
-
 // Close closes the netlink connection; the chains and sets stay (Remove
 // deletes them). Close is idempotent.
 func (f *FirstStrike) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return nil
-	}
-	f.closed = true
-	if err := f.conn.CloseLasting(); err != nil {
-		return fmt.Errorf("first strike: close: %w", err)
-	}
-	return nil
+	return f.shut("first strike")
 }
 
 // fsFamily describes how one address fsFamily's rules read the source.

@@ -25,16 +25,15 @@ import (
 type NFTables struct {
 	cfg NFTablesConfig
 
-	mu     sync.Mutex // guards everything below and the connection's batch
-	conn   *nftables.Conn
-	table  *nftables.Table
-	set4   *nftables.Set
-	set6   *nftables.Set
-	strk6  *nftables.Set // strike6: first strike's IPv6 bans
-	mask4  []byte        // the IPv4 rule's source mask; nil for /32
-	mask6  []byte        // the strike6 rule's source mask; nil for /128
-	rec    record
-	closed bool
+	mu sync.Mutex // guards everything below and the connection's batch
+	lasting
+	table *nftables.Table
+	set4  *nftables.Set
+	set6  *nftables.Set
+	strk6 *nftables.Set // strike6: first strike's IPv6 bans
+	mask4 []byte        // the IPv4 rule's source mask; nil for /32
+	mask6 []byte        // the strike6 rule's source mask; nil for /128
+	rec   record
 }
 
 // OpenNFTables validates cfg, applies its defaults and opens a lasting
@@ -90,7 +89,7 @@ func OpenNFTables(cfg NFTablesConfig) (*NFTables, error) {
 	n.set6 = &nftables.Set{Table: n.table, Name: Set6, KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true}
 	n.strk6 = newStrike6(n.table)
 	n.rec.init()
-	if n.conn, err = n.dial(); err != nil {
+	if err := n.open("", cfg.NetNSFd); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -131,32 +130,6 @@ func normalizeHooks(in []string) ([]string, error) {
 	return out, nil
 }
 
-func (n *NFTables) dial() (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.AsLasting()}
-	if n.cfg.NetNSFd != 0 {
-		opts = append(opts, nftables.WithNetNSFd(n.cfg.NetNSFd))
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, kernelError("open netlink connection", err)
-	}
-	return c, nil
-}
-
-// redial replaces the connection after an error we cannot explain, so that
-// a reply left unread on the socket cannot answer the next request.
-func (n *NFTables) redial(err error) {
-	if errnoOf(err) != 0 || n.closed {
-		return
-	}
-	c, derr := n.dial()
-	if derr != nil {
-		return
-	}
-	_ = n.conn.CloseLasting()
-	n.conn = c
-}
-
 var errClosed = fmt.Errorf("nftables: %w", net.ErrClosed)
 
 // Close closes the netlink connection. Bans stay in the kernel until they
@@ -164,14 +137,7 @@ var errClosed = fmt.Errorf("nftables: %w", net.ErrClosed)
 func (n *NFTables) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
-		return nil
-	}
-	n.closed = true
-	if err := n.conn.CloseLasting(); err != nil {
-		return fmt.Errorf("nftables: close: %w", err)
-	}
-	return nil
+	return n.shut("nftables")
 }
 
 // Setup makes the table, both sets and (with ManageChain) the base chains
