@@ -44,12 +44,6 @@ type pardonReader struct {
 	offset int64
 }
 
-func (r *pardonReader) skipExisting() {
-	if fi, err := os.Stat(r.path); err == nil {
-		r.offset = fi.Size()
-	}
-}
-
 // read returns the pardons appended since the last call. A file that
 // shrank (replaced or truncated) is read from its start.
 func (r *pardonReader) read() ([]pardon, error) {

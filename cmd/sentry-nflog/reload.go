@@ -54,7 +54,8 @@ func (d *daemon) reload() {
 			d.fsCfg.Allow = fc.Allow
 		case ok:
 			if err := d.setFirstStrike(fc); err != nil {
-				d.log.Error("reload: first strike", "err", err)
+				d.log.Error("reload: first strike unavailable; bans come from the daemon only", "err", err)
+				d.dropFirstStrike()
 			}
 		}
 	}

@@ -161,9 +161,11 @@ func newDaemon(cfg *config.Config, cfgPath string, log *slog.Logger, e *env, dry
 		}
 		d.syncBans("start")
 		if fc, ok := strikeConfig(cfg, d.ignore, log); ok {
+			// Without first strike the daemon still bans, only later: a
+			// kernel that refuses it is no reason to leave the host open.
 			if err := d.setFirstStrike(fc); err != nil {
-				d.close()
-				return nil, err
+				log.Error("first strike unavailable; bans come from the daemon only", "err", err)
+				d.dropFirstStrike()
 			}
 		}
 	}
@@ -229,10 +231,7 @@ func (d *daemon) setAdvanced(cfg *config.Config) error {
 // the listening ports in place first so no client of a running service is
 // ever counted.
 func (d *daemon) setFirstStrike(fc actions.FirstStrikeConfig) error {
-	if d.fs != nil {
-		d.fs.Close()
-		d.fs = nil
-	}
+	d.dropFirstStrike()
 	f, err := actions.OpenFirstStrike(fc)
 	if err != nil {
 		return err
@@ -250,6 +249,13 @@ func (d *daemon) setFirstStrike(fc actions.FirstStrikeConfig) error {
 	}
 	d.log.Info("first strike in the kernel", "rules", strings.Join(names, ","), "valve_per_minute", fc.MaxPerMinute)
 	return nil
+}
+
+func (d *daemon) dropFirstStrike() {
+	if d.fs != nil {
+		d.fs.Close()
+		d.fs = nil
+	}
 }
 
 // refreshListening reads the listening ports and hands them to advanced
@@ -664,7 +670,8 @@ func (d *daemon) checkTamper() {
 	d.syncBans("tamper")
 	if d.fs != nil {
 		if err := d.setFirstStrike(d.fsCfg); err != nil {
-			d.log.Error("cannot recreate first strike", "err", err)
+			d.log.Error("cannot recreate first strike; bans come from the daemon only", "err", err)
+			d.dropFirstStrike()
 		}
 	}
 	if d.adv != nil {

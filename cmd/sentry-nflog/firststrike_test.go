@@ -1,0 +1,71 @@
+package main
+
+import (
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/actions"
+	"github.com/sentry-nflog/sentry-nflog/config"
+)
+
+func TestStrikeConfigFromRules(t *testing.T) {
+	cfg, err := config.Load("t.yaml", []byte(`
+rules:
+  - {name: syn, proto: tcp, flags: [syn], threshold: {distinct_ports: 5, within: 60s}, ban: 1h}
+  - {name: stealth, proto: tcp, flags: [null, fin, xmas], threshold: {hits: 1}, ban: 24h}
+  - {name: udp-low, proto: udp, ports: ["1-1023", 5353], threshold: {distinct_ports: 3, within: 2m}, ban: 1h}
+  - {name: ufw-only, prefix: "[UFW BLOCK]", threshold: {distinct_ports: 5, within: 60s}, ban: 1h}
+  - {name: acks, proto: tcp, flags: [ack], threshold: {hits: 50, within: 10s}, ban: 1h}
+  - {name: any, threshold: {hits: 100, within: 10s}, ban: 1h}
+bans: {max_new_per_minute: 30}
+first_strike: {provisional: 5m, set_size: 4096}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler))
+	if !ok {
+		t.Fatal("nothing derived")
+	}
+	want := []actions.FirstStrikeRule{
+		{Name: "syn", Proto: 6, TCPFlags: actions.MatchSYN, DistinctPorts: 5, Window: time.Minute},
+		{Name: "stealth", Proto: 6, TCPFlags: actions.MatchStealth, Hits: 1},
+		{Name: "udp-low", Proto: 17, Ports: []actions.PortRange{{Lo: 1, Hi: 1023}, {Lo: 5353, Hi: 5353}}, DistinctPorts: 3, Window: 2 * time.Minute},
+		// ufw-only selects a log prefix and acks a class without a kernel
+		// match: both stay the daemon's.
+		{Name: "any", Proto: 6, TCPFlags: actions.MatchSYN | actions.MatchStealth, Hits: 100, Window: 10 * time.Second},
+		{Name: "any", Proto: 17, Hits: 100, Window: 10 * time.Second},
+	}
+	if !reflect.DeepEqual(fc.Rules, want) {
+		t.Errorf("rules\n got %+v\nwant %+v", fc.Rules, want)
+	}
+	if fc.Provisional != 5*time.Minute || fc.MaxPerMinute != 30 || fc.SetSize != 4096 || fc.Group != 7 || fc.IPv6Prefix != 64 {
+		t.Errorf("config %+v", fc)
+	}
+	// Off, or without an NFLOG group to log strikes to: nothing.
+	cfg.FirstStrike.Enabled = false
+	if _, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler)); ok {
+		t.Error("derived with first_strike disabled")
+	}
+	cfg.FirstStrike.Enabled = true
+	cfg.Inputs.NFLOG = nil
+	if _, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler)); ok {
+		t.Error("derived without an NFLOG group")
+	}
+}
+
+func TestProvisionalDefaultsToLongestWindow(t *testing.T) {
+	cfg, err := config.Load("t.yaml", []byte(`
+rules:
+  - {name: a, threshold: {distinct_ports: 5, within: 90s}, ban: 1h}
+  - {name: b, threshold: {hits: 1}, ban: 1h}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := provisional(cfg); got != 90*time.Second {
+		t.Errorf("provisional = %v, want the 90s window", got)
+	}
+}
