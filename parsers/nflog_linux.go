@@ -372,8 +372,8 @@ const (
 // would wait for a read in progress otherwise. The requests carry no ACK
 // flag, so no reply enters the stream go-nflog reads.
 type nflogAdapt struct {
-	conn    *netlink.Conn
-	group   uint16
+	// send asks the kernel for batches (true) or single packets (false).
+	send    func(batched bool) (qthresh uint32, err error)
 	batched bool
 	start   time.Time
 	count   int
@@ -383,7 +383,7 @@ func newNFLOGAdapt(conn *netlink.Conn, cfg NFLOGConfig) *nflogAdapt {
 	if cfg.FixedBatching || cfg.QueueThreshold != 1 {
 		return nil
 	}
-	return &nflogAdapt{conn: conn, group: cfg.Group, start: time.Now()}
+	return &nflogAdapt{send: nflogSendQThresh(conn, cfg.Group), start: time.Now()}
 }
 
 // packet accounts for one received packet at now.
@@ -413,24 +413,34 @@ func (a *nflogAdapt) flood(log *slog.Logger, now time.Time) {
 	}
 }
 
-func (a *nflogAdapt) set(log *slog.Logger, batched bool) {
-	ae := netlink.NewAttributeEncoder()
-	ae.ByteOrder = binary.BigEndian
-	qthresh := uint32(1)
-	if batched {
-		qthresh = nflogFloodQThresh
-		ae.Uint32(nflogCfgAttrTimeout, nflogFloodTimeout)
-	}
-	ae.Uint32(nflogCfgAttrQThresh, qthresh)
-	attrs, err := ae.Encode()
-	if err == nil {
+// nflogSendQThresh returns the sender of NFULNL_MSG_CONFIG requests that
+// set the group's queue threshold (and flush timeout when batching).
+func nflogSendQThresh(conn *netlink.Conn, group uint16) func(bool) (uint32, error) {
+	return func(batched bool) (uint32, error) {
+		ae := netlink.NewAttributeEncoder()
+		ae.ByteOrder = binary.BigEndian
+		qthresh := uint32(1)
+		if batched {
+			qthresh = nflogFloodQThresh
+			ae.Uint32(nflogCfgAttrTimeout, nflogFloodTimeout)
+		}
+		ae.Uint32(nflogCfgAttrQThresh, qthresh)
+		attrs, err := ae.Encode()
+		if err != nil {
+			return qthresh, err
+		}
 		// struct nfgenmsg: family, version, resource id (the group).
-		data := append([]byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, byte(a.group >> 8), byte(a.group)}, attrs...)
-		_, err = a.conn.Send(netlink.Message{
+		data := append([]byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, byte(group >> 8), byte(group)}, attrs...)
+		_, err = conn.Send(netlink.Message{
 			Header: netlink.Header{Type: nflogCfgMsgType, Flags: netlink.Request},
 			Data:   data,
 		})
+		return qthresh, err
 	}
+}
+
+func (a *nflogAdapt) set(log *slog.Logger, batched bool) {
+	qthresh, err := a.send(batched)
 	if err != nil {
 		log.Warn("cannot change NFLOG queue threshold; keeping it", "qthresh", qthresh, "err", err)
 		return
