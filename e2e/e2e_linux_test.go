@@ -218,7 +218,10 @@ type listed struct {
 		BanSeconds  int64  `json:"ban_seconds"`
 		Origin      string `json:"origin"`
 	} `json:"bans"`
-	Counters *struct{ Packets4, Packets6 uint64 } `json:"counters"`
+	Counters *struct {
+		Packets4 uint64 `json:"packets4"`
+		Packets6 uint64 `json:"packets6"`
+	} `json:"counters"`
 }
 
 func (l *lab) list() listed {

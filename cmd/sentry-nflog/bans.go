@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -60,6 +61,11 @@ Examples:
 	}
 	defer nft.Close()
 	bans, err := nft.List()
+	if errors.Is(err, syscall.ENOENT) {
+		// No table yet: the daemon has not run in this namespace.
+		fmt.Fprintf(e.stderr, "list: table inet %s does not exist: the daemon has not run here, nothing is banned\n", cfg.NFTables.Table)
+		bans, err = nil, nil
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "list: %v\n", err)
 		return exitFailure
@@ -73,16 +79,22 @@ Examples:
 			BanSeconds  int64  `json:"ban_seconds"`
 			Origin      string `json:"origin"`
 		}
+		type dropped struct {
+			Packets4 uint64 `json:"packets4"`
+			Bytes4   uint64 `json:"bytes4"`
+			Packets6 uint64 `json:"packets6"`
+			Bytes6   uint64 `json:"bytes6"`
+		}
 		out := struct {
-			Table    string            `json:"table"`
-			Bans     []ban             `json:"bans"`
-			Counters *actions.Counters `json:"counters,omitempty"`
+			Table    string   `json:"table"`
+			Bans     []ban    `json:"bans"`
+			Counters *dropped `json:"counters,omitempty"`
 		}{Table: "inet " + cfg.NFTables.Table, Bans: []ban{}}
 		for _, b := range bans {
 			out.Bans = append(out.Bans, ban{b.Key.String(), int64(b.Expires / time.Second), int64(b.Timeout / time.Second), b.Origin})
 		}
 		if cerr == nil && cfg.NFTables.ManageChain {
-			out.Counters = &counters
+			out.Counters = &dropped{counters.Packets4, counters.Bytes4, counters.Packets6, counters.Bytes6}
 		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -144,7 +156,7 @@ Examples:
 	for _, k := range keys {
 		removed, err := nft.Unblock(k)
 		switch {
-		case errors.Is(err, actions.ErrNotBanned):
+		case errors.Is(err, actions.ErrNotBanned), errors.Is(err, syscall.ENOENT):
 			fmt.Fprintf(e.stdout, "%s: not banned\n", k)
 			code = exitFailure
 		case err != nil:
