@@ -46,7 +46,7 @@ func (p *progress) tick() {
 		if now.Sub(p.start) < time.Second {
 			return
 		}
-		fmt.Fprintf(p.w, "\r%s: %d MiB read, %.0f MiB/s", p.name, p.read.n>>20, rate)
+		fmt.Fprintf(p.w, "\r%s: %d MiB read, %.0f MiB/s\033[K", p.name, p.read.n>>20, rate)
 		p.shown = true
 		return
 	}
@@ -56,7 +56,7 @@ func (p *progress) tick() {
 	}
 	const width = 30
 	n := int(frac * width)
-	fmt.Fprintf(p.w, "\r%s [%s%s] %3.0f%% %.0f MiB/s", p.name, strings.Repeat("=", n), strings.Repeat(" ", width-n), frac*100, rate)
+	fmt.Fprintf(p.w, "\r%s [%s%s] %3.0f%% %.0f MiB/s\033[K", p.name, strings.Repeat("=", n), strings.Repeat(" ", width-n), frac*100, rate)
 	p.shown = true
 }
 
