@@ -83,7 +83,13 @@ rules:
 func newLab(t *testing.T, ban string, ignore ...string) *lab {
 	t.Helper()
 	requireTools(t)
-	l := &lab{t: t, pair: netnstest.NewPair(t), dir: t.TempDir()}
+	return newLabOn(t, netnstest.NewPair(t), ban, ignore...)
+}
+
+// newLabOn is newLab on a pair the test prepared.
+func newLabOn(t *testing.T, pair *netnstest.Pair, ban string, ignore ...string) *lab {
+	t.Helper()
+	l := &lab{t: t, pair: pair, dir: t.TempDir()}
 	l.cfg = filepath.Join(l.dir, "sentry.yaml")
 	if err := os.WriteFile(l.cfg, []byte(configYAML(filepath.Join(l.dir, "state"), ban, ignore...)), 0o644); err != nil {
 		t.Fatal(err)
@@ -543,4 +549,47 @@ func procInodes(t *testing.T, path string, col int) map[string]bool {
 		out[f[col]] = true
 	}
 	return out
+}
+
+// TestForgedScanFromGatewayOrResolverIsNeverBanned: a scan that seems to
+// come from the victim's default gateway or its nameserver (forged, or a
+// compromised box next door) must never cut the victim off. The daemon
+// resolves both from the victim's routes and resolv.conf.
+func TestForgedScanFromGatewayOrResolverIsNeverBanned(t *testing.T) {
+	requireTools(t)
+	p := netnstest.NewPair(t)
+	resolver := netip.MustParseAddr("198.51.100.53")
+	// ip netns exec bind-mounts /etc/netns/NAME/resolv.conf over
+	// /etc/resolv.conf for what it runs.
+	etc := filepath.Join("/etc/netns", p.Victim.Name)
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver "+resolver.String()+"\n"), 0o644)
+	p.Victim.Run(t, "ip", "route", "add", "default", "via", p.AttackerIP4.String())
+	p.AddAttackerAddrs(t, resolver)
+
+	l := newLabOn(t, p, "1h")
+	d := l.startDaemon()
+	d.waitLog(t, "never banned", "word=gateways", p.AttackerIP4.String())
+	d.waitLog(t, "never banned", "word=resolvers", resolver.String())
+	for _, src := range []netip.Addr{p.AttackerIP4, resolver} {
+		r := l.synScan(src, p.VictimIP4, ports(1, 200))
+		if n := len(r.Closed) + len(r.Open); n != 200 {
+			t.Errorf("scan from %s: %d of 200 ports answered: struck in the kernel", src, n)
+		}
+		if err := p.Attacker.Do(func() error {
+			return scanner.RawProbe(context.Background(), src, p.VictimIP4, 31337, scanner.FIN)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		d.waitLog(t, "action=ignored", "source="+src.String()+"/32")
+	}
+	if ls := l.list(); len(ls.Bans) != 0 {
+		t.Fatalf("bans: %+v, want none", ls.Bans)
+	}
+	if st := l.connect(p.AttackerIP4, p.VictimIP4); st != scanner.Open {
+		t.Errorf("the gateway lost the service: %v", st)
+	}
 }
