@@ -119,6 +119,10 @@ type FileSource struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	// rotatedTo is the file the last rotation seen while running moved
+	// to; only Run's goroutine uses it.
+	rotatedTo fileID
 }
 
 // Ready is closed once Run knows where it starts: a line appended after
@@ -392,6 +396,7 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 			// Replaced: drain what tail left of the old file, and keep it
 			// open for what its writer still appends.
 			s.rotations.Add(1)
+			s.rotatedTo = n.id
 			s.log.Info("log file rotated; following the new file", "old_inode", cur.id.ino, "new_inode", n.id.ino)
 			if old != nil && !finishOld() {
 				n.f.Close()
@@ -495,8 +500,13 @@ func (s *FileSource) open(ctx context.Context, out chan<- Event, start *FilePosi
 			s.log.Info("log file truncated while stopped; reading it from the start", "saved_offset", start.Offset, "size", size)
 		}
 	default:
-		s.rotations.Add(1)
-		s.log.Info("log file replaced while stopped; reading the new one from the start", "saved_inode", start.Inode, "inode", r.id.ino)
+		// A tail restarted right after a rotation it saw (before the new
+		// file's first line moved the position) finds that rotation again:
+		// count it once.
+		if r.id != s.rotatedTo {
+			s.rotations.Add(1)
+			s.log.Info("log file replaced while stopped; reading the new one from the start", "saved_inode", start.Inode, "inode", r.id.ino)
+		}
 		if !s.drainRotated(ctx, out, start, &r.parser) {
 			f.Close()
 			return nil, nil
