@@ -115,6 +115,10 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"check-config", "/nonexistent.yaml"}, exitUsage, "no such file"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"replay", "--nope"}, exitUsage, "flag provided but not defined"},
+		{[]string{"run", "--health-interval", "0s"}, exitUsage, "want 1s or more"},
+		{[]string{"run", "--config", "../../testdata/config/invalid/nflog.yaml"}, exitUsage, "inputs.files[0]: must be an absolute path"},
+		{[]string{"unblock", "not-an-address"}, exitUsage, `"not-an-address" is not an address or prefix`},
+		{[]string{"firewall", "--config", "../../testdata/config/invalid/no-rules.yaml"}, exitUsage, "at least one rule is required"},
 	} {
 		code, _, errOut := runCLI(t, nil, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.contains) {

@@ -59,6 +59,10 @@ Examples:
 	if c := parseFlags(fs, args); c >= 0 {
 		return c
 	}
+	if *health < time.Second {
+		fmt.Fprintf(e.stderr, "run: --health-interval %v: want 1s or more\n", *health)
+		return exitUsage
+	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
