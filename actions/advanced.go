@@ -70,23 +70,8 @@ type AdvancedConfig struct {
 
 // check validates cfg and fills in its defaults.
 func (cfg *AdvancedConfig) check() error {
-	if cfg.Table == "" {
-		cfg.Table = DefaultTable
-	}
-	if len(cfg.Table) > 255 {
-		return fmt.Errorf("advanced: table name %q longer than 255 bytes", cfg.Table)
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultAdvancedPrefix
-	}
-	if len(cfg.Prefix) > maxLogPrefix || strings.IndexByte(cfg.Prefix, 0) >= 0 {
-		return fmt.Errorf("advanced: log prefix %q: want at most %d bytes and no NUL", cfg.Prefix, maxLogPrefix)
-	}
-	if cfg.Priority == 0 {
-		cfg.Priority = DefaultAdvancedPriority
-	}
-	if cfg.NetNSFd < 0 {
-		return fmt.Errorf("advanced: invalid network namespace fd %d", cfg.NetNSFd)
+	if err := checkChain("advanced", &cfg.Table, &cfg.Prefix, DefaultAdvancedPrefix, &cfg.Priority, DefaultAdvancedPriority, cfg.NetNSFd); err != nil {
+		return err
 	}
 	for _, r := range append(append([]PortRange(nil), cfg.TCP...), cfg.UDP...) {
 		if r.Lo > r.Hi {
@@ -132,4 +117,29 @@ func (s *portSet) ranges() []PortRange {
 		out = append(out, PortRange{Lo: uint16(lo), Hi: uint16(p)})
 	}
 	return out
+}
+
+// checkChain validates and defaults what advanced mode and first strike
+// share: a base chain in our table that logs with a prefix. what names the
+// feature in errors.
+func checkChain(what string, table, prefix *string, defPrefix string, priority *int32, defPriority int32, netns int) error {
+	if *table == "" {
+		*table = DefaultTable
+	}
+	if len(*table) > 255 {
+		return fmt.Errorf("%s: table name %q longer than 255 bytes", what, *table)
+	}
+	if *prefix == "" {
+		*prefix = defPrefix
+	}
+	if len(*prefix) > maxLogPrefix || strings.IndexByte(*prefix, 0) >= 0 {
+		return fmt.Errorf("%s: log prefix %q: want at most %d bytes and no NUL", what, *prefix, maxLogPrefix)
+	}
+	if *priority == 0 {
+		*priority = defPriority
+	}
+	if netns < 0 {
+		return fmt.Errorf("%s: invalid network namespace fd %d", what, netns)
+	}
+	return nil
 }

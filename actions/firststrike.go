@@ -161,23 +161,8 @@ const (
 
 // check validates cfg and fills in its defaults.
 func (cfg *FirstStrikeConfig) check() error {
-	if cfg.Table == "" {
-		cfg.Table = DefaultTable
-	}
-	if len(cfg.Table) > 255 {
-		return fmt.Errorf("first strike: table name %q longer than 255 bytes", cfg.Table)
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultFirstStrikePrefix
-	}
-	if len(cfg.Prefix) > maxLogPrefix || strings.IndexByte(cfg.Prefix, 0) >= 0 {
-		return fmt.Errorf("first strike: log prefix %q: want at most %d bytes and no NUL", cfg.Prefix, maxLogPrefix)
-	}
-	if cfg.Priority == 0 {
-		cfg.Priority = DefaultFirstStrikePriority
-	}
-	if cfg.NetNSFd < 0 {
-		return fmt.Errorf("first strike: invalid network namespace fd %d", cfg.NetNSFd)
+	if err := checkChain("first strike", &cfg.Table, &cfg.Prefix, DefaultFirstStrikePrefix, &cfg.Priority, DefaultFirstStrikePriority, cfg.NetNSFd); err != nil {
+		return err
 	}
 	if cfg.IPv4Prefix == 0 {
 		cfg.IPv4Prefix = 32
