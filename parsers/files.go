@@ -110,7 +110,7 @@ type FileSource struct {
 
 	lines       atomic.Uint64
 	events      atomic.Uint64
-	outcomes    [NumOutcomes]atomic.Uint64
+	outcomes    outcomeCounters
 	rotations   atomic.Uint64
 	truncations atomic.Uint64
 
@@ -165,9 +165,7 @@ func (s *FileSource) Stats() FileStats {
 		Events:      s.events.Load(),
 		Rotations:   s.rotations.Load(),
 		Truncations: s.truncations.Load(),
-	}
-	for i := range st.Outcomes {
-		st.Outcomes[i] = s.outcomes[i].Load()
+		Outcomes:    s.outcomes.load(),
 	}
 	return st
 }
@@ -348,17 +346,9 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 			if old != nil && !finishOld() {
 				return nil
 			}
-			s.lines.Add(1)
 			buf = append(buf[:0], l.Text...)
-			o := cur.parser.Parse(buf, &ev)
-			s.outcomes[o].Add(1)
-			if o == Parsed {
-				select {
-				case out <- ev:
-					s.events.Add(1)
-				case <-ctx.Done():
-					return nil
-				}
+			if !s.emit(ctx, out, cur.parser, buf, &ev) {
+				return nil
 			}
 			// tail reports Tell() after reading the line's newline: the
 			// offset just after the line.
@@ -576,16 +566,8 @@ func (s *FileSource) drain(ctx context.Context, out chan<- Event, r *fileReader,
 			}
 			line := chunk[consumed : consumed+nl+1]
 			consumed += nl + 1
-			s.lines.Add(1)
-			o := r.parser.Parse(line, &ev)
-			s.outcomes[o].Add(1)
-			if o == Parsed {
-				select {
-				case out <- ev:
-					s.events.Add(1)
-				case <-ctx.Done():
-					return false
-				}
+			if !s.emit(ctx, out, r.parser, line, &ev) {
+				return false
 			}
 			s.setPos(r.id, r.off+int64(consumed))
 		}
@@ -664,5 +646,23 @@ func fileWaitUnwatched(path string) {
 	deadline := time.Now().Add(fileUnwatchWait)
 	for watch.Events(name) != nil && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// emit parses one line and sends its event, counting both; false when ctx
+// ended first.
+func (s *FileSource) emit(ctx context.Context, out chan<- Event, p *LineParser, line []byte, ev *Event) bool {
+	s.lines.Add(1)
+	o := p.Parse(line, ev)
+	s.outcomes.add(o)
+	if o != Parsed {
+		return true
+	}
+	select {
+	case out <- *ev:
+		s.events.Add(1)
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

@@ -69,7 +69,7 @@ type KmsgSource struct {
 
 	records  atomic.Uint64
 	events   atomic.Uint64
-	outcomes [NumOutcomes]atomic.Uint64
+	outcomes outcomeCounters
 	lost     atomic.Uint64
 
 	// acceptUser takes records written to /dev/kmsg from user space as
@@ -93,12 +93,10 @@ func NewKmsgSource(cfg KmsgConfig) *KmsgSource {
 // Stats returns a snapshot of the counters.
 func (s *KmsgSource) Stats() KmsgStats {
 	st := KmsgStats{
-		Records: s.records.Load(),
-		Events:  s.events.Load(),
-		Lost:    s.lost.Load(),
-	}
-	for i := range st.Outcomes {
-		st.Outcomes[i] = s.outcomes[i].Load()
+		Records:  s.records.Load(),
+		Events:   s.events.Load(),
+		Lost:     s.lost.Load(),
+		Outcomes: s.outcomes.load(),
 	}
 	return st
 }
@@ -257,7 +255,7 @@ func (k *kmsgRun) line(b []byte) bool {
 		b = kmsgAsKernel(b)
 	}
 	o := k.parser.Parse(b, &k.ev)
-	s.outcomes[o].Add(1)
+	s.outcomes.add(o)
 	if o != Parsed {
 		return true
 	}

@@ -91,7 +91,7 @@ type NFLOGSource struct {
 
 	received    atomic.Uint64
 	events      atomic.Uint64
-	outcomes    [NumOutcomes]atomic.Uint64
+	outcomes    outcomeCounters
 	overruns    atomic.Uint64
 	lastOverrun atomic.Int64 // Unix nanoseconds; 0 if none
 	ready       chan struct{}
@@ -125,15 +125,12 @@ func NewNFLOGSource(cfg NFLOGConfig) *NFLOGSource {
 // Stats returns a snapshot of the counters.
 func (s *NFLOGSource) Stats() NFLOGStats {
 	st := NFLOGStats{
-		Received: s.received.Load(),
-		Events:   s.events.Load(),
-		Overruns: s.overruns.Load(),
+		Received:  s.received.Load(),
+		Events:    s.events.Load(),
+		Overruns:  s.overruns.Load(),
+		Malformed: s.outcomes.load(),
 	}
-	for i := range st.Malformed {
-		if Outcome(i) != Parsed {
-			st.Malformed[i] = s.outcomes[i].Load()
-		}
-	}
+	st.Malformed[Parsed] = 0 // Parsed is no malformation; Events counts those
 	if ns := s.lastOverrun.Load(); ns != 0 {
 		st.LastOverrun = time.Unix(0, ns)
 	}

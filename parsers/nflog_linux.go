@@ -201,7 +201,7 @@ func (r *nflogRun) event(a *nflog.Attribute) (Event, Outcome) {
 		o = DecodePacket(*a.Payload, &ev)
 	}
 	if o != Parsed {
-		s.outcomes[o].Add(1)
+		s.outcomes.add(o)
 		return ev, o
 	}
 	if a.Timestamp != nil {
@@ -215,7 +215,7 @@ func (r *nflogRun) event(a *nflog.Attribute) (Event, Outcome) {
 	if a.InDev != nil {
 		ev.InIface = r.ifnames.name(*a.InDev)
 	}
-	s.outcomes[Parsed].Add(1)
+	s.outcomes.add(Parsed)
 	return ev, Parsed
 }
 
