@@ -252,16 +252,7 @@ func (ls listed) has(source string) bool {
 // connect tries the victim's service from src and reports the state.
 func (l *lab) connect(src, dst netip.Addr) scanner.State {
 	l.t.Helper()
-	var res scanner.Result
-	err := l.pair.Attacker.Do(func() error {
-		var err error
-		res, err = scanner.ConnectScan(context.Background(), src, dst, []uint16{servicePort}, 700*time.Millisecond)
-		return err
-	})
-	if err != nil {
-		l.t.Fatalf("connect from %s: %v", src, err)
-	}
-	return res.Probes[0].State
+	return l.connectPort(src, dst, servicePort)
 }
 
 // connectScan probes closed ports of dst from src.
@@ -365,8 +356,9 @@ func TestBanExpiresAndServiceComesBack(t *testing.T) {
 	l := newLab(t, "2s")
 	d := l.startDaemon()
 	p := l.pair
-	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
-	d.waitLog(t, "action=ban", "rule=tcp-portscan", "ban=2s")
+	if _, _, ban := l.scanAndBan(d); ban != "2s" {
+		t.Fatalf("ban for %s, want 2s", ban)
+	}
 	if st := l.connect(p.AttackerIP4, p.VictimIP4); st == scanner.Open {
 		t.Fatal("reachable while banned")
 	}
@@ -412,9 +404,7 @@ func TestListAndUnblock(t *testing.T) {
 	l := newLab(t, "1h")
 	d := l.startDaemon()
 	p := l.pair
-	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
-	d.waitLog(t, "action=ban", "rule=tcp-portscan")
-	key := p.AttackerIP4.String() + "/32"
+	key, _, _ := l.scanAndBan(d)
 	ls := l.list()
 	if !ls.has(key) || ls.Bans[0].LeftSeconds < 3590 || ls.Bans[0].BanSeconds != 3600 {
 		t.Fatalf("list: %+v", ls)
@@ -445,12 +435,10 @@ func TestRestartKeepsBans(t *testing.T) {
 	l := newLab(t, "1h")
 	d := l.startDaemon()
 	p := l.pair
-	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
-	d.waitLog(t, "action=ban", "rule=tcp-portscan")
+	key, _, _ := l.scanAndBan(d)
 	if err := d.stop(); err != nil {
 		t.Fatal(err)
 	}
-	key := p.AttackerIP4.String() + "/32"
 	if !l.list().has(key) {
 		t.Fatal("ban gone when the daemon stopped")
 	}
@@ -482,10 +470,8 @@ func TestSecondInstanceFailsClearly(t *testing.T) {
 func TestNoNetworkSocket(t *testing.T) {
 	l := newLab(t, "1h")
 	d := l.startDaemon()
-	p := l.pair
 	// Let it work first, so sockets opened lazily exist.
-	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
-	d.waitLog(t, "action=ban")
+	l.scanAndBan(d)
 	pid := d.cmd.Process.Pid
 	inodes := socketInodes(t, pid)
 	if len(inodes) == 0 {

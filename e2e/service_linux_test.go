@@ -23,6 +23,18 @@ import (
 // The service tests: state across kill -9 and reboots, tamper recovery,
 // reload, advanced mode, followed log files, and the systemd unit.
 
+// scanAndBan has the attacker's IPv4 address probe five closed ports (the
+// tcp-portscan threshold) and waits for its ban; it returns the ban key,
+// the offence number and the ban length logged.
+func (l *lab) scanAndBan(d *daemon) (key string, offence int, ban string) {
+	l.t.Helper()
+	p := l.pair
+	key = p.AttackerIP4.String() + "/32"
+	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
+	offence, ban = banLine(l.t, d, key)
+	return key, offence, ban
+}
+
 // banLine waits for the ban of key and returns its offence number and ban.
 func banLine(t *testing.T, d *daemon, key string) (offence int, ban string) {
 	t.Helper()
@@ -48,9 +60,8 @@ func TestKill9KeepsOffenceHistory(t *testing.T) {
 	l := newLab(t, "2s")
 	d := l.startDaemon()
 	p := l.pair
-	key := p.AttackerIP4.String() + "/32"
-	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
-	if n, ban := banLine(t, d, key); n != 1 || ban != "2s" {
+	key, n, ban := l.scanAndBan(d)
+	if n != 1 || ban != "2s" {
 		t.Fatalf("first ban: offence %d for %s", n, ban)
 	}
 	time.Sleep(1500 * time.Millisecond) // the state is saved within a second of a ban
@@ -68,9 +79,7 @@ func TestTamperRecoveryRestoresBans(t *testing.T) {
 	l := newLab(t, "1h")
 	d := l.startDaemon()
 	p := l.pair
-	key := p.AttackerIP4.String() + "/32"
-	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
-	banLine(t, d, key)
+	key, _, _ := l.scanAndBan(d)
 	// A firewall reload wipes everything, our table included.
 	p.Victim.Run(t, "nft", "flush", "ruleset")
 	start := time.Now()
@@ -95,10 +104,7 @@ func TestTamperRecoveryRestoresBans(t *testing.T) {
 func TestRebootRestoresUnexpiredBans(t *testing.T) {
 	l := newLab(t, "1h")
 	d := l.startDaemon()
-	p := l.pair
-	key := p.AttackerIP4.String() + "/32"
-	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
-	banLine(t, d, key)
+	key, _, _ := l.scanAndBan(d)
 	if err := d.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,9 +125,7 @@ func TestReloadAppliesValidAndKeepsInvalid(t *testing.T) {
 	l := newLab(t, "1h")
 	d := l.startDaemon()
 	p := l.pair
-	key := p.AttackerIP4.String() + "/32"
-	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
-	banLine(t, d, key)
+	key, _, _ := l.scanAndBan(d)
 
 	// A valid change: 3 distinct ports are enough now.
 	cfg, _ := os.ReadFile(l.cfg)
@@ -278,9 +282,7 @@ func TestMetricsTextfile(t *testing.T) {
 	cfg, _ := os.ReadFile(l.cfg)
 	os.WriteFile(l.cfg, append(cfg, []byte(fmt.Sprintf("metrics: {textfile: %s, interval: 1s}\n", prom))...), 0o644)
 	d := l.startDaemon()
-	p := l.pair
-	l.connectScan(p.AttackerIP4, p.VictimIP4, ports(20, 24)...)
-	banLine(t, d, p.AttackerIP4.String()+"/32")
+	l.scanAndBan(d)
 	want := []string{
 		`sentry_nflog_decisions_total{action="ban",rule="tcp-portscan"} 1`,
 		`sentry_nflog_input_events_total{input="nflog:7"} 5`,
