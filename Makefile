@@ -9,13 +9,14 @@ PREFIX   ?= /usr/local
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzDecodePacket ./config:FuzzLoad
 
-.PHONY: help build lab test unit fuzz-short fuzz bench lint demo install deps clean
+.PHONY: help build lab measure test unit fuzz-short fuzz bench lint demo install deps clean
 
 help:
 	@echo "make demo     live demo in two network namespaces (root), else a replay demo"
 	@echo "make test     gofmt, go vet, all tests (end-to-end ones need root), short fuzz"
 	@echo "make build    build $(BIN)"
 	@echo "make bench    benchmarks"
+	@echo "make measure  reaction, flood loss, scanner and ban-latency measurements (root, minutes)"
 	@echo "make fuzz     fuzz every parser for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make install  install the binary, config and systemd unit (root)"
 
@@ -57,6 +58,11 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+# measure: the measurements behind the README's numbers (root, minutes):
+# reaction time, loss under floods, what scanners learn, ban latency.
+measure:
+	$(GO) test -tags measure -count=1 -timeout 30m -run 'Measure|BanLatency' -v ./e2e ./parsers ./actions
 
 demo: deps build lab
 	@bash scripts/demo.sh $(BIN) bin/sentry-lab

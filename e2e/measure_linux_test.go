@@ -1,4 +1,10 @@
-//go:build linux
+//go:build linux && measure
+
+// The measurements behind the numbers in the README and the closing notes.
+// They take minutes and print rather than assert, so they are built only
+// with the measure tag:
+//
+//	make measure    (go test -tags measure -run Measure -v ./e2e ./parsers ./actions)
 
 package e2e
 
@@ -10,41 +16,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/internal/scanner"
 )
-
-// The measurements behind the numbers in the README and the closing notes.
-// They take minutes and print rather than assert: run them with
-//
-//	SENTRY_MEASURE=1 go test ./e2e -run Measure -v
-func requireMeasure(t *testing.T) {
-	if os.Getenv("SENTRY_MEASURE") == "" {
-		t.Skip("measurement: set SENTRY_MEASURE=1 to run")
-	}
-}
-
-var reHealth = regexp.MustCompile(`msg=health .*`)
-
-// lastHealth returns the fields of the daemon's last health line.
-func lastHealth(d *daemon) map[string]string {
-	lines := reHealth.FindAllString(d.log(), -1)
-	out := map[string]string{}
-	if len(lines) == 0 {
-		return out
-	}
-	for _, f := range strings.Fields(lines[len(lines)-1]) {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			out[k] = v
-		}
-	}
-	return out
-}
 
 func (l *lab) writeConfig(yaml string) {
 	if err := os.WriteFile(l.cfg, []byte(yaml), 0o644); err != nil {
@@ -56,7 +33,6 @@ func (l *lab) writeConfig(yaml string) {
 // apart, and reads the daemon's reaction percentiles: from the kernel's
 // timestamp of the probe to the element in the set.
 func TestMeasureReaction(t *testing.T) {
-	requireMeasure(t)
 	l := newLab(t, "1h")
 	l.writeConfig(configYAML(l.dir+"/state", "1h") + "bans: {max_new_per_minute: 0}\n")
 	d := l.startDaemon()
@@ -84,7 +60,6 @@ func TestMeasureReaction(t *testing.T) {
 // the daemon loses events: loss is the victim's log-rule counter minus the
 // events the daemon read.
 func TestMeasureThroughput(t *testing.T) {
-	requireMeasure(t)
 	l := newLab(t, "1h")
 	// Only a TCP rule: the flood's UDP events go through the engine but ban
 	// nobody, so the flood keeps being logged.
@@ -101,11 +76,6 @@ func TestMeasureThroughput(t *testing.T) {
 		t.Logf("target %6d/s: sent %7d in %s (%.0f/s), logged %7d, read %7d, lost %d, overruns %s",
 			rate, sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), logged, read, int64(logged)-int64(read), h["overruns"])
 	}
-}
-
-func healthEvents(d *daemon) uint64 {
-	n, _ := strconv.ParseUint(lastHealth(d)["events"], 10, 64)
-	return n
 }
 
 // logCounter sums the packets counted by the victim's UDP log rule.
@@ -192,7 +162,6 @@ func flood(t *testing.T, l *lab, rate int, d time.Duration) (int, time.Duration)
 // without the kernel's first strike, and counts what the scanner learned
 // before the ban landed.
 func TestMeasureScannerLearns(t *testing.T) {
-	requireMeasure(t)
 	for _, fs := range []bool{true, false} {
 		l := newLab(t, "1h")
 		if !fs {
@@ -226,7 +195,6 @@ func TestMeasureScannerLearns(t *testing.T) {
 // and SYN-ACK replies nmap -sS -T4 -p 1-65535 got before the ban landed.
 // It needs nmap (apt-get install nmap); nmap runs at most 20 s.
 func TestMeasureNmap(t *testing.T) {
-	requireMeasure(t)
 	if _, err := exec.LookPath("nmap"); err != nil {
 		t.Skip("nmap not installed")
 	}

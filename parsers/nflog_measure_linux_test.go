@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && measure
 
 package parsers
 
@@ -16,14 +16,11 @@ import (
 
 // TestNFLOGMeasure measures what the NFLOGConfig defaults were chosen by:
 // the reaction delay of single probes and the loss under a UDP flood, for
-// several kernel batching settings. It runs only with SENTRY_MEASURE=1
+// several kernel batching settings. It is built only with the measure tag
 // (as root) and prints tables; it asserts nothing.
 //
-//	SENTRY_MEASURE=1 go test ./parsers -run NFLOGMeasure -v -timeout 20m
+//	go test -tags measure ./parsers -run NFLOGMeasure -v -timeout 20m
 func TestNFLOGMeasure(t *testing.T) {
-	if os.Getenv("SENTRY_MEASURE") != "1" {
-		t.Skip("measurement; set SENTRY_MEASURE=1 to run")
-	}
 	nflogTestRequireRoot(t)
 
 	type setting struct {
