@@ -166,26 +166,6 @@ func genLog(w io.Writer, n int, seed uint64) {
 	}
 }
 
-// TestGenerateReplayInput writes the benchmark input to $SENTRY_GEN
-// (lines: $SENTRY_GEN_LINES, default 1,000,000), for timing the binary
-// with /usr/bin/time -v. It does nothing otherwise.
-func TestGenerateReplayInput(t *testing.T) {
-	path := os.Getenv("SENTRY_GEN")
-	if path == "" {
-		t.Skip("set SENTRY_GEN=FILE to write a generated kernel log")
-	}
-	n := 1000000
-	fmt.Sscan(os.Getenv("SENTRY_GEN_LINES"), &n)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	genLog(f, n, 42)
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func BenchmarkReplay(b *testing.B) {
 	const lines = 1000000
 	path := filepath.Join(b.TempDir(), "kern.log")
