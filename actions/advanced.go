@@ -3,6 +3,8 @@ package actions
 import (
 	"fmt"
 	"strings"
+
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 // Defaults and names of advanced mode.
@@ -33,16 +35,6 @@ const (
 	maxLogPrefix = 127
 )
 
-// PortRange is the inclusive range of ports Lo to Hi.
-type PortRange struct{ Lo, Hi uint16 }
-
-func (r PortRange) String() string {
-	if r.Lo == r.Hi {
-		return fmt.Sprint(r.Lo)
-	}
-	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
-}
-
 // AdvancedConfig configures advanced mode: logging, without opening a
 // socket, the probes of ports nothing listens on.
 type AdvancedConfig struct {
@@ -52,7 +44,7 @@ type AdvancedConfig struct {
 	Table string
 	// TCP and UDP are the watched port ranges; empty leaves that protocol
 	// unwatched (its rule stays, matching nothing). Ranges may overlap.
-	TCP, UDP []PortRange
+	TCP, UDP []rules.PortRange
 	// Exclude lists ports never logged, for either protocol.
 	Exclude []uint16
 	// Group is the NFLOG group the log rules send to.
@@ -73,7 +65,7 @@ func (cfg *AdvancedConfig) check() error {
 	if err := checkChain("advanced", &cfg.Table, &cfg.Prefix, DefaultAdvancedPrefix, &cfg.Priority, DefaultAdvancedPriority, cfg.NetNSFd); err != nil {
 		return err
 	}
-	for _, r := range append(append([]PortRange(nil), cfg.TCP...), cfg.UDP...) {
+	for _, r := range append(append([]rules.PortRange(nil), cfg.TCP...), cfg.UDP...) {
 		if r.Lo > r.Hi {
 			return fmt.Errorf("advanced: port range %d-%d: start above end", r.Lo, r.Hi)
 		}
@@ -81,42 +73,13 @@ func (cfg *AdvancedConfig) check() error {
 	return nil
 }
 
-// portSet is a set of ports as a bitmap.
-type portSet [65536 / 64]uint64
-
-func (s *portSet) add(p uint16)      { s[p/64] |= 1 << (p % 64) }
-func (s *portSet) del(p uint16)      { s[p/64] &^= 1 << (p % 64) }
-func (s *portSet) has(p uint16) bool { return s[p/64]&(1<<(p%64)) != 0 }
-
 // watchSet returns the ports of ranges minus exclude.
-func watchSet(ranges []PortRange, exclude []uint16) *portSet {
-	s := new(portSet)
-	for _, r := range ranges {
-		for p := int(r.Lo); p <= int(r.Hi); p++ {
-			s.add(uint16(p))
-		}
-	}
+func watchSet(ranges []rules.PortRange, exclude []uint16) *rules.PortSet {
+	s := rules.NewPortSet(ranges...)
 	for _, p := range exclude {
-		s.del(p)
+		s.Remove(p)
 	}
 	return s
-}
-
-// ranges returns the set as the fewest disjoint, non-adjacent ranges, in
-// order: what an interval set must be given (the kernel refuses overlaps).
-func (s *portSet) ranges() []PortRange {
-	var out []PortRange
-	for p := 0; p < 65536; p++ {
-		if !s.has(uint16(p)) {
-			continue
-		}
-		lo := p
-		for p+1 < 65536 && s.has(uint16(p+1)) {
-			p++
-		}
-		out = append(out, PortRange{Lo: uint16(lo), Hi: uint16(p)})
-	}
-	return out
 }
 
 // checkChain validates and defaults what advanced mode and first strike

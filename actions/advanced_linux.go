@@ -14,6 +14,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 // Advanced is advanced mode: Portsentry's atcp/audp without a socket. A
@@ -29,7 +31,7 @@ import (
 // Setup. All methods are safe for concurrent use.
 type Advanced struct {
 	cfg    AdvancedConfig
-	watch  [2]*portSet // tcp, udp: watched ports minus excluded
+	watch  [2]*rules.PortSet // tcp, udp: watched ports minus excluded
 	table  *nftables.Table
 	sets   advSets
 	prefix []byte
@@ -137,7 +139,7 @@ func (a *Advanced) Setup() error {
 	}
 	for i, s := range []*nftables.Set{a.sets.watchTCP, a.sets.watchUDP} {
 		a.conn.FlushSet(s)
-		if els := intervalElements(a.watch[i].ranges()); len(els) > 0 {
+		if els := intervalElements(a.watch[i].Ranges()); len(els) > 0 {
 			if err := a.conn.SetAddElements(s, els); err != nil {
 				return fmt.Errorf("advanced: fill set %s: %w", s.Name, err)
 			}
@@ -251,7 +253,7 @@ func (a *Advanced) rules(c *nftables.Chain) []*nftables.Rule {
 // intervalElements encodes disjoint, non-adjacent ranges for an
 // inet_service interval set: a start element per range and an end element
 // (the port after it) unless the range runs to 65535.
-func intervalElements(rs []PortRange) []nftables.SetElement {
+func intervalElements(rs []rules.PortRange) []nftables.SetElement {
 	var els []nftables.SetElement
 	for _, r := range rs {
 		els = append(els, nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(r.Lo)})
@@ -323,11 +325,11 @@ func syncListeningOnce(c *nftables.Conn, t *nftables.Table, l listenSets, tcp, u
 		s    *nftables.Set
 		want []uint16
 	}{{l.tcp, tcp}, {l.udp, udp}} {
-		want := new(portSet)
+		want := new(rules.PortSet)
 		for _, p := range sw.want {
-			want.add(p)
+			want.Add(p, p)
 		}
-		have := new(portSet)
+		have := new(rules.PortSet)
 		els, err := c.GetSetElements(sw.s)
 		switch {
 		case errnoOf(err) == unix.ENOENT:
@@ -337,12 +339,13 @@ func syncListeningOnce(c *nftables.Conn, t *nftables.Table, l listenSets, tcp, u
 		}
 		for _, e := range els {
 			if len(e.Key) == 2 {
-				have.add(binaryutil.BigEndian.Uint16(e.Key))
+				p := binaryutil.BigEndian.Uint16(e.Key)
+				have.Add(p, p)
 			}
 		}
 		ch := change{s: sw.s}
 		for p := 0; p < 65536; p++ {
-			w, h := want.has(uint16(p)), have.has(uint16(p))
+			w, h := want.Has(uint16(p)), have.Has(uint16(p))
 			if w == h {
 				continue
 			}

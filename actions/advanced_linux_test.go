@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sentry-nflog/sentry-nflog/rules"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -27,27 +28,27 @@ import (
 func TestAdvancedWatchRanges(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		ranges  []PortRange
+		ranges  []rules.PortRange
 		exclude []uint16
-		want    []PortRange
+		want    []rules.PortRange
 	}{
 		{"none", nil, []uint16{22}, nil},
-		{"one", []PortRange{{1, 1023}}, nil, []PortRange{{1, 1023}}},
-		{"overlapping and adjacent merge", []PortRange{{10, 20}, {15, 30}, {31, 40}, {50, 50}}, nil,
-			[]PortRange{{10, 40}, {50, 50}}},
-		{"exclude splits", []PortRange{{1, 1023}}, []uint16{1, 113, 114, 500, 1023, 2000},
-			[]PortRange{{2, 112}, {115, 499}, {501, 1022}}},
-		{"edges", []PortRange{{0, 0}, {65534, 65535}}, nil, []PortRange{{0, 0}, {65534, 65535}}},
-		{"all excluded", []PortRange{{7, 7}}, []uint16{7}, nil},
+		{"one", []rules.PortRange{{Lo: 1, Hi: 1023}}, nil, []rules.PortRange{{Lo: 1, Hi: 1023}}},
+		{"overlapping and adjacent merge", []rules.PortRange{{Lo: 10, Hi: 20}, {Lo: 15, Hi: 30}, {Lo: 31, Hi: 40}, {Lo: 50, Hi: 50}}, nil,
+			[]rules.PortRange{{Lo: 10, Hi: 40}, {Lo: 50, Hi: 50}}},
+		{"exclude splits", []rules.PortRange{{Lo: 1, Hi: 1023}}, []uint16{1, 113, 114, 500, 1023, 2000},
+			[]rules.PortRange{{Lo: 2, Hi: 112}, {Lo: 115, Hi: 499}, {Lo: 501, Hi: 1022}}},
+		{"edges", []rules.PortRange{{Lo: 0, Hi: 0}, {Lo: 65534, Hi: 65535}}, nil, []rules.PortRange{{Lo: 0, Hi: 0}, {Lo: 65534, Hi: 65535}}},
+		{"all excluded", []rules.PortRange{{Lo: 7, Hi: 7}}, []uint16{7}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := watchSet(tc.ranges, tc.exclude).ranges(); !slices.Equal(got, tc.want) {
+			if got := watchSet(tc.ranges, tc.exclude).Ranges(); !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
 	}
 
-	els := intervalElements([]PortRange{{0, 0}, {22, 23}, {65000, 65535}})
+	els := intervalElements([]rules.PortRange{{Lo: 0, Hi: 0}, {Lo: 22, Hi: 23}, {Lo: 65000, Hi: 65535}})
 	var got []string
 	for _, e := range els {
 		s := fmt.Sprint(binaryutil.BigEndian.Uint16(e.Key))
@@ -68,8 +69,8 @@ func TestAdvancedConfigErrors(t *testing.T) {
 		cfg  AdvancedConfig
 		want string
 	}{
-		{"reversed range", AdvancedConfig{TCP: []PortRange{{100, 1}}}, "start above end"},
-		{"reversed udp range", AdvancedConfig{UDP: []PortRange{{2, 1}}}, "start above end"},
+		{"reversed range", AdvancedConfig{TCP: []rules.PortRange{{Lo: 100, Hi: 1}}}, "start above end"},
+		{"reversed udp range", AdvancedConfig{UDP: []rules.PortRange{{Lo: 2, Hi: 1}}}, "start above end"},
 		{"long prefix", AdvancedConfig{Prefix: strings.Repeat("x", 128)}, "log prefix"},
 		{"NUL in prefix", AdvancedConfig{Prefix: "a\x00b"}, "log prefix"},
 		{"bad fd", AdvancedConfig{NetNSFd: -1}, "namespace fd"},
@@ -154,8 +155,8 @@ udp dport @watch_udp ct state new counter packets 0 bytes 0 log prefix "SENTRY-A
 
 func advancedTestConfig() AdvancedConfig {
 	return AdvancedConfig{
-		TCP:     []PortRange{{1, 1023}},
-		UDP:     []PortRange{{50, 55}, {100, 200}},
+		TCP:     []rules.PortRange{{Lo: 1, Hi: 1023}},
+		UDP:     []rules.PortRange{{Lo: 50, Hi: 55}, {Lo: 100, Hi: 200}},
 		Exclude: []uint16{27, 53, 113},
 		Group:   4343,
 		Prefix:  "SENTRY-ADV",
@@ -482,8 +483,8 @@ func TestAdvancedEndToEnd(t *testing.T) {
 	}
 
 	adv := openAdvanced(t, fd, AdvancedConfig{
-		TCP:     []PortRange{{1, 1023}},
-		UDP:     []PortRange{{1, 1023}},
+		TCP:     []rules.PortRange{{Lo: 1, Hi: 1023}},
+		UDP:     []rules.PortRange{{Lo: 1, Hi: 1023}},
 		Exclude: []uint16{27, 53},
 		Group:   4343,
 		Prefix:  "SENTRY-ADV",

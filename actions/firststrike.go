@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 // Defaults and names of first strike.
@@ -95,7 +97,7 @@ type FirstStrikeRule struct {
 	// Must be zero for UDP.
 	TCPFlags FlagMatch
 	// Ports are the destination ports that count; empty is all.
-	Ports []PortRange
+	Ports []rules.PortRange
 	// DistinctPorts is how many distinct destination ports a source must
 	// probe within Window; Hits how many matching packets. When both are
 	// above 1 both must be reached. Hits <= 1 and DistinctPorts <= 1 is a

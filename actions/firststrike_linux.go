@@ -15,6 +15,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 // FirstStrike is first strike: nftables counts each rule's probes per
@@ -435,7 +437,7 @@ func (f *FirstStrike) rules(o *objects) ([]*nftables.Rule, error) {
 		var ports []expr.Any
 		if len(r.Ports) > 0 {
 			ps := &nftables.Set{Table: f.table, Anonymous: true, Constant: true, Interval: true, KeyType: nftables.TypeInetService}
-			if err := f.conn.AddSet(ps, intervalElements(watchSet(r.Ports, nil).ranges())); err != nil {
+			if err := f.conn.AddSet(ps, intervalElements(rules.NewPortSet(r.Ports...).Ranges())); err != nil {
 				return nil, fmt.Errorf("first strike: rule %d ports: %w", i, err)
 			}
 			ports = []expr.Any{dport, lookup(1, ps, false)}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/sentry-nflog/sentry-nflog/rules"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -55,7 +56,7 @@ func TestFirstStrikeConfigErrors(t *testing.T) {
 		{"unknown flags", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, TCPFlags: 0x40, Hits: 1}}}, "unknown TCP flag"},
 		{"no threshold", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6}}}, "needs hits or distinct"},
 		{"no window", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, DistinctPorts: 5}}}, "window"},
-		{"ports", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, Hits: 1, Ports: []PortRange{{9, 1}}}}}, "start above end"},
+		{"ports", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, Hits: 1, Ports: []rules.PortRange{{Lo: 9, Hi: 1}}}}}, "start above end"},
 		{"v4 prefix", FirstStrikeConfig{Rules: []FirstStrikeRule{ok}, IPv4Prefix: 33}, "IPv4 prefix"},
 		{"v6 prefix", FirstStrikeConfig{Rules: []FirstStrikeRule{ok}, IPv6Prefix: -1}, "IPv6 prefix"},
 		{"valve", FirstStrikeConfig{Rules: []FirstStrikeRule{ok}, MaxPerMinute: -1}, "negative"},
@@ -423,7 +424,7 @@ func TestFirstStrikeSetupRemove(t *testing.T) {
 	}
 	defer bans.Close()
 	fsCfg := FirstStrikeConfig{NetNSFd: fd, Group: 7, MaxPerMinute: 60,
-		Rules: []FirstStrikeRule{synRule(5), {Proto: 17, Hits: 1, Ports: []PortRange{{161, 162}}}}}
+		Rules: []FirstStrikeRule{synRule(5), {Proto: 17, Hits: 1, Ports: []rules.PortRange{{Lo: 161, Hi: 162}}}}}
 	fs, err := OpenFirstStrike(fsCfg)
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,15 @@ const (
 	HookForward = "forward"
 )
 
+// CheckHook returns an error unless name is a hook the ban chains can use.
+func CheckHook(name string) error {
+	switch name {
+	case HookInput, HookForward:
+		return nil
+	}
+	return fmt.Errorf("unknown hook %q (want %s or %s)", name, HookInput, HookForward)
+}
+
 // ErrNotBanned is returned (wrapped) by Unblock when no active ban matches.
 var ErrNotBanned = errors.New("not banned")
 

@@ -118,10 +118,8 @@ func normalizeHooks(in []string) ([]string, error) {
 	}
 	var out []string
 	for _, h := range in {
-		switch h {
-		case HookInput, HookForward:
-		default:
-			return nil, fmt.Errorf("nftables: unknown hook %q (want %q or %q)", h, HookInput, HookForward)
+		if err := CheckHook(h); err != nil {
+			return nil, fmt.Errorf("nftables: %w", err)
 		}
 		if !slices.Contains(out, h) {
 			out = append(out, h)

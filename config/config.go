@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
@@ -63,16 +64,13 @@ type FirstStrike struct {
 
 // Advanced is advanced mode: watched port ranges per protocol.
 type Advanced struct {
-	TCP, UDP []PortRange
+	TCP, UDP []rules.PortRange
 	Exclude  []uint16
 	// Refresh is how often the listening ports are read again.
 	Refresh time.Duration
 	// Prefix is the log prefix of the daemon's own logging rules.
 	Prefix string
 }
-
-// PortRange is an inclusive range of ports.
-type PortRange struct{ Lo, Hi uint16 }
 
 // Metrics configures the Prometheus textfile.
 type Metrics struct {
@@ -136,10 +134,7 @@ const (
 	DefaultFlushTimeout      = 0
 	DefaultReadBuffer        = 8 << 20
 	DefaultMaxTrackedSources = 65536
-	DefaultTable             = "sentry"
-	DefaultPriority          = -10
 	DefaultStateDir          = "/var/lib/sentry-nflog"
-	DefaultExecTimeout       = 10 * time.Second
 	defaultIgnore            = "127.0.0.0/8 ::1/128 self gateways resolvers"
 )
 
@@ -479,12 +474,9 @@ func (l *loader) build(raw *rawConfig) *Config {
 	return cfg
 }
 
-// DefaultFirstStrikeSetSize bounds the first strike's dynamic sets.
-const DefaultFirstStrikeSetSize = 65536
-
 func (l *loader) firstStrike(raw *rawConfig, cfg *Config) {
 	r := raw.FirstStrike
-	fs := FirstStrike{Enabled: true, SetSize: DefaultFirstStrikeSetSize}
+	fs := FirstStrike{Enabled: true, SetSize: int(actions.DefaultFirstStrikeSetSize)}
 	if r.Enabled.Set {
 		fs.Enabled = r.Enabled.V
 	}
@@ -508,7 +500,6 @@ func (l *loader) firstStrike(raw *rawConfig, cfg *Config) {
 // Defaults of advanced mode and metrics.
 const (
 	DefaultAdvancedRefresh = 5 * time.Second
-	DefaultAdvancedPrefix  = "SENTRY-ADV"
 	DefaultMetricsInterval = 15 * time.Second
 )
 
@@ -517,9 +508,9 @@ func (l *loader) advanced(raw *rawConfig, cfg *Config) {
 	if r == nil {
 		return
 	}
-	a := &Advanced{Refresh: DefaultAdvancedRefresh, Prefix: DefaultAdvancedPrefix}
-	ranges := func(key string, items list) []PortRange {
-		var out []PortRange
+	a := &Advanced{Refresh: DefaultAdvancedRefresh, Prefix: actions.DefaultAdvancedPrefix}
+	ranges := func(key string, items list) []rules.PortRange {
+		var out []rules.PortRange
 		for i, it := range items.Items {
 			path := fmt.Sprintf("advanced.%s[%d]", key, i)
 			if len(items.Items) == 1 {
@@ -854,8 +845,8 @@ func parseProto(s string) (uint8, bool) {
 }
 
 // parsePorts reads "22", "1-1023" or a comma list of those.
-func parsePorts(s string) ([]PortRange, error) {
-	var out []PortRange
+func parsePorts(s string) ([]rules.PortRange, error) {
+	var out []rules.PortRange
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		lo, hi, isRange := strings.Cut(part, "-")
@@ -871,7 +862,7 @@ func parsePorts(s string) ([]PortRange, error) {
 		if a > b {
 			return nil, fmt.Errorf("range %q runs backwards", part)
 		}
-		out = append(out, PortRange{uint16(a), uint16(b)})
+		out = append(out, rules.PortRange{Lo: uint16(a), Hi: uint16(b)})
 	}
 	return out, nil
 }
@@ -940,7 +931,7 @@ func (l *loader) bans(raw *rawConfig, cfg *Config) {
 var reTable = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,31}$`)
 
 func (l *loader) nftables(raw *rawConfig, cfg *Config) {
-	n := NFTables{Table: DefaultTable, Hooks: []string{"input"}, Priority: DefaultPriority, ManageChain: true}
+	n := NFTables{Table: actions.DefaultTable, Hooks: []string{actions.HookInput}, Priority: actions.DefaultPriority, ManageChain: true}
 	r := raw.NFTables
 	if r.Table.Set {
 		if !reTable.MatchString(r.Table.V) {
@@ -952,8 +943,8 @@ func (l *loader) nftables(raw *rawConfig, cfg *Config) {
 		n.Hooks = nil
 		seen := map[string]bool{}
 		for i, h := range r.Hooks.Items {
-			if h.V != "input" && h.V != "forward" {
-				l.add(h.Line, h.Col, fmt.Sprintf("nftables.hooks[%d]", i), "unknown hook %q (want input or forward)", h.V)
+			if err := actions.CheckHook(h.V); err != nil {
+				l.add(h.Line, h.Col, fmt.Sprintf("nftables.hooks[%d]", i), "%v", err)
 				continue
 			}
 			if !seen[h.V] {
@@ -997,7 +988,7 @@ func (l *loader) exec(raw *rawConfig, cfg *Config) {
 	if r == nil {
 		return
 	}
-	e := &Exec{Timeout: DefaultExecTimeout, On: []rules.Action{rules.Ban}}
+	e := &Exec{Timeout: actions.DefaultExecTimeout, On: []rules.Action{rules.Ban}}
 	for _, c := range r.Command.Items {
 		e.Command = append(e.Command, c.V)
 	}

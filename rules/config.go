@@ -80,8 +80,28 @@ func Classify(f parsers.TCPFlags) FlagClass {
 	return ClassOther
 }
 
+// PortRange is the inclusive range of ports Lo to Hi.
+type PortRange struct{ Lo, Hi uint16 }
+
+// String returns "22" or "1-1023".
+func (r PortRange) String() string {
+	if r.Lo == r.Hi {
+		return fmt.Sprint(r.Lo)
+	}
+	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+}
+
 // PortSet is a set of destination ports, one bit per port.
 type PortSet struct{ bits [1024]uint64 }
+
+// NewPortSet returns the ports of ranges.
+func NewPortSet(ranges ...PortRange) *PortSet {
+	s := new(PortSet)
+	for _, r := range ranges {
+		s.Add(r.Lo, r.Hi)
+	}
+	return s
+}
 
 // Add puts the ports lo through hi (inclusive) in the set.
 func (s *PortSet) Add(lo, hi uint16) {
@@ -90,8 +110,40 @@ func (s *PortSet) Add(lo, hi uint16) {
 	}
 }
 
+// Remove takes port out of the set.
+func (s *PortSet) Remove(port uint16) { s.bits[port>>6] &^= 1 << (port & 63) }
+
 // Has reports whether port is in the set.
 func (s *PortSet) Has(port uint16) bool { return s.bits[port>>6]&(1<<(port&63)) != 0 }
+
+// Ranges returns the set as the fewest disjoint, non-adjacent ranges in
+// ascending order, which is what an nftables interval set must be given
+// (the kernel refuses overlaps). Empty words are skipped whole.
+func (s *PortSet) Ranges() []PortRange {
+	var out []PortRange
+	open := false
+	var lo uint16
+	for w, bits := range s.bits {
+		if bits == 0 && !open || bits == ^uint64(0) && open {
+			continue
+		}
+		for b := 0; b < 64; b++ {
+			p := uint16(w*64 + b)
+			in := bits&(1<<b) != 0
+			switch {
+			case in && !open:
+				lo, open = p, true
+			case !in && open:
+				out = append(out, PortRange{Lo: lo, Hi: p - 1})
+				open = false
+			}
+		}
+	}
+	if open {
+		out = append(out, PortRange{Lo: lo, Hi: 65535})
+	}
+	return out
+}
 
 // Pattern matches a log prefix or an interface name: exactly, or, when it
 // ends in '*', as a leading part ("filter_IN_*", "eth*").

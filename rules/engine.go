@@ -577,14 +577,17 @@ func (e *Engine) Pardon(p netip.Prefix, at time.Time) int {
 	return n
 }
 
-// Offence is a key's remembered history, as saved across restarts.
+// Offence is a key's remembered history, as saved across restarts (its
+// JSON form is the state file's).
 type Offence struct {
-	Key netip.Prefix
+	Key netip.Prefix `json:"key"`
 	// Count is the number of bans within forget_after.
-	Count uint32
+	Count uint32 `json:"count"`
 	// LastBan is when the last ban was decided; BannedUntil when it ends
 	// (zero when pardoned); PardonedAt when the key was last pardoned.
-	LastBan, BannedUntil, PardonedAt time.Time
+	LastBan     time.Time `json:"last_ban,omitzero"`
+	BannedUntil time.Time `json:"banned_until,omitzero"`
+	PardonedAt  time.Time `json:"pardoned_at,omitzero"`
 }
 
 // Offences returns every remembered offence, for saving. It allocates.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -407,5 +408,33 @@ func BenchmarkStepSpoofedFlood(b *testing.B) {
 		ev.Src = netip.AddrFrom4([4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)})
 		ev.Time = t0.Add(time.Duration(i) * time.Microsecond)
 		e.Step(&ev)
+	}
+}
+
+func TestPortSetRanges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []PortRange
+		want []PortRange
+	}{
+		{"empty", nil, nil},
+		{"one port", []PortRange{{Lo: 22, Hi: 22}}, []PortRange{{Lo: 22, Hi: 22}}},
+		{"overlapping and adjacent merge", []PortRange{{Lo: 10, Hi: 20}, {Lo: 15, Hi: 30}, {Lo: 31, Hi: 40}, {Lo: 50, Hi: 50}},
+			[]PortRange{{Lo: 10, Hi: 40}, {Lo: 50, Hi: 50}}},
+		{"across words", []PortRange{{Lo: 60, Hi: 200}}, []PortRange{{Lo: 60, Hi: 200}}},
+		{"edges", []PortRange{{Lo: 0, Hi: 0}, {Lo: 65534, Hi: 65535}}, []PortRange{{Lo: 0, Hi: 0}, {Lo: 65534, Hi: 65535}}},
+		{"everything", []PortRange{{Lo: 0, Hi: 65535}}, []PortRange{{Lo: 0, Hi: 65535}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := NewPortSet(tc.in...).Ranges()
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("Ranges() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	s := NewPortSet(PortRange{Lo: 1, Hi: 5})
+	s.Remove(3)
+	if got, want := s.Ranges(), []PortRange{{Lo: 1, Hi: 2}, {Lo: 4, Hi: 5}}; !slices.Equal(got, want) {
+		t.Errorf("after Remove(3): %v, want %v", got, want)
 	}
 }

@@ -84,22 +84,11 @@ func flagMatch(c rules.FlagClass) (actions.FlagMatch, bool) {
 }
 
 // portRanges turns a port set into ranges; nil stays nil (all ports).
-func portRanges(s *rules.PortSet) []actions.PortRange {
+func portRanges(s *rules.PortSet) []rules.PortRange {
 	if s == nil {
 		return nil
 	}
-	var out []actions.PortRange
-	for p := 0; p <= 65535; p++ {
-		if !s.Has(uint16(p)) {
-			continue
-		}
-		lo := p
-		for p < 65535 && s.Has(uint16(p+1)) {
-			p++
-		}
-		out = append(out, actions.PortRange{Lo: uint16(lo), Hi: uint16(p)})
-	}
-	return out
+	return s.Ranges()
 }
 
 // provisional is the timeout of the kernel's first-strike bans: the

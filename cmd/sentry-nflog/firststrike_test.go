@@ -8,6 +8,7 @@ import (
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 func TestStrikeConfigFromRules(t *testing.T) {
@@ -32,7 +33,7 @@ first_strike: {provisional: 5m, set_size: 4096}
 	want := []actions.FirstStrikeRule{
 		{Name: "syn", Proto: 6, TCPFlags: actions.MatchSYN, DistinctPorts: 5, Window: time.Minute},
 		{Name: "stealth", Proto: 6, TCPFlags: actions.MatchStealth, Hits: 1},
-		{Name: "udp-low", Proto: 17, Ports: []actions.PortRange{{Lo: 1, Hi: 1023}, {Lo: 5353, Hi: 5353}}, DistinctPorts: 3, Window: 2 * time.Minute},
+		{Name: "udp-low", Proto: 17, Ports: []rules.PortRange{{Lo: 1, Hi: 1023}, {Lo: 5353, Hi: 5353}}, DistinctPorts: 3, Window: 2 * time.Minute},
 		// ufw-only selects a log prefix and acks a class without a kernel
 		// match: both stay the daemon's.
 		{Name: "any", Proto: 6, TCPFlags: actions.MatchSYN | actions.MatchStealth, Hits: 100, Window: 10 * time.Second},

@@ -145,7 +145,7 @@ func newDaemon(cfg *config.Config, cfgPath string, log *slog.Logger, e *env, dry
 			log.Error("state", "err", err)
 		}
 		for _, o := range st.Offences {
-			d.engine.Restore(rules.Offence{Key: o.Key, Count: o.Count, LastBan: o.LastBan, BannedUntil: o.BannedUntil, PardonedAt: o.PardonedAt})
+			d.engine.Restore(o)
 		}
 	}
 	d.pardons = &pardonReader{path: filepath.Join(cfg.StateDir, pardonFile)}
@@ -206,12 +206,7 @@ func (d *daemon) setAdvanced(cfg *config.Config) error {
 	a := cfg.Advanced
 	ac := actions.AdvancedConfig{
 		Table: cfg.NFTables.Table, Exclude: a.Exclude, Group: cfg.Inputs.NFLOG[0].Group, Prefix: a.Prefix,
-	}
-	for _, r := range a.TCP {
-		ac.TCP = append(ac.TCP, actions.PortRange{Lo: r.Lo, Hi: r.Hi})
-	}
-	for _, r := range a.UDP {
-		ac.UDP = append(ac.UDP, actions.PortRange{Lo: r.Lo, Hi: r.Hi})
+		TCP: a.TCP, UDP: a.UDP,
 	}
 	if d.adv != nil {
 		d.adv.Close()
@@ -633,10 +628,7 @@ func (d *daemon) maybeSave(final bool) {
 	if !final && !(d.stateDirty && since >= stateMinDelay) && since < stateEvery {
 		return
 	}
-	st := &state.State{Saved: time.Now().UTC()}
-	for _, o := range d.engine.Offences() {
-		st.Offences = append(st.Offences, state.Offence{Key: o.Key, Count: o.Count, LastBan: o.LastBan, BannedUntil: o.BannedUntil, PardonedAt: o.PardonedAt})
-	}
+	st := &state.State{Saved: time.Now().UTC(), Offences: d.engine.Offences()}
 	for _, in := range d.inputs {
 		if in.file != nil {
 			p := in.file.Position()

@@ -11,10 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 // FileName is the state file's name in state_dir.
@@ -26,18 +27,10 @@ const version = 1
 // State is the saved state.
 type State struct {
 	// Saved is when it was written.
-	Saved    time.Time  `json:"saved"`
-	Offences []Offence  `json:"offences"`
-	Files    []Position `json:"files,omitempty"`
-}
-
-// Offence is one key's history.
-type Offence struct {
-	Key         netip.Prefix `json:"key"`
-	Count       uint32       `json:"count"`
-	LastBan     time.Time    `json:"last_ban,omitzero"`
-	BannedUntil time.Time    `json:"banned_until,omitzero"`
-	PardonedAt  time.Time    `json:"pardoned_at,omitzero"`
+	Saved time.Time `json:"saved"`
+	// Offences is the engine's history, one entry per key.
+	Offences []rules.Offence `json:"offences"`
+	Files    []Position      `json:"files,omitempty"`
 }
 
 // Position is how far a followed file was read.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 func TestSaveLoad(t *testing.T) {
@@ -18,7 +20,7 @@ func TestSaveLoad(t *testing.T) {
 	now := time.Date(2026, 11, 24, 15, 0, 0, 0, time.UTC)
 	want := &State{
 		Saved: now,
-		Offences: []Offence{
+		Offences: []rules.Offence{
 			{Key: netip.MustParsePrefix("203.0.113.7/32"), Count: 2, LastBan: now, BannedUntil: now.Add(2 * time.Hour)},
 			{Key: netip.MustParsePrefix("2001:db8:bad:1::/64"), Count: 1, LastBan: now.Add(-time.Hour), PardonedAt: now},
 		},
