@@ -460,7 +460,7 @@ func TestSecondInstanceFailsClearly(t *testing.T) {
 	if err == nil {
 		t.Fatal("a second daemon on the same group started")
 	}
-	if !strings.Contains(string(out), "already reads NFLOG group 7") {
+	if !strings.Contains(string(out), "held by another running sentry-nflog") {
 		t.Errorf("second instance: %s", out)
 	}
 }

@@ -571,8 +571,12 @@ func (e *Engine) Pardon(p netip.Prefix, at time.Time) int {
 		if p.Bits() == p.Addr().BitLen() {
 			key = e.Key(p.Addr())
 		}
-		e.offences[key] = offence{pardonedAt: t}
-		n = 1
+		// A key banned again after the pardon keeps that history: the
+		// pardon only marks a key the engine knew nothing of.
+		if _, ok := e.offences[key]; !ok {
+			e.offences[key] = offence{pardonedAt: t}
+			n = 1
+		}
 	}
 	return n
 }
@@ -634,6 +638,19 @@ func (e *Engine) Stats() Stats {
 	s.Tracked = len(e.index)
 	s.Offenders = len(e.offences)
 	return s
+}
+
+// Banned returns how many keys the engine holds banned at t: the bans it
+// decided or was told of (Restore), not yet over or pardoned. It walks
+// every remembered offence: for health lines and metrics, not per event.
+func (e *Engine) Banned(t time.Time) int {
+	now, n := t.UnixNano(), 0
+	for _, o := range e.offences {
+		if o.bannedUntil > now {
+			n++
+		}
+	}
+	return n
 }
 
 // SetIgnore replaces the ignore list, as when the host's own addresses,

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"sort"
 	"strings"
@@ -15,31 +14,23 @@ import (
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/daemon"
 )
 
 // configAndTable loads the config and opens its table for a command,
 // reporting failures on stderr with the exit status to return (-1: go on).
-func configAndTable(e *env, cmd, path string) (*config.Config, *actions.NFTables, int) {
+func configAndTable(e *env, cmd, path string) (*config.Config, *actions.Table, int) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return nil, nil, exitUsage
 	}
-	nft, err := openTable(cfg)
+	t, err := actions.OpenTable(daemon.TableSpec(cfg), 0)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", cmd, err)
 		return nil, nil, exitFailure
 	}
-	return cfg, nft, -1
-}
-
-func openTable(cfg *config.Config) (*actions.NFTables, error) {
-	return actions.OpenNFTables(actions.NFTablesConfig{
-		Table: cfg.NFTables.Table, Hooks: cfg.NFTables.Hooks,
-		Priority: cfg.NFTables.Priority, ManageChain: cfg.NFTables.ManageChain,
-		IPv4Prefix: cfg.Engine.Bans.IPv4Prefix, IPv6Prefix: cfg.Engine.Bans.IPv6Prefix,
-		StrikeTimeout: provisional(cfg),
-	})
+	return cfg, t, -1
 }
 
 func cmdList(_ context.Context, e *env, args []string) int {
@@ -169,10 +160,14 @@ Examples:
 			}
 			fmt.Fprintf(e.stdout, "%s: unblocked %s\n", k, strings.Join(s, ", "))
 		}
-		forgetStrike(e, cfg, k)
+		// Stale first-strike counters must not strike the source again
+		// before the daemon has read the pardon.
+		if err := nft.Forget(k); err != nil && !errors.Is(err, syscall.ENOENT) {
+			fmt.Fprintf(e.stderr, "unblock: first strike: %v\n", err)
+		}
 		// Pardon even what was not banned: the daemon may hold evidence
 		// about to cross a threshold, or a rate-limited decision.
-		if err := appendPardon(cfg.StateDir, k, time.Now()); err != nil {
+		if err := daemon.AppendPardon(cfg.StateDir, k, time.Now()); err != nil {
 			fmt.Fprintf(e.stderr, "unblock: cannot tell the daemon (%v): it may ban %s again on the same evidence\n", err, k)
 			code = exitFailure
 		}
@@ -195,22 +190,4 @@ func parseKey(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// forgetStrike clears the kernel's first-strike counters for k, so stale
-// state does not strike the unblocked source again before the daemon has
-// read the pardon.
-func forgetStrike(e *env, cfg *config.Config, k netip.Prefix) {
-	fc, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler))
-	if !ok {
-		return
-	}
-	f, err := actions.OpenFirstStrike(fc)
-	if err == nil {
-		err = f.Forget(k)
-		f.Close()
-	}
-	if err != nil {
-		fmt.Fprintf(e.stderr, "unblock: first strike: %v\n", err)
-	}
 }

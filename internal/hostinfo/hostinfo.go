@@ -33,6 +33,10 @@ func DefaultPaths() Paths {
 	return Paths{Proc: "/proc", ResolvConf: []string{"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"}}
 }
 
+// Self is the package function Self, as a method so that Paths carries
+// every fact the daemon asks of the host.
+func (p Paths) Self() ([]netip.Prefix, error) { return Self() }
+
 // Self returns every address of this host's interfaces as a single-address
 // prefix. Interface addresses are read over rtnetlink, no socket to the
 // network is opened.

@@ -19,6 +19,8 @@ type Input struct {
 	Events    uint64
 	Malformed map[string]uint64 // by reason
 	Overruns  uint64
+	// Failures counts the times the input failed and was restarted.
+	Failures uint64
 }
 
 // Snapshot is the state of the daemon's cumulative counters, taken by the
@@ -45,6 +47,7 @@ var (
 	descEvents    = prometheus.NewDesc("sentry_nflog_input_events_total", "Events read, by input.", []string{"input"}, nil)
 	descMalformed = prometheus.NewDesc("sentry_nflog_input_malformed_total", "Firewall records that were broken, by input and reason; never taken as data.", []string{"input", "reason"}, nil)
 	descOverruns  = prometheus.NewDesc("sentry_nflog_nflog_overruns_total", "NFLOG socket overruns (ENOBUFS): the kernel dropped log messages.", []string{"input"}, nil)
+	descFailures  = prometheus.NewDesc("sentry_nflog_input_failures_total", "Times an input failed and was restarted (the others go on).", []string{"input"}, nil)
 	descRule      = prometheus.NewDesc("sentry_nflog_rule_events_total", "Events matched, by rule.", []string{"rule"}, nil)
 	descBans      = prometheus.NewDesc("sentry_nflog_bans_active", "Elements in the ban sets.", nil, nil)
 	descTracked   = prometheus.NewDesc("sentry_nflog_tracked_sources", "Sources the engine holds evidence for.", nil, nil)
@@ -93,7 +96,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descRule, descBans, descTracked} {
+	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descFailures, descRule, descBans, descTracked} {
 		ch <- d
 	}
 }
@@ -105,6 +108,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, in := range s.Inputs {
 		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(in.Events), in.Name)
 		ch <- prometheus.MustNewConstMetric(descOverruns, prometheus.CounterValue, float64(in.Overruns), in.Name)
+		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(in.Failures), in.Name)
 		for _, reason := range sortedKeys(in.Malformed) {
 			ch <- prometheus.MustNewConstMetric(descMalformed, prometheus.CounterValue, float64(in.Malformed[reason]), in.Name, reason)
 		}

@@ -31,6 +31,9 @@ type State struct {
 	// Offences is the engine's history, one entry per key.
 	Offences []rules.Offence `json:"offences"`
 	Files    []Position      `json:"files,omitempty"`
+	// PardonOffset is how far the pardons file has been applied: each
+	// pardon applies once.
+	PardonOffset int64 `json:"pardon_offset,omitempty"`
 }
 
 // Position is how far a followed file was read.

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bufio"
@@ -12,22 +12,24 @@ import (
 	"time"
 )
 
-// pardonFile, in state_dir, is how `unblock` tells a running daemon that a
+// PardonFile, in state_dir, is how `unblock` tells a running daemon that a
 // key was pardoned: one "RFC3339Nano PREFIX" line per pardon, appended with
 // O_APPEND (atomic for a line this short), read by the daemon each second.
-const pardonFile = "pardons"
+// The daemon saves how far it has read with its state, so each pardon
+// applies once, to what existed before it, and never again at a restart.
+const PardonFile = "pardons"
 
 type pardon struct {
 	key netip.Prefix
 	at  time.Time
 }
 
-// appendPardon records that key was pardoned at at.
-func appendPardon(stateDir string, key netip.Prefix, at time.Time) error {
+// AppendPardon records in stateDir that key was pardoned at at.
+func AppendPardon(stateDir string, key netip.Prefix, at time.Time) error {
 	if err := os.MkdirAll(stateDir, 0o750); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(stateDir, pardonFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(filepath.Join(stateDir, PardonFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
-package main
+package daemon
 
 import (
-	"log/slog"
 	"reflect"
 	"testing"
 	"time"
@@ -26,9 +25,16 @@ first_strike: {provisional: 5m, set_size: 4096}
 	if err != nil {
 		t.Fatal(err)
 	}
-	fc, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler))
+	fc, notes, ok := StrikeConfig(cfg)
 	if !ok {
 		t.Fatal("nothing derived")
+	}
+	wantNotes := []string{
+		"rule ufw-only left to the daemon: it selects a log prefix or interface",
+		"rule acks left to the daemon: its TCP flag classes (ack) have no kernel match",
+	}
+	if !reflect.DeepEqual(notes, wantNotes) {
+		t.Errorf("notes\n got %q\nwant %q", notes, wantNotes)
 	}
 	want := []actions.FirstStrikeRule{
 		{Name: "syn", Proto: 6, TCPFlags: actions.MatchSYN, DistinctPorts: 5, Window: time.Minute},
@@ -47,12 +53,12 @@ first_strike: {provisional: 5m, set_size: 4096}
 	}
 	// Off, or without an NFLOG group to log strikes to: nothing.
 	cfg.FirstStrike.Enabled = false
-	if _, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler)); ok {
+	if _, _, ok := StrikeConfig(cfg); ok {
 		t.Error("derived with first_strike disabled")
 	}
 	cfg.FirstStrike.Enabled = true
 	cfg.Inputs.NFLOG = nil
-	if _, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler)); ok {
+	if _, _, ok := StrikeConfig(cfg); ok {
 		t.Error("derived without an NFLOG group")
 	}
 }
@@ -66,7 +72,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := provisional(cfg); got != 90*time.Second {
+	if got := Provisional(cfg); got != 90*time.Second {
 		t.Errorf("provisional = %v, want the 90s window", got)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"net/netip"
@@ -10,13 +10,13 @@ import (
 
 func TestPardonFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	r := &pardonReader{path: filepath.Join(dir, pardonFile)}
+	r := &pardonReader{path: filepath.Join(dir, PardonFile)}
 	if ps, err := r.read(); err != nil || len(ps) != 0 {
 		t.Fatalf("no file: %v %v", ps, err)
 	}
 	at := time.Date(2026, 11, 24, 15, 0, 0, 0, time.UTC)
 	key := netip.MustParsePrefix("203.0.113.7/32")
-	if err := appendPardon(dir, key, at); err != nil {
+	if err := AppendPardon(dir, key, at); err != nil {
 		t.Fatal(err)
 	}
 	ps, err := r.read()

@@ -1,0 +1,487 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/actions"
+	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
+	"github.com/sentry-nflog/sentry-nflog/parsers"
+	"github.com/sentry-nflog/sentry-nflog/rules"
+)
+
+// eventQueue is the channel between the inputs and the engine. When the
+// engine falls behind, inputs block, the NFLOG socket buffer fills and the
+// kernel's drops are counted as overruns: loss is never silent.
+const eventQueue = 4096
+
+// Periods of the daemon's housekeeping.
+const (
+	tamperEvery   = 2 * time.Second  // missing table, set or chain noticed within this
+	stateEvery    = 30 * time.Second // file positions saved at least this often
+	stateMinDelay = time.Second      // offences saved at most this long after a ban
+	// reapplyEvery paces attempts to reach the desired table after one
+	// failed (a kernel without a feature first strike needs, a batch
+	// refused): the daemon keeps banning with what is in place meanwhile.
+	reapplyEvery = 30 * time.Second
+	// inputRetryMax caps the pause before an input that failed is started
+	// again.
+	inputRetryMax = 30 * time.Second
+)
+
+// Table is the nftables table the daemon owns; *actions.Table is the real
+// one. Every method is called from the daemon's goroutine only.
+type Table interface {
+	// Apply makes the kernel hold spec, in one batch.
+	Apply(spec actions.TableSpec) error
+	// Missing names what of the last applied spec is not in the kernel.
+	Missing() ([]string, error)
+	// Ban drops key for timeout, never shortening a ban in place.
+	Ban(key netip.Prefix, timeout time.Duration) error
+	// Unblock removes the bans overlapping key.
+	Unblock(key netip.Prefix) ([]netip.Prefix, error)
+	// List returns the active bans.
+	List() ([]actions.BanEntry, error)
+	// Forget drops first strike's counting state for key.
+	Forget(key netip.Prefix) error
+	// SetListening updates the ports first strike and advanced mode skip.
+	SetListening(tcp, udp []uint16) error
+}
+
+// Host is what the daemon asks of the machine it runs on: the words of the
+// ignore list and the ports something listens on. hostinfo.Paths is the
+// real one.
+type Host interface {
+	Self() ([]netip.Prefix, error)
+	Gateways() ([]netip.Prefix, error)
+	Resolvers() ([]netip.Prefix, error)
+	Listening() (tcp, udp []uint16, err error)
+}
+
+// Deps are what a Daemon works with besides its config.
+type Deps struct {
+	// Log receives the daemon's own log; nil discards it.
+	Log *slog.Logger
+	// Table is the table bans go to. Nil makes a dry run: decisions are
+	// written to Report, nothing is banned, no state is read or saved.
+	Table Table
+	// Host answers the ignore words and the listening ports.
+	Host Host
+	// Report receives a dry run's decisions, one line each.
+	Report io.Writer
+	// Load reads the config again on Reload; nil makes Reload a no-op.
+	Load func() (*config.Config, error)
+	// HealthEvery is the period of the one-line health summary; a minute
+	// when zero.
+	HealthEvery time.Duration
+}
+
+// Daemon is a running sentry-nflog: make it with New, run it with Run.
+type Daemon struct {
+	cfg  *config.Config
+	deps Deps
+	log  *slog.Logger
+
+	engine  *rules.Engine
+	ignore  []netip.Prefix
+	desired Desired
+	// applied is the table spec last applied with success; it differs
+	// from desired.Table while first strike could not be installed.
+	applied    actions.TableSpec
+	lastApply  time.Time
+	listen     actions.ListenPorts
+	door       []actions.Action
+	exec       *actions.ExecAction
+	retired    []*actions.ExecAction // replaced by a reload, closed when Run ends
+	inputs     []*input
+	metrics    *metrics.Metrics
+	store      store
+	pardons    pardonReader
+	strikePfx  string
+	reloadReq  chan struct{}
+	stateDirty bool
+	lastSave   time.Time
+
+	c counters
+}
+
+// counters are the health line's figures, owned by Run's goroutine.
+type counters struct {
+	events, bans, banErrors uint64
+	reaction                latencies
+}
+
+// New builds the daemon: it resolves the ignore list, compiles the rules,
+// loads the saved state and makes the kernel hold the table (unless a dry
+// run). Nothing reads events until Run.
+func New(cfg *config.Config, deps Deps) (*Daemon, error) {
+	if len(cfg.Inputs.NFLOG) == 0 && len(cfg.Inputs.Files) == 0 && !cfg.Inputs.Kmsg {
+		return nil, fmt.Errorf("%s: no input: inputs.nflog, inputs.files and inputs.kmsg are all empty", cfg.File)
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.HealthEvery <= 0 {
+		deps.HealthEvery = time.Minute
+	}
+	if deps.Report == nil {
+		deps.Report = io.Discard
+	}
+	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, reloadReq: make(chan struct{}, 1)}
+	d.ignore = d.resolveIgnore(cfg)
+	d.desired = Derive(cfg, d.ignore)
+	for _, n := range d.desired.Notes {
+		d.log.Info("first strike: " + n)
+	}
+	var err error
+	if d.engine, err = rules.NewEngine(d.desired.Engine); err != nil {
+		return nil, err
+	}
+	d.strikePfx = actions.DefaultFirstStrikePrefix
+	if fs := d.desired.Table.FirstStrike; fs != nil && fs.Prefix != "" {
+		d.strikePfx = fs.Prefix
+	}
+	if deps.Table == nil {
+		d.store = noStore{}
+		d.log.Info("dry run: decisions are printed, nothing is banned, no state is saved")
+	} else {
+		d.store = dirStore{dir: cfg.StateDir}
+	}
+	st, err := d.store.load()
+	if err != nil {
+		if st == nil {
+			return nil, err
+		}
+		d.log.Error("state", "err", err)
+	}
+	d.restore(st)
+	d.pardons = pardonReader{path: d.store.pardonPath(), offset: st.PardonOffset}
+	// Pardons given while the daemon was down apply now, each once, to
+	// what was decided before it.
+	d.applyPardons()
+	if cfg.Metrics.Textfile != "" {
+		d.metrics = metrics.New()
+	}
+	if deps.Table != nil {
+		d.refreshListening()
+		if err := d.applyTable("start"); err != nil {
+			return nil, err
+		}
+		d.syncBans("start")
+	}
+	ex, err := newExecAction(cfg, d.log)
+	if err != nil {
+		return nil, err
+	}
+	d.setDoor(ex)
+	d.inputs = buildInputs(cfg, st, d.log)
+	return d, nil
+}
+
+// Reload asks Run to read the config again (SIGHUP). Requests made while
+// one is pending are merged. Safe from any goroutine.
+func (d *Daemon) Reload() {
+	select {
+	case d.reloadReq <- struct{}{}:
+	default:
+	}
+}
+
+// setDoor makes the list of actions every decision goes through, with ex
+// as the alert command's action. A replaced alert action is closed when
+// Run ends, so its commands in flight finish without holding up the loop.
+func (d *Daemon) setDoor(ex *actions.ExecAction) {
+	var door []actions.Action
+	if d.deps.Table != nil {
+		door = append(door, &banAction{d: d})
+	} else {
+		door = append(door, actions.NewReport(d.deps.Report, false))
+	}
+	door = append(door, logAction{log: d.log})
+	if d.metrics != nil {
+		door = append(door, metricsAction{m: d.metrics})
+	}
+	if d.exec != nil && d.exec != ex {
+		d.retired = append(d.retired, d.exec)
+	}
+	d.exec = ex
+	if ex != nil {
+		door = append(door, ex)
+	}
+	d.door = door
+}
+
+func newExecAction(cfg *config.Config, log *slog.Logger) (*actions.ExecAction, error) {
+	if cfg.Exec == nil {
+		return nil, nil
+	}
+	ex, err := actions.NewExec(cfg.Exec.Command, cfg.Exec.Timeout, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: actions.exec: %w", cfg.File, err)
+	}
+	return actions.NewExecAction(ex, cfg.Exec.On, log), nil
+}
+
+// resolveIgnore returns the fixed ignore prefixes plus the resolved words.
+// A word that cannot be resolved is logged loudly; the daemon still starts
+// with the rest, since refusing to start would leave the host unprotected.
+func (d *Daemon) resolveIgnore(cfg *config.Config) []netip.Prefix {
+	out := append([]netip.Prefix(nil), cfg.Ignore.Prefixes...)
+	if d.deps.Host == nil {
+		return out
+	}
+	add := func(word string, on bool, f func() ([]netip.Prefix, error)) {
+		if !on {
+			return
+		}
+		ps, err := f()
+		if err != nil {
+			d.log.Error("cannot resolve ignore word", "word", word, "err", err)
+			return
+		}
+		out = append(out, ps...)
+		d.log.Info("never banned", "word", word, "prefixes", fmt.Sprint(ps))
+	}
+	add("self", cfg.Ignore.Self, d.deps.Host.Self)
+	add("gateways", cfg.Ignore.Gateways, d.deps.Host.Gateways)
+	add("resolvers", cfg.Ignore.Resolvers, d.deps.Host.Resolvers)
+	return out
+}
+
+// Run reads the inputs, decides and acts until ctx ends (see the package
+// documentation for its contract).
+func (d *Daemon) Run(ctx context.Context) error {
+	inCtx, stopInputs := context.WithCancel(context.Background())
+	defer stopInputs()
+	events := make(chan parsers.Event, eventQueue)
+	fatal := make(chan error, len(d.inputs))
+	var wg sync.WaitGroup
+	for _, in := range d.inputs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.supervise(inCtx, in, events); err != nil {
+				fatal <- err
+			}
+		}()
+	}
+	inputsDone := make(chan struct{})
+	go func() { wg.Wait(); close(inputsDone) }()
+
+	tick := func(every time.Duration) *time.Ticker { return time.NewTicker(every) }
+	health, second, tamper, metricsT := tick(d.deps.HealthEvery), tick(time.Second), tick(tamperEvery), tick(d.cfg.Metrics.Interval)
+	defer health.Stop()
+	defer second.Stop()
+	defer tamper.Stop()
+	defer metricsT.Stop()
+	// Listening ports are refreshed for advanced mode and first strike.
+	listenEvery := config.DefaultAdvancedRefresh
+	if d.cfg.Advanced != nil {
+		listenEvery = d.cfg.Advanced.Refresh
+	}
+	listenT := tick(listenEvery)
+	defer listenT.Stop()
+
+	// Events are decided from the start, while inputs get ready: an input
+	// that reads a backlog before it is ready (the rest of a rotated file)
+	// must not wait for a loop that waits for it.
+	ready := d.readiness(inCtx)
+	last := time.Now()
+	var lastEvents uint64
+	var runErr error
+loop:
+	for {
+		select {
+		case ev := <-events:
+			d.step(&ev)
+		case <-ready:
+			ready = nil
+			d.log.Info("running", "inputs", d.inputNames(), "table", "inet "+d.cfg.NFTables.Table,
+				"rules", len(d.engine.Rules()), "dry_run", d.deps.Table == nil)
+		case err := <-fatal:
+			runErr = err
+			break loop
+		case <-second.C:
+			d.applyPardons()
+			d.maybeSave(false)
+		case <-tamper.C:
+			d.checkTamper()
+		case <-listenT.C:
+			d.refreshListening()
+		case <-metricsT.C:
+			d.writeMetrics()
+		case <-d.reloadReq:
+			d.reload()
+		case now := <-health.C:
+			d.healthLine(now.Sub(last), d.c.events-lastEvents)
+			last, lastEvents = now, d.c.events
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	// Stop reading, then decide every event already read: its file
+	// position may be saved below, so it must not be lost.
+	stopInputs()
+	for done := false; !done; {
+		select {
+		case ev := <-events:
+			d.step(&ev)
+		case <-inputsDone:
+			done = true
+		}
+	}
+	for n := len(events); n > 0; n-- {
+		ev := <-events
+		d.step(&ev)
+	}
+	d.healthLine(time.Since(last), d.c.events-lastEvents)
+	d.maybeSave(true)
+	d.writeMetrics()
+	d.Close()
+	if runErr != nil {
+		return runErr
+	}
+	d.log.Info("stopped; bans stay in the kernel until they expire")
+	return nil
+}
+
+// readiness returns a channel closed once every input is ready (nil
+// channels never are: an input without one is ready at once).
+func (d *Daemon) readiness(ctx context.Context) <-chan struct{} {
+	all := make(chan struct{})
+	go func() {
+		for _, in := range d.inputs {
+			if in.ready == nil {
+				continue
+			}
+			select {
+			case <-in.ready:
+			case <-ctx.Done():
+				return
+			}
+		}
+		close(all)
+	}()
+	return all
+}
+
+// supervise runs one input until ctx ends. An input that fails before it
+// is ready fails the daemon (it cannot start as configured: a group bound
+// by another process); one that fails later is logged, counted and run
+// again after a pause that doubles up to inputRetryMax, while the others
+// go on.
+func (d *Daemon) supervise(ctx context.Context, in *input, out chan<- parsers.Event) error {
+	pause := time.Second
+	for {
+		err := in.run(ctx, out)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("stopped without an error")
+		}
+		if in.ready != nil && !isClosed(in.ready) {
+			return fmt.Errorf("%s: %w", in.name, err)
+		}
+		in.failures.Add(1)
+		d.log.Error("input failed; restarting it", "input", in.name, "err", err, "in", pause)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, inputRetryMax)
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (d *Daemon) inputNames() string {
+	var names []string
+	for _, in := range d.inputs {
+		names = append(names, in.name)
+	}
+	return strings.Join(names, ",")
+}
+
+// step decides one event and hands a decision to every action.
+func (d *Daemon) step(ev *parsers.Event) {
+	d.c.events++
+	dec, ok := d.engine.Step(ev)
+	if !ok {
+		return
+	}
+	if dec.Action == rules.Ignored && d.deps.Table != nil && ev.Prefix == d.strikePfx {
+		// The kernel struck a source the daemon never bans (an address
+		// resolved into the ignore list since): lift it at once.
+		d.lift(dec.Key, "first strike hit an ignored source")
+	}
+	for _, a := range d.door {
+		if err := a.Act(&dec); err != nil {
+			d.log.Error("action failed", "action", fmt.Sprintf("%T", a), "source", dec.Key, "err", err)
+		}
+	}
+}
+
+// lift removes a kernel ban the daemon disagrees with and the kernel's
+// counters for it.
+func (d *Daemon) lift(key netip.Prefix, why string) {
+	removed, err := d.deps.Table.Unblock(key)
+	if err != nil && !errors.Is(err, actions.ErrNotBanned) {
+		d.log.Error("cannot lift a kernel ban", "source", key, "why", why, "err", err)
+		return
+	}
+	if err := d.deps.Table.Forget(key); err != nil {
+		d.log.Error("cannot forget a lifted source's first-strike counters", "source", key, "err", err)
+	}
+	if len(removed) > 0 {
+		d.log.Warn("lifted a kernel ban", "source", key, "removed", fmt.Sprint(removed), "why", why)
+	}
+}
+
+// refreshListening reads the listening ports and hands them to the table,
+// whose first strike and advanced mode never count ports with a listener.
+func (d *Daemon) refreshListening() {
+	if d.deps.Table == nil || d.deps.Host == nil {
+		return
+	}
+	tcp, udp, err := d.deps.Host.Listening()
+	if err != nil {
+		d.log.Warn("cannot read the listening ports", "err", err)
+		return
+	}
+	d.listen = actions.ListenPorts{TCP: tcp, UDP: udp}
+	if d.applied.FirstStrike == nil && d.applied.Advanced == nil {
+		return
+	}
+	if err := d.deps.Table.SetListening(tcp, udp); err != nil {
+		d.log.Warn("cannot update the listening ports in the table", "err", err)
+	}
+}
+
+// Close waits for the alert commands in flight. Run calls it before it
+// returns; call it for a daemon that New made but Run never ran.
+func (d *Daemon) Close() error {
+	for _, ex := range append(d.retired, d.exec) {
+		if ex != nil {
+			ex.Close()
+		}
+	}
+	d.retired = nil
+	return nil
+}

@@ -1,0 +1,25 @@
+// Package daemon is sentry-nflog's long-running loop: inputs -> engine ->
+// actions, with the state, the table and the reloads around them.
+//
+// New builds a Daemon from a validated config and its dependencies (the
+// nftables table, the host's facts, where to write); Run runs it until its
+// context ends. One goroutine, Run's, owns the engine and every piece of
+// state; inputs feed it through one channel, and decisions leave it through
+// one door: a list of actions.Action (the ban in the table, the log line,
+// the metrics, the user's command, the dry run's report), each handed every
+// decision in order. A dry run is a different list, without the table, and
+// a store that neither reads nor writes state.
+//
+// What the daemon wants in the kernel is a value, Desired, derived from the
+// config and the host's facts (Derive is pure). Start, reload and tamper
+// repair all apply that value to the table; a reload builds everything new
+// before it replaces anything, so an invalid config or rule set leaves the
+// running daemon as it was.
+//
+// Contract of Run: it returns nil when its context ends, after every input
+// has stopped, every event already read has been decided, the state has been
+// saved and every goroutine it started (inputs, alert commands) has ended.
+// It returns an error when an input fails before it is ready (an NFLOG
+// group another process reads); an input that fails later is logged,
+// counted and restarted, and the others go on.
+package daemon

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/actions"
+	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
+	"github.com/sentry-nflog/sentry-nflog/rules"
+)
+
+// banAction puts ban decisions into the table and keeps the figures the
+// health line and metrics report: bans, failures, reaction time.
+type banAction struct{ d *Daemon }
+
+func (a *banAction) Act(dec *rules.Decision) error {
+	if dec.Action != rules.Ban {
+		return nil
+	}
+	d := a.d
+	d.stateDirty = true
+	if err := d.deps.Table.Ban(dec.Key, dec.Ban); err != nil {
+		d.c.banErrors++
+		return fmt.Errorf("ban %s (rule %s): %w", dec.Key, dec.Rule, err)
+	}
+	d.c.bans++
+	// Decision.Time is the kernel's timestamp of the packet that crossed
+	// the threshold.
+	lat := time.Since(dec.Time)
+	d.c.reaction.add(lat)
+	if d.metrics != nil {
+		d.metrics.ObserveReaction(lat)
+	}
+	return nil
+}
+
+// logAction writes one line per decision. Decisions are bounded by the
+// valve (bans) and by threshold resets (ignored, rate-limited), so an
+// attacker cannot turn this into a line per packet.
+type logAction struct{ log *slog.Logger }
+
+func (a logAction) Act(dec *rules.Decision) error {
+	level := slog.LevelInfo
+	if dec.Action != rules.Ban {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("action", dec.Action.String()),
+		slog.String("source", dec.Key.String()),
+		slog.String("rule", dec.Rule),
+		slog.Int("hits", int(dec.Hits)),
+		slog.Int("distinct_ports", int(dec.DistinctPorts)),
+		slog.String("ports", portsString(dec)),
+		slog.Int("offence", int(dec.Offence)),
+	}
+	if dec.Action == rules.Ban {
+		attrs = append(attrs, slog.String("ban", actions.FormatDuration(dec.Ban)))
+	}
+	if dec.Key.Bits() != dec.Source.BitLen() {
+		attrs = append(attrs, slog.String("address", dec.Source.String()))
+	}
+	a.log.LogAttrs(context.Background(), level, "decision", attrs...)
+	return nil
+}
+
+func portsString(dec *rules.Decision) string {
+	var b strings.Builder
+	for i, p := range dec.Ports[:dec.NPorts] {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprint(&b, p)
+	}
+	return b.String()
+}
+
+// metricsAction counts decisions by action and rule.
+type metricsAction struct{ m *metrics.Metrics }
+
+func (a metricsAction) Act(dec *rules.Decision) error {
+	a.m.Decision(dec.Action.String(), dec.Rule)
+	return nil
+}
