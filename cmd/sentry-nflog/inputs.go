@@ -9,6 +9,7 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
 	"github.com/sentry-nflog/sentry-nflog/internal/state"
 	"github.com/sentry-nflog/sentry-nflog/parsers"
+	"github.com/sentry-nflog/sentry-nflog/sources"
 )
 
 // input is one event source with what the daemon needs around it. Every
@@ -19,7 +20,7 @@ type input struct {
 	run   func(ctx context.Context, out chan<- parsers.Event) error
 	ready <-chan struct{} // closed once no event can be missed; nil: at once
 	stats func() metrics.Input
-	file  *parsers.FileSource // for saving positions
+	file  *sources.FileSource // for saving positions
 }
 
 func outcomeCounts(o *[parsers.NumOutcomes]uint64) map[string]uint64 {
@@ -37,7 +38,7 @@ func outcomeCounts(o *[parsers.NumOutcomes]uint64) map[string]uint64 {
 func buildInputs(cfg *config.Config, st *state.State, log *slog.Logger) []*input {
 	var ins []*input
 	for _, n := range cfg.Inputs.NFLOG {
-		src := parsers.NewNFLOGSource(parsers.NFLOGConfig{
+		src := sources.NewNFLOGSource(sources.NFLOGConfig{
 			Group: n.Group, CopyRange: n.CopyRange, QueueThreshold: n.QueueThreshold,
 			FlushTimeout: n.FlushTimeout, ReadBuffer: n.ReadBuffer, FixedBatching: !n.AdaptiveBatching, Logger: log,
 		})
@@ -48,13 +49,13 @@ func buildInputs(cfg *config.Config, st *state.State, log *slog.Logger) []*input
 		}})
 	}
 	for _, path := range cfg.Inputs.Files {
-		var start *parsers.FilePosition
+		var start *sources.FilePosition
 		for _, p := range st.Files {
 			if p.Path == path {
-				start = &parsers.FilePosition{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset}
+				start = &sources.FilePosition{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset}
 			}
 		}
-		src := parsers.NewFileSource(parsers.FileConfig{Path: path, Start: start, Logger: log})
+		src := sources.NewFileSource(sources.FileConfig{Path: path, Start: start, Logger: log})
 		name := "file:" + path
 		ins = append(ins, &input{name: name, run: src.Run, ready: src.Ready(), file: src, stats: func() metrics.Input {
 			s := src.Stats()
@@ -62,7 +63,7 @@ func buildInputs(cfg *config.Config, st *state.State, log *slog.Logger) []*input
 		}})
 	}
 	if cfg.Inputs.Kmsg {
-		src := parsers.NewKmsgSource(parsers.KmsgConfig{Logger: log})
+		src := sources.NewKmsgSource(sources.KmsgConfig{Logger: log})
 		ins = append(ins, &input{name: "kmsg", run: src.Run, stats: func() metrics.Input {
 			s := src.Stats()
 			return metrics.Input{Name: "kmsg", Events: s.Events, Overruns: s.Lost, Malformed: outcomeCounts(&s.Outcomes)}

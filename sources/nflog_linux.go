@@ -1,6 +1,6 @@
 //go:build linux
 
-package parsers
+package sources
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	nflog "github.com/florianl/go-nflog/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 // nflogIfRefreshInterval rate-limits interface table reloads on unknown
@@ -35,7 +37,7 @@ const nflogIfRefreshInterval = time.Second
 // process lacks it. It returns an error later only if receiving fails for
 // another reason than an overrun. Run must not be called concurrently with
 // itself on the same source.
-func (s *NFLOGSource) Run(ctx context.Context, out chan<- Event) error {
+func (s *NFLOGSource) Run(ctx context.Context, out chan<- parsers.Event) error {
 	cfg := s.cfg
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -145,7 +147,7 @@ func nflogHasCapNetAdmin() bool {
 type nflogRun struct {
 	src *NFLOGSource
 	ctx context.Context
-	out chan<- Event
+	out chan<- parsers.Event
 
 	mu       sync.Mutex
 	stopped  bool
@@ -178,7 +180,7 @@ func (r *nflogRun) hook(a nflog.Attribute) int {
 		}
 		r.adapt.packet(r.src.log, t)
 	}
-	if o != Parsed {
+	if o != parsers.Parsed {
 		return 0
 	}
 	select {
@@ -192,15 +194,15 @@ func (r *nflogRun) hook(a nflog.Attribute) int {
 
 // event turns one NFLOG message into an Event, counting it. It allocates
 // nothing when the prefix and the interface are already known.
-func (r *nflogRun) event(a *nflog.Attribute) (Event, Outcome) {
+func (r *nflogRun) event(a *nflog.Attribute) (parsers.Event, parsers.Outcome) {
 	s := r.src
 	s.received.Add(1)
-	var ev Event
-	o := Truncated // no payload: the rule or the copy mode sent no packet
+	var ev parsers.Event
+	o := parsers.Truncated // no payload: the rule or the copy mode sent no packet
 	if a.Payload != nil {
-		o = DecodePacket(*a.Payload, &ev)
+		o = parsers.DecodePacket(*a.Payload, &ev)
 	}
-	if o != Parsed {
+	if o != parsers.Parsed {
 		s.outcomes.add(o)
 		return ev, o
 	}
@@ -215,8 +217,8 @@ func (r *nflogRun) event(a *nflog.Attribute) (Event, Outcome) {
 	if a.InDev != nil {
 		ev.InIface = r.ifnames.name(*a.InDev)
 	}
-	s.outcomes.add(Parsed)
-	return ev, Parsed
+	s.outcomes.add(parsers.Parsed)
+	return ev, parsers.Parsed
 }
 
 // onError is go-nflog's error callback; returning 0 makes it read on.

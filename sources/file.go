@@ -1,4 +1,4 @@
-package parsers
+package sources
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/nxadm/tail"
 	"github.com/nxadm/tail/watch"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 const (
@@ -90,9 +92,10 @@ type FileStats struct {
 	Lines uint64
 	// Events counts Events sent to the output channel.
 	Events uint64
-	// Outcomes counts lines by the Outcome of LineParser.Parse. Events is
-	// Outcomes[Parsed] minus an event cut off at shutdown.
-	Outcomes [NumOutcomes]uint64
+	// Outcomes counts lines by the parsers.Outcome of
+	// parsers.LineParser.Parse. Events is Outcomes[parsers.Parsed] minus an
+	// event cut off at shutdown.
+	Outcomes [parsers.NumOutcomes]uint64
 	// Rotations counts files replaced under the path (rename rotation),
 	// seen while running or at start.
 	Rotations uint64
@@ -124,6 +127,9 @@ type FileSource struct {
 	// to; only Run's goroutine uses it.
 	rotatedTo fileID
 }
+
+// Name returns "file:" and the followed path.
+func (s *FileSource) Name() string { return "file:" + s.cfg.Path }
 
 // Ready is closed once Run knows where it starts: a line appended after
 // that is read. Callers wait for it before reporting that they are
@@ -201,7 +207,7 @@ func (s *FileSource) setOffset(off int64) {
 // Run returns an error only if the file exists but cannot be opened at
 // start (errors.Is(err, os.ErrPermission) without read access). Later
 // failures of the tail are logged and the tail restarted at Position.
-func (s *FileSource) Run(ctx context.Context, out chan<- Event) error {
+func (s *FileSource) Run(ctx context.Context, out chan<- parsers.Event) error {
 	if !s.cfg.Poll {
 		filePrimeInotify(s.cfg.Path)
 	}
@@ -250,7 +256,7 @@ type fileReader struct {
 	f      *os.File
 	id     fileID
 	off    int64
-	parser *LineParser
+	parser *parsers.LineParser
 }
 
 func (r *fileReader) close() {
@@ -270,7 +276,7 @@ type fileNotice struct {
 
 // follow opens the file, tails it until ctx ends or the tail fails, and
 // stops the tail.
-func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePosition) error {
+func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start *FilePosition) error {
 	cur, err := s.open(ctx, out, start)
 	if cur == nil {
 		return err
@@ -308,7 +314,7 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 	}
 
 	var (
-		ev        Event
+		ev        parsers.Event
 		buf       []byte
 		old       *fileReader // rotated file, drained until its writer moves on
 		graceC    <-chan time.Time
@@ -394,7 +400,7 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 			}
 			old = &fileReader{f: cur.f, id: cur.id, off: cur.off, parser: cur.parser}
 			cur.f, cur.id, cur.off, skipTo = n.f, n.id, 0, -1
-			cur.parser = NewLineParser(LineOptions{Reference: time.Now()})
+			cur.parser = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})
 			if !s.drain(ctx, out, old, &buf) {
 				return nil
 			}
@@ -441,7 +447,7 @@ func (s *FileSource) pending(cur *fileReader) bool {
 // draining the old file first if it was replaced while the source was
 // stopped. It returns nil and the reason if the file could not be opened,
 // nil and nil if ctx ended.
-func (s *FileSource) open(ctx context.Context, out chan<- Event, start *FilePosition) (*fileReader, error) {
+func (s *FileSource) open(ctx context.Context, out chan<- parsers.Event, start *FilePosition) (*fileReader, error) {
 	waited := false
 	var (
 		f   *os.File
@@ -473,7 +479,7 @@ func (s *FileSource) open(ctx context.Context, out chan<- Event, start *FilePosi
 		f.Close()
 		return nil, err
 	}
-	r := &fileReader{f: f, id: fileIDOf(fi), parser: NewLineParser(LineOptions{Reference: time.Now()})}
+	r := &fileReader{f: f, id: fileIDOf(fi), parser: parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})}
 	size := fi.Size()
 	switch {
 	case start == nil:
@@ -509,7 +515,7 @@ func (s *FileSource) open(ctx context.Context, out chan<- Event, start *FilePosi
 
 // drainRotated reads the rest of the file start refers to if it is found
 // under the usual rotated name; its lines come before the new file's.
-func (s *FileSource) drainRotated(ctx context.Context, out chan<- Event, start *FilePosition, p **LineParser) bool {
+func (s *FileSource) drainRotated(ctx context.Context, out chan<- parsers.Event, start *FilePosition, p **parsers.LineParser) bool {
 	f, err := os.Open(s.cfg.Path + fileRotatedSuffix)
 	if err != nil {
 		return true
@@ -525,7 +531,7 @@ func (s *FileSource) drainRotated(ctx context.Context, out chan<- Event, start *
 	ok := s.drain(ctx, out, r, &buf)
 	// The new file gets a parser of its own, as its first lines may be
 	// of another day than the old file's last ones.
-	*p = NewLineParser(LineOptions{Reference: time.Now()})
+	*p = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})
 	return ok
 }
 
@@ -543,7 +549,7 @@ func fileLineEndsAt(f *os.File, off int64) bool {
 // drain reads r's complete lines from r.off to the end of the file, sending
 // their events and moving the position along. A last line without its
 // newline is left for later. It reports false if ctx ended.
-func (s *FileSource) drain(ctx context.Context, out chan<- Event, r *fileReader, bufp *[]byte) bool {
+func (s *FileSource) drain(ctx context.Context, out chan<- parsers.Event, r *fileReader, bufp *[]byte) bool {
 	if r == nil || r.f == nil {
 		return true
 	}
@@ -551,7 +557,7 @@ func (s *FileSource) drain(ctx context.Context, out chan<- Event, r *fileReader,
 		*bufp = make([]byte, 0, fileDrainBuf)
 	}
 	buf := (*bufp)[:fileDrainBuf]
-	var ev Event
+	var ev parsers.Event
 	for {
 		n, err := r.f.ReadAt(buf, r.off)
 		chunk := buf[:n]
@@ -651,11 +657,11 @@ func fileWaitUnwatched(path string) {
 
 // emit parses one line and sends its event, counting both; false when ctx
 // ended first.
-func (s *FileSource) emit(ctx context.Context, out chan<- Event, p *LineParser, line []byte, ev *Event) bool {
+func (s *FileSource) emit(ctx context.Context, out chan<- parsers.Event, p *parsers.LineParser, line []byte, ev *parsers.Event) bool {
 	s.lines.Add(1)
 	o := p.Parse(line, ev)
 	s.outcomes.add(o)
-	if o != Parsed {
+	if o != parsers.Parsed {
 		return true
 	}
 	select {
