@@ -5,17 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/nxadm/tail"
-	"github.com/nxadm/tail/watch"
 
 	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
@@ -23,38 +18,19 @@ import (
 const (
 	// fileWaitInterval is how often a missing file is looked for.
 	fileWaitInterval = 250 * time.Millisecond
-	// fileStuckInterval is how often the source checks that nxadm/tail is
-	// not asleep on a file that has complete lines it has not delivered:
-	// its inotify watch is set up only after it first reaches the end of a
-	// file, and a line written in between wakes nobody until the next one.
-	// Two idle checks in a row with such lines restart the tail at
-	// Position.
-	fileStuckInterval = 500 * time.Millisecond
 	// fileRotateGrace is how long a rotated file is kept open for lines its
 	// writer still appends (rsyslog writes to the renamed file until
 	// logrotate's postrotate signal) when the new file stays quiet.
 	fileRotateGrace = 30 * time.Second
 	// fileRetryMax caps the pause between attempts after tail fails.
 	fileRetryMax = 30 * time.Second
-	// fileUnwatchWait bounds the wait for nxadm/tail to drop its inotify
-	// watch after Stop.
-	fileUnwatchWait = 2 * time.Second
 	// fileDrainBuf is the read buffer for rotated files; a longer line is
 	// taken in pieces (each Skipped or malformed).
 	fileDrainBuf = 64 << 10
 	// fileRotatedSuffix is the name logrotate (create mode) and most
 	// syslog setups give the previous file.
 	fileRotatedSuffix = ".1"
-
-	// The messages nxadm/tail v1.4.11 logs after it reopened the file
-	// (tail.go waitForChanges); the source learns of reopenings from them,
-	// in order with the lines, as the library reports them nowhere else.
-	fileTailReopened          = "Successfully reopened %s"
-	fileTailReopenedTruncated = "Successfully reopened truncated %s"
 )
-
-// errFileStuck makes Run restart the tail at once, at Position.
-var errFileStuck = errors.New("tail delivers no lines while the file has complete ones")
 
 // FilePosition is where a followed file was read up to; the daemon saves it
 // in state_dir and hands it back as FileConfig.Start.
@@ -285,42 +261,26 @@ func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start
 
 	done := make(chan struct{})
 	notices := make(chan fileNotice)
-	t, err := tail.TailFile(s.cfg.Path, tail.Config{
-		Location:      &tail.SeekInfo{Offset: cur.off, Whence: io.SeekStart},
-		ReOpen:        true,
-		MustExist:     true,
-		Poll:          s.cfg.Poll,
-		Follow:        true,
-		CompleteLines: true,
-		Logger:        &fileTailLogger{log: s.log, path: s.cfg.Path, notices: notices, done: done},
-	})
+	t, err := fileStartTail(s.cfg.Path, cur.off, s.cfg.Poll,
+		&fileTailLogger{log: s.log, path: s.cfg.Path, notices: notices, done: done})
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
 	defer func() {
 		close(done)
-		t.Stop()
-		// Not t.Cleanup(): tail's watcher goroutine removes its inotify
-		// watch itself on Stop, and a second removal drives the shared
-		// tracker's count for the path to -1, after which a new tail of
-		// the same path in this process gets no inotify events at all.
-		if !s.cfg.Poll {
-			fileWaitUnwatched(s.cfg.Path)
-		}
+		fileStopTail(t, s.cfg.Path, s.cfg.Poll)
 	}()
-	// tail opened the path by name after us: make sure it is our file.
-	if fi, err := os.Stat(s.cfg.Path); err != nil || fileIDOf(fi) != cur.id {
+	if !fileTailOpened(s.cfg.Path, cur.id) {
 		return errFileStuck
 	}
 
 	var (
-		ev        parsers.Event
-		buf       []byte
-		old       *fileReader // rotated file, drained until its writer moves on
-		graceC    <-chan time.Time
-		idleTicks int
-		gotLine   bool
-		skipTo    int64 = -1
+		ev     parsers.Event
+		buf    []byte
+		old    *fileReader // rotated file, drained until its writer moves on
+		graceC <-chan time.Time
+		stuck  fileStuckWatch
+		reread = newFileReread()
 	)
 	defer func() { old.close() }()
 	finishOld := func() bool {
@@ -342,13 +302,10 @@ func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start
 			if !ok {
 				return fmt.Errorf("tail stopped: %w", t.Err())
 			}
-			gotLine = true
-			if l.Err != nil || l.SeekInfo.Offset <= skipTo {
-				// skipTo: tail reopened the file it was reading and
-				// reads it again from the start.
+			stuck.activity()
+			if l.Err != nil || reread.skip(l.SeekInfo.Offset) {
 				continue
 			}
-			skipTo = -1
 			if old != nil && !finishOld() {
 				return nil
 			}
@@ -364,15 +321,12 @@ func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start
 			}
 
 		case n := <-notices:
-			gotLine = true
+			stuck.activity()
 			if n.f != nil && n.id == cur.id && !n.truncated {
-				// tail took a stale event for the old file as its own
-				// (inotify: a write to the renamed file, its rename; the
-				// library picks among pending events at random) and
-				// reopened the file it already follows. It reads it again
-				// from the start; what was read is not read twice.
+				// tail reopened the file it already follows (see
+				// fileReread) and reads it again from the start.
 				n.f.Close()
-				skipTo = max(skipTo, cur.off)
+				reread.reopened(cur.off)
 				continue
 			}
 			if n.truncated && (n.f == nil || n.id == cur.id) {
@@ -380,7 +334,7 @@ func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start
 				if n.f != nil {
 					n.f.Close()
 				}
-				skipTo = -1
+				reread.reset()
 				s.truncations.Add(1)
 				s.log.Info("log file truncated (copytruncate); reading it from the start", "read_to", cur.off)
 				cur.off = 0
@@ -399,7 +353,8 @@ func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start
 				return nil
 			}
 			old = &fileReader{f: cur.f, id: cur.id, off: cur.off, parser: cur.parser}
-			cur.f, cur.id, cur.off, skipTo = n.f, n.id, 0, -1
+			cur.f, cur.id, cur.off = n.f, n.id, 0
+			reread.reset()
 			cur.parser = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})
 			if !s.drain(ctx, out, old, &buf) {
 				return nil
@@ -412,35 +367,11 @@ func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start
 			}
 
 		case <-tick.C:
-			if gotLine {
-				gotLine, idleTicks = false, 0
-				continue
-			}
-			if s.pending(cur) {
-				idleTicks++
-				if idleTicks >= 2 {
-					return errFileStuck
-				}
-			} else {
-				idleTicks = 0
+			if stuck.check(func() bool { return s.pending(cur) }) {
+				return errFileStuck
 			}
 		}
 	}
-}
-
-// pending reports whether the followed file has a complete line past the
-// current offset.
-func (s *FileSource) pending(cur *fileReader) bool {
-	if cur.f == nil {
-		return false
-	}
-	fi, err := os.Stat(s.cfg.Path)
-	if err != nil || fileIDOf(fi) != cur.id || fi.Size() <= cur.off {
-		return false
-	}
-	var b [4096]byte
-	n, _ := cur.f.ReadAt(b[:min(int64(len(b)), fi.Size()-cur.off)], cur.off)
-	return bytes.IndexByte(b[:n], '\n') >= 0 || n == len(b)
 }
 
 // open waits for the file, opens it and decides where to start (see Run),
@@ -581,77 +512,6 @@ func (s *FileSource) drain(ctx context.Context, out chan<- parsers.Event, r *fil
 		if consumed == 0 || err != nil && n < len(buf) {
 			return true
 		}
-	}
-}
-
-// fileTailLogger receives nxadm/tail's log messages: reopenings become
-// notices for Run, the rest goes to the source's logger at Debug.
-type fileTailLogger struct {
-	log     *slog.Logger
-	path    string
-	notices chan<- fileNotice
-	done    <-chan struct{}
-}
-
-func (l *fileTailLogger) Printf(format string, v ...any) {
-	switch format {
-	case fileTailReopened, fileTailReopenedTruncated:
-		// Runs on tail's goroutine just after it opened the path, before it
-		// reads from it: the file opened here is the one tail reads, and
-		// the notice reaches Run after every line of the previous file.
-		n := fileNotice{truncated: format == fileTailReopenedTruncated}
-		if f, err := os.Open(l.path); err == nil {
-			if fi, err := f.Stat(); err == nil {
-				n.f, n.id = f, fileIDOf(fi)
-			} else {
-				f.Close()
-			}
-		}
-		select {
-		case l.notices <- n:
-		case <-l.done:
-			if n.f != nil {
-				n.f.Close()
-			}
-		}
-	default:
-		l.log.Debug("tail: " + fmt.Sprintf(format, v...))
-	}
-}
-
-func (l *fileTailLogger) Print(v ...any)   { l.log.Debug("tail: " + fmt.Sprint(v...)) }
-func (l *fileTailLogger) Println(v ...any) { l.log.Debug("tail: " + fmt.Sprint(v...)) }
-func (l *fileTailLogger) Fatal(v ...any)   { l.log.Error("tail: " + fmt.Sprint(v...)) }
-func (l *fileTailLogger) Fatalf(format string, v ...any) {
-	l.log.Error("tail: " + fmt.Sprintf(format, v...))
-}
-func (l *fileTailLogger) Fatalln(v ...any) { l.log.Error("tail: " + fmt.Sprint(v...)) }
-func (l *fileTailLogger) Panic(v ...any)   { panic(fmt.Sprint(v...)) }
-func (l *fileTailLogger) Panicf(format string, v ...any) {
-	panic(fmt.Sprintf(format, v...))
-}
-func (l *fileTailLogger) Panicln(v ...any) { panic(fmt.Sprint(v...)) }
-
-// filePrimeInotify starts nxadm/tail's process-wide inotify tracker, so that
-// fileWaitUnwatched may query it: its accessors dereference the tracker
-// without starting it. The watch is on the file's directory under a name no
-// file can have, and removed at once.
-func filePrimeInotify(path string) {
-	name := filepath.Join(filepath.Dir(filepath.Clean(path)), "\x00sentry-nflog")
-	if watch.WatchCreate(name) == nil {
-		watch.RemoveWatchCreate(name)
-	}
-}
-
-// fileWaitUnwatched waits until tail's watcher goroutine, which outlives
-// Stop, has removed its inotify watch of path. A new tail of the same path
-// started earlier shares the tracker's per-path channel and would lose it
-// when the old goroutine removes the watch.
-func fileWaitUnwatched(path string) {
-	name := filepath.Clean(path)
-	deadline := time.Now().Add(fileUnwatchWait)
-	for watch.Events(name) != nil && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
 	}
 }
 
