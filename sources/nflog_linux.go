@@ -84,11 +84,8 @@ func (s *NFLOGSource) Run(ctx context.Context, out chan<- parsers.Event) error {
 	case runErr = <-r.errc:
 	}
 	cancel()
-	// Wait for a hook call in progress (it gives up its send on rctx) and
-	// stop any later one, so nothing is sent to out once Run returns.
-	r.mu.Lock()
-	r.stopped = true
-	r.mu.Unlock()
+	// After cancel, so that a send in progress gives up.
+	r.stop()
 	r.logOverruns(true)
 	if runErr != nil {
 		return fmt.Errorf("nflog group %d: receive: %w", cfg.Group, runErr)
@@ -142,15 +139,21 @@ func nflogHasCapNetAdmin() bool {
 	return data[unix.CAP_NET_ADMIN/32].Effective&(1<<(unix.CAP_NET_ADMIN%32)) != 0
 }
 
-// nflogRun is the state of one Run. Everything but errc is used by go-nflog's
-// receive goroutine only, under mu.
+// nflogRun is the state of one Run, shared by go-nflog's callbacks (hook,
+// onError) and Run's shutdown (stop, logOverruns).
+//
+// mu guards the decoding and accounting state and is held only around work
+// that does not wait on anyone: never across the send to out, so that
+// counting an overrun, switching the batching or shutting down never waits
+// for the consumer. go-nflog v2.3.0 happens to call both callbacks from one
+// goroutine; nothing here depends on it.
 type nflogRun struct {
 	src *NFLOGSource
-	ctx context.Context
+	ctx context.Context // Run's: ends before stop, giving up pending sends
 	out chan<- parsers.Event
 
 	mu       sync.Mutex
-	stopped  bool
+	stopped  bool // set by stop: no hook call starts a send any more
 	prefixes *nflogIntern
 	ifnames  *nflogIfNames
 
@@ -158,6 +161,10 @@ type nflogRun struct {
 
 	pendingOverruns uint64
 	lastOverrunLog  time.Time
+
+	// sending counts hook calls between their check of stopped (under mu)
+	// and the end of their send; stop waits for it to drain.
+	sending sync.WaitGroup
 
 	errc chan error
 }
@@ -167,8 +174,8 @@ type nflogRun struct {
 // kept past the call (DecodePacket copies addresses, prefixes are interned).
 func (r *nflogRun) hook(a nflog.Attribute) int {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.stopped {
+		r.mu.Unlock()
 		return 1
 	}
 	ev, o := r.event(&a)
@@ -181,13 +188,20 @@ func (r *nflogRun) hook(a nflog.Attribute) int {
 		r.adapt.packet(r.src.log, t)
 	}
 	if o != parsers.Parsed {
+		r.mu.Unlock()
 		return 0
 	}
+	// Registered while stopped is false, under mu: stop, which sets it
+	// under mu, then waits for this send.
+	r.sending.Add(1)
+	r.mu.Unlock()
 	select {
 	case r.out <- ev:
 		r.src.events.Add(1)
+		r.sending.Done()
 		return 0
 	case <-r.ctx.Done():
+		r.sending.Done()
 		return 1
 	}
 }
@@ -221,6 +235,16 @@ func (r *nflogRun) event(a *nflog.Attribute) (parsers.Event, parsers.Outcome) {
 	return ev, parsers.Parsed
 }
 
+// stop ends the sending: a later hook call returns at once, and stop waits
+// for a send in progress, which gives up once ctx is done (Run cancels it
+// first). Once stop returns nothing more is sent to out.
+func (r *nflogRun) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.sending.Wait()
+}
+
 // onError is go-nflog's error callback; returning 0 makes it read on.
 func (r *nflogRun) onError(err error) int {
 	if r.ctx.Err() != nil {
@@ -249,17 +273,20 @@ func (r *nflogRun) onError(err error) int {
 
 // logOverruns logs the overruns not yet reported, at most once per
 // nflogOverrunLogInterval unless final.
+// The warning is written after mu is released: a log handler may block.
 func (r *nflogRun) logOverruns(final bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := time.Now()
-	if r.pendingOverruns == 0 || (!final && now.Sub(r.lastOverrunLog) < nflogOverrunLogInterval) {
+	r.mu.Lock()
+	n, since := r.pendingOverruns, r.lastOverrunLog
+	if n == 0 || (!final && now.Sub(since) < nflogOverrunLogInterval) {
+		r.mu.Unlock()
 		return
 	}
-	r.src.log.Warn("NFLOG socket overrun: the kernel dropped log messages because the reader fell behind",
-		"overruns", r.pendingOverruns, "since", r.lastOverrunLog, "total", r.src.overruns.Load())
 	r.pendingOverruns = 0
 	r.lastOverrunLog = now
+	r.mu.Unlock()
+	r.src.log.Warn("NFLOG socket overrun: the kernel dropped log messages because the reader fell behind",
+		"overruns", n, "since", since, "total", r.src.overruns.Load())
 }
 
 // nflogIfNames maps interface indexes to names in the namespace of the
