@@ -62,7 +62,7 @@ bench:
 # measure: the measurements behind the README's numbers (root, minutes):
 # reaction time, loss under floods, what scanners learn, ban latency.
 measure:
-	$(GO) test -tags measure -count=1 -timeout 30m -run 'Measure|BanLatency' -v ./e2e ./parsers ./actions
+	$(GO) test -tags measure -count=1 -timeout 30m -run 'Measure|BanLatency' -v ./e2e ./sources ./actions
 
 demo: deps build lab
 	@bash scripts/demo.sh $(BIN) bin/sentry-lab

@@ -22,6 +22,7 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/internal/netnstest"
 	"github.com/sentry-nflog/sentry-nflog/internal/scanner"
 	"github.com/sentry-nflog/sentry-nflog/parsers"
+	"github.com/sentry-nflog/sentry-nflog/sources"
 	"golang.org/x/sys/unix"
 )
 
@@ -324,7 +325,7 @@ func advEvents(t *testing.T, p *netnstest.Pair, fd int, group uint16, warm netip
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan parsers.Event, 4096)
 	done := make(chan error, 1)
-	src := parsers.NewNFLOGSource(parsers.NFLOGConfig{Group: group, NetNS: fd})
+	src := sources.NewNFLOGSource(sources.NFLOGConfig{Group: group, NetNS: fd})
 	go func() { done <- src.Run(ctx, out) }()
 	t.Cleanup(func() {
 		cancel()

@@ -353,17 +353,14 @@ loop:
 	return nil
 }
 
-// readiness returns a channel closed once every input is ready (nil
-// channels never are: an input without one is ready at once).
+// readiness returns a channel closed once every input has settled: it is
+// ready, or it failed (which supervise logged).
 func (d *Daemon) readiness(ctx context.Context) <-chan struct{} {
 	all := make(chan struct{})
 	go func() {
 		for _, in := range d.inputs {
-			if in.ready == nil {
-				continue
-			}
 			select {
-			case <-in.ready:
+			case <-in.settled:
 			case <-ctx.Done():
 				return
 			}
@@ -373,26 +370,33 @@ func (d *Daemon) readiness(ctx context.Context) <-chan struct{} {
 	return all
 }
 
-// supervise runs one input until ctx ends. An input that fails before it
-// is ready fails the daemon (it cannot start as configured: a group bound
-// by another process); one that fails later is logged, counted and run
-// again after a pause that doubles up to inputRetryMax, while the others
-// go on.
+// supervise runs one input until ctx ends. An input that fails is logged,
+// counted and run again after a pause that doubles up to inputRetryMax,
+// while the others go on; only a fatal failure before the input was ever
+// ready (another process reads its NFLOG group) stops the daemon.
 func (d *Daemon) supervise(ctx context.Context, in *input, out chan<- parsers.Event) error {
+	go func() {
+		select {
+		case <-in.src.Ready():
+			in.settle()
+		case <-ctx.Done():
+		}
+	}()
 	pause := time.Second
 	for {
-		err := in.run(ctx, out)
+		err := in.src.Run(ctx, out)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err == nil {
 			err = errors.New("stopped without an error")
 		}
-		if in.ready != nil && !isClosed(in.ready) {
-			return fmt.Errorf("%s: %w", in.name, err)
+		if !isClosed(in.src.Ready()) && fatal(err) {
+			return fmt.Errorf("%s: %w", in.src.Name(), err)
 		}
 		in.failures.Add(1)
-		d.log.Error("input failed; restarting it", "input", in.name, "err", err, "in", pause)
+		in.settle()
+		d.log.Error("input failed; restarting it", "input", in.src.Name(), "err", err, "in", pause)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -414,7 +418,7 @@ func isClosed(c <-chan struct{}) bool {
 func (d *Daemon) inputNames() string {
 	var names []string
 	for _, in := range d.inputs {
-		names = append(names, in.name)
+		names = append(names, in.src.Name())
 	}
 	return strings.Join(names, ",")
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,8 +16,8 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/config"
 	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
 	"github.com/sentry-nflog/sentry-nflog/internal/state"
-	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/rules"
+	"github.com/sentry-nflog/sentry-nflog/sources"
 )
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -186,12 +187,7 @@ func TestInputFailureIsRestarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := 0
-	broken := &input{name: "broken", run: func(ctx context.Context, out chan<- parsers.Event) error {
-		calls++
-		return errors.New("permission denied")
-	}}
-	broken.counts = func() metrics.Input { return metrics.Input{Name: "broken"} }
+	broken := newInput(&fakeSource{name: "broken", err: errors.New("permission denied")}, func() metrics.Input { return metrics.Input{} })
 	d.inputs = append(d.inputs, broken)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -213,11 +209,9 @@ func TestInputFailureIsRestarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	never := make(chan struct{})
-	d2.inputs = []*input{{name: "nflog:7", ready: never, run: func(context.Context, chan<- parsers.Event) error {
-		return errors.New("another process already reads NFLOG group 7")
-	}, counts: func() metrics.Input { return metrics.Input{} }}}
-	if err := d2.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "nflog:7: another process") {
+	busy := fmt.Errorf("nflog group 7: %w", sources.ErrNFLOGGroupBusy)
+	d2.inputs = []*input{newInput(&fakeSource{name: "nflog:7", err: busy}, func() metrics.Input { return metrics.Input{} })}
+	if err := d2.Run(context.Background()); !errors.Is(err, sources.ErrNFLOGGroupBusy) || !strings.Contains(err.Error(), "nflog:7") {
 		t.Errorf("Run = %v, want the input's error", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 // fakeTable is a Table in memory: it records what the daemon asks and
@@ -295,3 +296,17 @@ func (r *rig) waitBans(n int) []netip.Prefix {
 	r.t.Fatalf("%d bans, want %d; log:\n%s", len(r.table.bannedKeys()), n, r.logs.String())
 	return nil
 }
+
+// fakeSource fails at every Run with err; ready is never closed (a nil
+// channel is never ready).
+type fakeSource struct {
+	name  string
+	err   error
+	ready chan struct{}
+}
+
+func (f *fakeSource) Name() string { return f.name }
+func (f *fakeSource) Run(context.Context, chan<- parsers.Event) error {
+	return f.err
+}
+func (f *fakeSource) Ready() <-chan struct{} { return f.ready }

@@ -1,36 +1,48 @@
 package daemon
 
 import (
-	"context"
-	"fmt"
+	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sentry-nflog/sentry-nflog/config"
 	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
 	"github.com/sentry-nflog/sentry-nflog/internal/state"
 	"github.com/sentry-nflog/sentry-nflog/parsers"
+	"github.com/sentry-nflog/sentry-nflog/sources"
 )
 
-// input is one event source with what the daemon needs around it. Every
-// source keeps the same contract: Run until ctx ends, send events, never
-// close the channel, return nil on cancellation.
+// input is one source with what the daemon keeps around it.
 type input struct {
-	name   string
-	run    func(ctx context.Context, out chan<- parsers.Event) error
-	ready  <-chan struct{} // closed once no event can be missed; nil: at once
+	src    sources.Source
 	counts func() metrics.Input
-	file   *parsers.FileSource // for saving positions
+	file   *sources.FileSource // for saving positions; nil for other sources
 	// failures counts the times the input failed and was restarted.
 	failures atomic.Uint64
+	// settled is closed once the input is ready or has failed once: the
+	// daemon reports running when every input has settled.
+	settled    chan struct{}
+	settleOnce sync.Once
+}
+
+func newInput(src sources.Source, counts func() metrics.Input) *input {
+	return &input{src: src, counts: counts, settled: make(chan struct{})}
 }
 
 // stats returns the input's counters, its restarts included.
 func (in *input) stats() metrics.Input {
 	s := in.counts()
+	s.Name = in.src.Name()
 	s.Failures = in.failures.Load()
 	return s
 }
+
+// fatal reports whether err, from an input that never got ready, means
+// the daemon cannot run as configured: another process reads its NFLOG
+// group. Anything else (an unreadable /dev/kmsg, a file gone) is logged,
+// counted and retried while the other inputs go on.
+func fatal(err error) bool { return errors.Is(err, sources.ErrNFLOGGroupBusy) }
 
 func outcomeCounts(o *[parsers.NumOutcomes]uint64) map[string]uint64 {
 	m := map[string]uint64{}
@@ -47,36 +59,40 @@ func outcomeCounts(o *[parsers.NumOutcomes]uint64) map[string]uint64 {
 func buildInputs(cfg *config.Config, st *state.State, log *slog.Logger) []*input {
 	var ins []*input
 	for _, n := range cfg.Inputs.NFLOG {
-		src := parsers.NewNFLOGSource(parsers.NFLOGConfig{
+		src := sources.NewNFLOGSource(sources.NFLOGConfig{
 			Group: n.Group, CopyRange: n.CopyRange, QueueThreshold: n.QueueThreshold,
 			FlushTimeout: n.FlushTimeout, ReadBuffer: n.ReadBuffer, FixedBatching: !n.AdaptiveBatching, Logger: log,
 		})
-		name := fmt.Sprintf("nflog:%d", n.Group)
-		ins = append(ins, &input{name: name, run: src.Run, ready: src.Ready(), counts: func() metrics.Input {
+		ins = append(ins, newInput(src, func() metrics.Input {
 			s := src.Stats()
-			return metrics.Input{Name: name, Events: s.Events, Overruns: s.Overruns, Malformed: outcomeCounts(&s.Malformed)}
-		}})
+			return metrics.Input{Events: s.Events, Overruns: s.Overruns, Malformed: outcomeCounts(&s.Malformed)}
+		}))
 	}
 	for _, path := range cfg.Inputs.Files {
-		var start *parsers.FilePosition
+		var start *sources.FilePosition
 		for _, p := range st.Files {
 			if p.Path == path {
-				start = &parsers.FilePosition{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset}
+				start = &sources.FilePosition{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset}
 			}
 		}
-		src := parsers.NewFileSource(parsers.FileConfig{Path: path, Start: start, Logger: log})
-		name := "file:" + path
-		ins = append(ins, &input{name: name, run: src.Run, ready: src.Ready(), file: src, counts: func() metrics.Input {
+		src := sources.NewFileSource(sources.FileConfig{Path: path, Start: start, Logger: log})
+		in := newInput(src, func() metrics.Input {
 			s := src.Stats()
-			return metrics.Input{Name: name, Events: s.Events, Malformed: outcomeCounts(&s.Outcomes)}
-		}})
+			return metrics.Input{Events: s.Events, Malformed: outcomeCounts(&s.Outcomes)}
+		})
+		in.file = src
+		ins = append(ins, in)
 	}
 	if cfg.Inputs.Kmsg {
-		src := parsers.NewKmsgSource(parsers.KmsgConfig{Logger: log})
-		ins = append(ins, &input{name: "kmsg", run: src.Run, counts: func() metrics.Input {
+		src := sources.NewKmsgSource(sources.KmsgConfig{Logger: log})
+		ins = append(ins, newInput(src, func() metrics.Input {
 			s := src.Stats()
-			return metrics.Input{Name: "kmsg", Events: s.Events, Overruns: s.Lost, Malformed: outcomeCounts(&s.Outcomes)}
-		}})
+			return metrics.Input{Events: s.Events, Overruns: s.Lost, Malformed: outcomeCounts(&s.Outcomes)}
+		}))
 	}
 	return ins
 }
+
+// settle marks the input ready or failed; safe to call more than once,
+// from any goroutine.
+func (in *input) settle() { in.settleOnce.Do(func() { close(in.settled) }) }

@@ -4,7 +4,7 @@
 // They take minutes and print rather than assert, so they are built only
 // with the measure tag:
 //
-//	make measure    (go test -tags measure -run Measure -v ./e2e ./parsers ./actions)
+//	make measure    (go test -tags measure -run Measure -v ./e2e ./sources ./actions)
 
 package e2e
 

@@ -1,7 +1,5 @@
 package parsers
 
-import "sync/atomic"
-
 // Outcome says what a parser made of one input: an event, a line that is not
 // firewall evidence (Skipped), or a firewall record that is broken, with the
 // reason. Malformed records are counted, never taken as data.
@@ -60,18 +58,4 @@ func (o Outcome) String() string {
 		return outcomeNames[o]
 	}
 	return "unknown"
-}
-
-// outcomeCounters counts a source's inputs by Outcome; safe for concurrent
-// use.
-type outcomeCounters [NumOutcomes]atomic.Uint64
-
-func (c *outcomeCounters) add(o Outcome) { c[o].Add(1) }
-
-// load returns a snapshot.
-func (c *outcomeCounters) load() (out [NumOutcomes]uint64) {
-	for i := range c {
-		out[i] = c[i].Load()
-	}
-	return out
 }

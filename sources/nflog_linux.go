@@ -1,6 +1,6 @@
 //go:build linux
 
-package parsers
+package sources
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	nflog "github.com/florianl/go-nflog/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 // nflogIfRefreshInterval rate-limits interface table reloads on unknown
@@ -35,7 +37,7 @@ const nflogIfRefreshInterval = time.Second
 // process lacks it. It returns an error later only if receiving fails for
 // another reason than an overrun. Run must not be called concurrently with
 // itself on the same source.
-func (s *NFLOGSource) Run(ctx context.Context, out chan<- Event) error {
+func (s *NFLOGSource) Run(ctx context.Context, out chan<- parsers.Event) error {
 	cfg := s.cfg
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -74,7 +76,7 @@ func (s *NFLOGSource) Run(ctx context.Context, out chan<- Event) error {
 	if err := nf.RegisterWithErrorFunc(rctx, r.hook, r.onError); err != nil {
 		return nflogBindError(cfg.Group, err)
 	}
-	close(s.ready)
+	s.readyOnce.Do(func() { close(s.ready) })
 
 	var runErr error
 	select {
@@ -82,11 +84,8 @@ func (s *NFLOGSource) Run(ctx context.Context, out chan<- Event) error {
 	case runErr = <-r.errc:
 	}
 	cancel()
-	// Wait for a hook call in progress (it gives up its send on rctx) and
-	// stop any later one, so nothing is sent to out once Run returns.
-	r.mu.Lock()
-	r.stopped = true
-	r.mu.Unlock()
+	// After cancel, so that a send in progress gives up.
+	r.stop()
 	r.logOverruns(true)
 	if runErr != nil {
 		return fmt.Errorf("nflog group %d: receive: %w", cfg.Group, runErr)
@@ -140,15 +139,21 @@ func nflogHasCapNetAdmin() bool {
 	return data[unix.CAP_NET_ADMIN/32].Effective&(1<<(unix.CAP_NET_ADMIN%32)) != 0
 }
 
-// nflogRun is the state of one Run. Everything but errc is used by go-nflog's
-// receive goroutine only, under mu.
+// nflogRun is the state of one Run, shared by go-nflog's callbacks (hook,
+// onError) and Run's shutdown (stop, logOverruns).
+//
+// mu guards the decoding and accounting state and is held only around work
+// that does not wait on anyone: never across the send to out, so that
+// counting an overrun, switching the batching or shutting down never waits
+// for the consumer. go-nflog v2.3.0 happens to call both callbacks from one
+// goroutine; nothing here depends on it.
 type nflogRun struct {
 	src *NFLOGSource
-	ctx context.Context
-	out chan<- Event
+	ctx context.Context // Run's: ends before stop, giving up pending sends
+	out chan<- parsers.Event
 
 	mu       sync.Mutex
-	stopped  bool
+	stopped  bool // set by stop: no hook call starts a send any more
 	prefixes *nflogIntern
 	ifnames  *nflogIfNames
 
@@ -156,6 +161,10 @@ type nflogRun struct {
 
 	pendingOverruns uint64
 	lastOverrunLog  time.Time
+
+	// sending counts hook calls between their check of stopped (under mu)
+	// and the end of their send; stop waits for it to drain.
+	sending sync.WaitGroup
 
 	errc chan error
 }
@@ -165,8 +174,8 @@ type nflogRun struct {
 // kept past the call (DecodePacket copies addresses, prefixes are interned).
 func (r *nflogRun) hook(a nflog.Attribute) int {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.stopped {
+		r.mu.Unlock()
 		return 1
 	}
 	ev, o := r.event(&a)
@@ -178,29 +187,36 @@ func (r *nflogRun) hook(a nflog.Attribute) int {
 		}
 		r.adapt.packet(r.src.log, t)
 	}
-	if o != Parsed {
+	if o != parsers.Parsed {
+		r.mu.Unlock()
 		return 0
 	}
+	// Registered while stopped is false, under mu: stop, which sets it
+	// under mu, then waits for this send.
+	r.sending.Add(1)
+	r.mu.Unlock()
 	select {
 	case r.out <- ev:
 		r.src.events.Add(1)
+		r.sending.Done()
 		return 0
 	case <-r.ctx.Done():
+		r.sending.Done()
 		return 1
 	}
 }
 
 // event turns one NFLOG message into an Event, counting it. It allocates
 // nothing when the prefix and the interface are already known.
-func (r *nflogRun) event(a *nflog.Attribute) (Event, Outcome) {
+func (r *nflogRun) event(a *nflog.Attribute) (parsers.Event, parsers.Outcome) {
 	s := r.src
 	s.received.Add(1)
-	var ev Event
-	o := Truncated // no payload: the rule or the copy mode sent no packet
+	var ev parsers.Event
+	o := parsers.Truncated // no payload: the rule or the copy mode sent no packet
 	if a.Payload != nil {
-		o = DecodePacket(*a.Payload, &ev)
+		o = parsers.DecodePacket(*a.Payload, &ev)
 	}
-	if o != Parsed {
+	if o != parsers.Parsed {
 		s.outcomes.add(o)
 		return ev, o
 	}
@@ -215,8 +231,18 @@ func (r *nflogRun) event(a *nflog.Attribute) (Event, Outcome) {
 	if a.InDev != nil {
 		ev.InIface = r.ifnames.name(*a.InDev)
 	}
-	s.outcomes.add(Parsed)
-	return ev, Parsed
+	s.outcomes.add(parsers.Parsed)
+	return ev, parsers.Parsed
+}
+
+// stop ends the sending: a later hook call returns at once, and stop waits
+// for a send in progress, which gives up once ctx is done (Run cancels it
+// first). Once stop returns nothing more is sent to out.
+func (r *nflogRun) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.sending.Wait()
 }
 
 // onError is go-nflog's error callback; returning 0 makes it read on.
@@ -247,17 +273,20 @@ func (r *nflogRun) onError(err error) int {
 
 // logOverruns logs the overruns not yet reported, at most once per
 // nflogOverrunLogInterval unless final.
+// The warning is written after mu is released: a log handler may block.
 func (r *nflogRun) logOverruns(final bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := time.Now()
-	if r.pendingOverruns == 0 || (!final && now.Sub(r.lastOverrunLog) < nflogOverrunLogInterval) {
+	r.mu.Lock()
+	n, since := r.pendingOverruns, r.lastOverrunLog
+	if n == 0 || (!final && now.Sub(since) < nflogOverrunLogInterval) {
+		r.mu.Unlock()
 		return
 	}
-	r.src.log.Warn("NFLOG socket overrun: the kernel dropped log messages because the reader fell behind",
-		"overruns", r.pendingOverruns, "since", r.lastOverrunLog, "total", r.src.overruns.Load())
 	r.pendingOverruns = 0
 	r.lastOverrunLog = now
+	r.mu.Unlock()
+	r.src.log.Warn("NFLOG socket overrun: the kernel dropped log messages because the reader fell behind",
+		"overruns", n, "since", since, "total", r.src.overruns.Load())
 }
 
 // nflogIfNames maps interface indexes to names in the namespace of the

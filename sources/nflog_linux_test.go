@@ -1,6 +1,6 @@
 //go:build linux
 
-package parsers
+package sources
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 const nflogTestGroup = 4242
@@ -23,10 +25,10 @@ const nflogTestGroup = 4242
 // events, by sending UDP probes to port 9 from the attacker until one
 // arrives. Warm-up events are drained. It returns the channel and a stop
 // function that cancels Run and returns its result.
-func nflogTestStart(t *testing.T, n *nflogTestNet, src *NFLOGSource, buf int) (<-chan Event, func() error) {
+func nflogTestStart(t *testing.T, n *nflogTestNet, src *NFLOGSource, buf int) (<-chan parsers.Event, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := make(chan Event, buf)
+	out := make(chan parsers.Event, buf)
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, out) }()
 	stop := func() error {
@@ -114,18 +116,18 @@ func TestNFLOGSource(t *testing.T) {
 		a4, a6 := netip.MustParseAddr(nflogTestAttacker4), netip.MustParseAddr(nflogTestAttacker6)
 		err := n.InAttacker(func() error {
 			for _, p := range []int{1001, 1002, 1003} {
-				want[key{ProtoTCP, a4, uint16(p)}] = true
+				want[key{parsers.ProtoTCP, a4, uint16(p)}] = true
 				if err := nflogTestSYN(nflogTestVictim4, p); err != nil {
 					return err
 				}
 			}
 			for _, p := range []int{2001, 2002} {
-				want[key{ProtoUDP, a4, uint16(p)}] = true
+				want[key{parsers.ProtoUDP, a4, uint16(p)}] = true
 				if err := nflogTestSendUDP(nflogTestVictim4, p, 1, 16); err != nil {
 					return err
 				}
 			}
-			want[key{ProtoTCP, a6, 3001}] = true
+			want[key{parsers.ProtoTCP, a6, 3001}] = true
 			return nflogTestSYN(nflogTestVictim6, 3001)
 		})
 		if err != nil {
@@ -133,7 +135,7 @@ func TestNFLOGSource(t *testing.T) {
 		}
 		deadline := time.After(5 * time.Second)
 		for len(want) > 0 {
-			var ev Event
+			var ev parsers.Event
 			select {
 			case ev = <-out:
 			case <-deadline:
@@ -163,7 +165,7 @@ func TestNFLOGSource(t *testing.T) {
 			if ev.SrcPort == 0 || ev.TTL == 0 || ev.Length == 0 {
 				t.Errorf("%v: incomplete event %+v", k, ev)
 			}
-			if ev.Proto == ProtoTCP && ev.Flags != SYN {
+			if ev.Proto == parsers.ProtoTCP && ev.Flags != parsers.SYN {
 				t.Errorf("%v: Flags = %v, want SYN", k, ev.Flags)
 			}
 		}
@@ -177,7 +179,7 @@ func TestNFLOGSource(t *testing.T) {
 		second := NewNFLOGSource(NFLOGConfig{Group: nflogTestGroup, NetNS: n.VictimFd})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err := second.Run(ctx, make(chan Event))
+		err := second.Run(ctx, make(chan parsers.Event))
 		if !errors.Is(err, ErrNFLOGGroupBusy) {
 			t.Fatalf("second Run = %v, want ErrNFLOGGroupBusy", err)
 		}
@@ -228,7 +230,7 @@ func TestNFLOGSourceNoCapability(t *testing.T) {
 		defer cancel()
 		// A group nobody uses, in the test's own namespace: the bind fails
 		// before anything is changed.
-		errc <- NewNFLOGSource(NFLOGConfig{Group: 65001}).Run(ctx, make(chan Event))
+		errc <- NewNFLOGSource(NFLOGConfig{Group: 65001}).Run(ctx, make(chan parsers.Event))
 	}()
 	err := <-errc
 	t.Log(err)

@@ -1,4 +1,4 @@
-package parsers
+package sources
 
 import (
 	"errors"

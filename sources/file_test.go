@@ -1,4 +1,4 @@
-package parsers
+package sources
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 // fileTestWait bounds every wait for events. Most arrive within
@@ -80,7 +82,7 @@ func fileTestStart(t *testing.T, cfg FileConfig) *fileTestRun {
 		ports:  make(map[int]int),
 		cond:   make(chan struct{}, 1),
 	}
-	out := make(chan Event)
+	out := make(chan parsers.Event)
 	go func() { r.done <- r.src.Run(ctx, out) }()
 	go func() {
 		for {
@@ -248,7 +250,7 @@ func TestFileSourceAppend(t *testing.T) {
 			fileTestCheckPos(t, r.src, path)
 
 			st := r.src.Stats()
-			if st.Events != 21 || st.Outcomes[Parsed] != 21 || st.Rotations != 0 || st.Truncations != 0 {
+			if st.Events != 21 || st.Outcomes[parsers.Parsed] != 21 || st.Rotations != 0 || st.Truncations != 0 {
 				t.Errorf("Stats = %+v", st)
 			}
 		})
@@ -469,7 +471,7 @@ func BenchmarkFileSourceLine(b *testing.B) {
 	src := NewFileSource(FileConfig{Path: path, Start: &FilePosition{Path: path, Dev: id.dev, Inode: id.ino}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan Event, 1024)
+	out := make(chan parsers.Event, 1024)
 	done := make(chan error, 1)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -1,6 +1,6 @@
 //go:build linux
 
-package parsers
+package sources
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 // kmsgTestMsg is the message of a firewall record with destination port dpt.
@@ -54,14 +56,14 @@ func (d *kmsgFakeDevice) Read(b []byte) (int, error) {
 }
 
 // kmsgTestCollect runs the record loop over r and returns the events.
-func kmsgTestCollect(t *testing.T, s *KmsgSource, r io.Reader) []Event {
+func kmsgTestCollect(t *testing.T, s *KmsgSource, r io.Reader) []parsers.Event {
 	t.Helper()
-	out := make(chan Event, 100)
+	out := make(chan parsers.Event, 100)
 	if err := s.loop(context.Background(), r, out); err != nil {
 		t.Fatalf("loop: %v", err)
 	}
 	close(out)
-	var evs []Event
+	var evs []parsers.Event
 	for ev := range out {
 		evs = append(evs, ev)
 	}
@@ -69,7 +71,7 @@ func kmsgTestCollect(t *testing.T, s *KmsgSource, r io.Reader) []Event {
 }
 
 // kmsgTestCheck checks the events and counters of the recorded stream.
-func kmsgTestCheck(t *testing.T, s *KmsgSource, evs []Event, lost uint64) {
+func kmsgTestCheck(t *testing.T, s *KmsgSource, evs []parsers.Event, lost uint64) {
 	t.Helper()
 	var ports []uint16
 	for _, ev := range evs {
@@ -94,9 +96,9 @@ func kmsgTestCheck(t *testing.T, s *KmsgSource, evs []Event, lost uint64) {
 	// Skipped (no firewall record), 103 Skipped (user space), 108
 	// Truncated.
 	want := KmsgStats{Records: 7, Events: 4, Lost: lost}
-	want.Outcomes[Parsed] = 4
-	want.Outcomes[Skipped] = 2
-	want.Outcomes[Truncated] = 1
+	want.Outcomes[parsers.Parsed] = 4
+	want.Outcomes[parsers.Skipped] = 2
+	want.Outcomes[parsers.Truncated] = 1
 	if st := s.Stats(); st != want {
 		t.Errorf("Stats = %+v, want %+v", st, want)
 	}
@@ -149,9 +151,19 @@ func TestKmsgRunFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := NewKmsgSource(KmsgConfig{Path: path})
-	out := make(chan Event, 100)
+	out := make(chan parsers.Event, 100)
+	select {
+	case <-s.Ready():
+		t.Fatal("Ready closed before Run")
+	default:
+	}
 	if err := s.Run(context.Background(), out); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-s.Ready():
+	default:
+		t.Error("Ready not closed after Run opened the file")
 	}
 	if st := s.Stats(); st.Events != 4 || st.Records != 7 {
 		t.Errorf("Stats = %+v", st)
@@ -161,9 +173,9 @@ func TestKmsgRunFile(t *testing.T) {
 // TestKmsgAllocs: a record that gives an event allocates nothing.
 func TestKmsgAllocs(t *testing.T) {
 	s := NewKmsgSource(KmsgConfig{})
-	out := make(chan Event, 1)
+	out := make(chan parsers.Event, 1)
 	k := &kmsgRun{src: s, ctx: context.Background(), out: out, boot: kmsgBoot(), lastSeq: -1}
-	k.parser = NewLineParser(LineOptions{Boot: k.boot})
+	k.parser = parsers.NewLineParser(parsers.LineOptions{Boot: k.boot})
 	rec := []byte("4,101,15154445737,-;" + kmsgTestMsg("SENTRY", 22))
 	allocs := testing.AllocsPerRun(1000, func() {
 		k.line(rec)
@@ -216,11 +228,11 @@ func TestKmsgDevice(t *testing.T) {
 	defer cancel()
 	type run struct {
 		src  *KmsgSource
-		out  chan Event
+		out  chan parsers.Event
 		done chan error
 	}
 	start := func(acceptUser bool) *run {
-		r := &run{src: NewKmsgSource(KmsgConfig{}), out: make(chan Event, 1000), done: make(chan error, 1)}
+		r := &run{src: NewKmsgSource(KmsgConfig{}), out: make(chan parsers.Event, 1000), done: make(chan error, 1)}
 		r.src.acceptUser = acceptUser
 		go func() { r.done <- r.src.Run(ctx, r.out) }()
 		return r
@@ -230,7 +242,7 @@ func TestKmsgDevice(t *testing.T) {
 	// a few hundred ms on an idle machine.
 
 	synced := false
-	ours := func(r *run, timeout time.Duration) (Event, bool) {
+	ours := func(r *run, timeout time.Duration) (parsers.Event, bool) {
 		deadline := time.After(timeout)
 		for {
 			select {
@@ -241,14 +253,23 @@ func TestKmsgDevice(t *testing.T) {
 			case err := <-r.done:
 				t.Fatalf("Run returned early: %v", err)
 			case <-deadline:
-				return Event{}, false
+				return parsers.Event{}, false
 			}
 		}
 	}
 	// Few writes: the kernel rate-limits writes to /dev/kmsg per open file
 	// (printk.devkmsg=ratelimit: 10 per 5 s) and drops the rest silently.
-	// The sources have opened the device when they read the sync record.
-	time.Sleep(100 * time.Millisecond)
+	// Once both sources are ready, the sync record must reach them: Ready
+	// promises that no record logged from then on is missed.
+	for _, r := range []*run{spoofed, normal} {
+		select {
+		case <-r.src.Ready():
+		case err := <-r.done:
+			t.Fatalf("Run returned before it was ready: %v", err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("the source was not ready within 5 s")
+		}
+	}
 	write(1)
 	ev, ok := ours(spoofed, 5*time.Second)
 	if !ok {
@@ -266,7 +287,7 @@ func TestKmsgDevice(t *testing.T) {
 	if !ok {
 		t.Fatal("no event for the marker within 5 s")
 	}
-	if ev.DstPort != 23 || ev.Src.String() != "203.0.113.9" || ev.Dst.String() != "192.0.2.1" || ev.Proto != ProtoTCP || ev.Flags != SYN || ev.InIface != "eth0" {
+	if ev.DstPort != 23 || ev.Src.String() != "203.0.113.9" || ev.Dst.String() != "192.0.2.1" || ev.Proto != parsers.ProtoTCP || ev.Flags != parsers.SYN || ev.InIface != "eth0" {
 		t.Errorf("event %+v", ev)
 	}
 	if d := ev.Time.Sub(now); d < -time.Second || d > time.Second {
@@ -283,7 +304,7 @@ func TestKmsgDevice(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	after := normal.src.Stats()
-	if after.Records == before.Records || after.Outcomes[Skipped] == before.Outcomes[Skipped] {
+	if after.Records == before.Records || after.Outcomes[parsers.Skipped] == before.Outcomes[parsers.Skipped] {
 		t.Errorf("normal source did not read and skip the marker: before %+v after %+v", before, after)
 	}
 	if ev, ok := ours(normal, 100*time.Millisecond); ok {
@@ -314,7 +335,7 @@ func TestKmsgDevice(t *testing.T) {
 // TestKmsgOpenError: a missing device is an error, not a hang.
 func TestKmsgOpenError(t *testing.T) {
 	s := NewKmsgSource(KmsgConfig{Path: filepath.Join(t.TempDir(), "none")})
-	err := s.Run(context.Background(), make(chan Event))
+	err := s.Run(context.Background(), make(chan parsers.Event))
 	if err == nil || !strings.Contains(err.Error(), "kmsg: open") {
 		t.Errorf("Run = %v, want an open error", err)
 	}

@@ -1,12 +1,16 @@
 //go:build linux
 
-package parsers
+package sources
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"testing"
 	"time"
 
 	nflog "github.com/florianl/go-nflog/v2"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 // nflogBenchRun returns a run whose interface table knows index 7, without
@@ -21,7 +25,7 @@ func nflogBenchRun() *nflogRun {
 
 // nflogBenchAttr is what go-nflog hands the hook for a logged TCP SYN.
 func nflogBenchAttr() nflog.Attribute {
-	payload := pktTestV4("198.51.100.2", "198.51.100.1", ProtoTCP, 0, 0, pktTestTCP(40000, 22, SYN))
+	payload := nflogTestPacket("198.51.100.2", "198.51.100.1", 40000, 22, parsers.SYN)
 	prefix := "SENTRY: "
 	ts := time.Now()
 	dev := uint32(7)
@@ -31,7 +35,7 @@ func nflogBenchAttr() nflog.Attribute {
 func TestNFLOGEvent(t *testing.T) {
 	r, a := nflogBenchRun(), nflogBenchAttr()
 	ev, o := r.event(&a)
-	if o != Parsed || ev.Prefix != "SENTRY" || ev.InIface != "eth0" || !ev.Time.Equal(*a.Timestamp) || ev.DstPort != 22 || ev.Flags != SYN {
+	if o != parsers.Parsed || ev.Prefix != "SENTRY" || ev.InIface != "eth0" || !ev.Time.Equal(*a.Timestamp) || ev.DstPort != 22 || ev.Flags != parsers.SYN {
 		t.Fatalf("event = %+v, %v", ev, o)
 	}
 	if n := testing.AllocsPerRun(1000, func() { r.event(&a) }); n != 0 {
@@ -48,12 +52,12 @@ func TestNFLOGEvent(t *testing.T) {
 		t.Errorf("unknown interface named %q", ev.InIface)
 	}
 	a.Payload = nil
-	if _, o := r.event(&a); o != Truncated {
+	if _, o := r.event(&a); o != parsers.Truncated {
 		t.Errorf("no payload: %v", o)
 	}
 	st := r.src.Stats()
 	// AllocsPerRun runs its function once more to warm up.
-	if st.Received != 1005 || st.Malformed[Truncated] != 1 {
+	if st.Received != 1005 || st.Malformed[parsers.Truncated] != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -62,8 +66,27 @@ func BenchmarkNFLOGEvent(b *testing.B) {
 	r, a := nflogBenchRun(), nflogBenchAttr()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, o := r.event(&a); o != Parsed {
+		if _, o := r.event(&a); o != parsers.Parsed {
 			b.Fatal(o)
 		}
 	}
+}
+
+// nflogTestPacket builds an IPv4 TCP packet with the fields DecodePacket
+// reads; checksums are left at zero.
+func nflogTestPacket(src, dst string, sport, dport uint16, flags parsers.TCPFlags) []byte {
+	p := make([]byte, 40)
+	p[0] = 0x45 // version 4, 20-byte header
+	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+	p[8] = 64 // TTL
+	p[9] = parsers.ProtoTCP
+	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+	copy(p[12:], s[:])
+	copy(p[16:], d[:])
+	tcp := p[20:]
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], dport)
+	tcp[12] = 5 << 4 // data offset: 20 bytes
+	tcp[13] = byte(flags)
+	return p
 }

@@ -1,58 +1,36 @@
-package parsers
+package sources
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/nxadm/tail"
-	"github.com/nxadm/tail/watch"
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 const (
 	// fileWaitInterval is how often a missing file is looked for.
 	fileWaitInterval = 250 * time.Millisecond
-	// fileStuckInterval is how often the source checks that nxadm/tail is
-	// not asleep on a file that has complete lines it has not delivered:
-	// its inotify watch is set up only after it first reaches the end of a
-	// file, and a line written in between wakes nobody until the next one.
-	// Two idle checks in a row with such lines restart the tail at
-	// Position.
-	fileStuckInterval = 500 * time.Millisecond
 	// fileRotateGrace is how long a rotated file is kept open for lines its
 	// writer still appends (rsyslog writes to the renamed file until
 	// logrotate's postrotate signal) when the new file stays quiet.
 	fileRotateGrace = 30 * time.Second
 	// fileRetryMax caps the pause between attempts after tail fails.
 	fileRetryMax = 30 * time.Second
-	// fileUnwatchWait bounds the wait for nxadm/tail to drop its inotify
-	// watch after Stop.
-	fileUnwatchWait = 2 * time.Second
 	// fileDrainBuf is the read buffer for rotated files; a longer line is
 	// taken in pieces (each Skipped or malformed).
 	fileDrainBuf = 64 << 10
 	// fileRotatedSuffix is the name logrotate (create mode) and most
 	// syslog setups give the previous file.
 	fileRotatedSuffix = ".1"
-
-	// The messages nxadm/tail v1.4.11 logs after it reopened the file
-	// (tail.go waitForChanges); the source learns of reopenings from them,
-	// in order with the lines, as the library reports them nowhere else.
-	fileTailReopened          = "Successfully reopened %s"
-	fileTailReopenedTruncated = "Successfully reopened truncated %s"
 )
-
-// errFileStuck makes Run restart the tail at once, at Position.
-var errFileStuck = errors.New("tail delivers no lines while the file has complete ones")
 
 // FilePosition is where a followed file was read up to; the daemon saves it
 // in state_dir and hands it back as FileConfig.Start.
@@ -90,9 +68,10 @@ type FileStats struct {
 	Lines uint64
 	// Events counts Events sent to the output channel.
 	Events uint64
-	// Outcomes counts lines by the Outcome of LineParser.Parse. Events is
-	// Outcomes[Parsed] minus an event cut off at shutdown.
-	Outcomes [NumOutcomes]uint64
+	// Outcomes counts lines by the parsers.Outcome of
+	// parsers.LineParser.Parse. Events is Outcomes[parsers.Parsed] minus an
+	// event cut off at shutdown.
+	Outcomes [parsers.NumOutcomes]uint64
 	// Rotations counts files replaced under the path (rename rotation),
 	// seen while running or at start.
 	Rotations uint64
@@ -124,6 +103,9 @@ type FileSource struct {
 	// to; only Run's goroutine uses it.
 	rotatedTo fileID
 }
+
+// Name returns "file:" and the followed path.
+func (s *FileSource) Name() string { return "file:" + s.cfg.Path }
 
 // Ready is closed once Run knows where it starts: a line appended after
 // that is read. Callers wait for it before reporting that they are
@@ -201,11 +183,15 @@ func (s *FileSource) setOffset(off int64) {
 // Run returns an error only if the file exists but cannot be opened at
 // start (errors.Is(err, os.ErrPermission) without read access). Later
 // failures of the tail are logged and the tail restarted at Position.
-func (s *FileSource) Run(ctx context.Context, out chan<- Event) error {
+func (s *FileSource) Run(ctx context.Context, out chan<- parsers.Event) error {
 	if !s.cfg.Poll {
 		filePrimeInotify(s.cfg.Path)
 	}
 	start := s.cfg.Start
+	if p := s.Position(); p.Inode != 0 || p.Dev != 0 {
+		// Run again after it failed: go on where the last run stopped.
+		start = &p
+	}
 	first := true
 	pause := time.Second
 	for {
@@ -250,7 +236,7 @@ type fileReader struct {
 	f      *os.File
 	id     fileID
 	off    int64
-	parser *LineParser
+	parser *parsers.LineParser
 }
 
 func (r *fileReader) close() {
@@ -270,7 +256,7 @@ type fileNotice struct {
 
 // follow opens the file, tails it until ctx ends or the tail fails, and
 // stops the tail.
-func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePosition) error {
+func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start *FilePosition) error {
 	cur, err := s.open(ctx, out, start)
 	if cur == nil {
 		return err
@@ -279,42 +265,26 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 
 	done := make(chan struct{})
 	notices := make(chan fileNotice)
-	t, err := tail.TailFile(s.cfg.Path, tail.Config{
-		Location:      &tail.SeekInfo{Offset: cur.off, Whence: io.SeekStart},
-		ReOpen:        true,
-		MustExist:     true,
-		Poll:          s.cfg.Poll,
-		Follow:        true,
-		CompleteLines: true,
-		Logger:        &fileTailLogger{log: s.log, path: s.cfg.Path, notices: notices, done: done},
-	})
+	t, err := fileStartTail(s.cfg.Path, cur.off, s.cfg.Poll,
+		&fileTailLogger{log: s.log, path: s.cfg.Path, notices: notices, done: done})
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
 	defer func() {
 		close(done)
-		t.Stop()
-		// Not t.Cleanup(): tail's watcher goroutine removes its inotify
-		// watch itself on Stop, and a second removal drives the shared
-		// tracker's count for the path to -1, after which a new tail of
-		// the same path in this process gets no inotify events at all.
-		if !s.cfg.Poll {
-			fileWaitUnwatched(s.cfg.Path)
-		}
+		fileStopTail(t, s.cfg.Path, s.cfg.Poll)
 	}()
-	// tail opened the path by name after us: make sure it is our file.
-	if fi, err := os.Stat(s.cfg.Path); err != nil || fileIDOf(fi) != cur.id {
+	if !fileTailOpened(s.cfg.Path, cur.id) {
 		return errFileStuck
 	}
 
 	var (
-		ev        Event
-		buf       []byte
-		old       *fileReader // rotated file, drained until its writer moves on
-		graceC    <-chan time.Time
-		idleTicks int
-		gotLine   bool
-		skipTo    int64 = -1
+		ev     parsers.Event
+		buf    []byte
+		old    *fileReader // rotated file, drained until its writer moves on
+		graceC <-chan time.Time
+		stuck  fileStuckWatch
+		reread = newFileReread()
 	)
 	defer func() { old.close() }()
 	finishOld := func() bool {
@@ -336,13 +306,10 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 			if !ok {
 				return fmt.Errorf("tail stopped: %w", t.Err())
 			}
-			gotLine = true
-			if l.Err != nil || l.SeekInfo.Offset <= skipTo {
-				// skipTo: tail reopened the file it was reading and
-				// reads it again from the start.
+			stuck.activity()
+			if l.Err != nil || reread.skip(l.SeekInfo.Offset) {
 				continue
 			}
-			skipTo = -1
 			if old != nil && !finishOld() {
 				return nil
 			}
@@ -358,15 +325,12 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 			}
 
 		case n := <-notices:
-			gotLine = true
+			stuck.activity()
 			if n.f != nil && n.id == cur.id && !n.truncated {
-				// tail took a stale event for the old file as its own
-				// (inotify: a write to the renamed file, its rename; the
-				// library picks among pending events at random) and
-				// reopened the file it already follows. It reads it again
-				// from the start; what was read is not read twice.
+				// tail reopened the file it already follows (see
+				// fileReread) and reads it again from the start.
 				n.f.Close()
-				skipTo = max(skipTo, cur.off)
+				reread.reopened(cur.off)
 				continue
 			}
 			if n.truncated && (n.f == nil || n.id == cur.id) {
@@ -374,7 +338,7 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 				if n.f != nil {
 					n.f.Close()
 				}
-				skipTo = -1
+				reread.reset()
 				s.truncations.Add(1)
 				s.log.Info("log file truncated (copytruncate); reading it from the start", "read_to", cur.off)
 				cur.off = 0
@@ -393,8 +357,9 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 				return nil
 			}
 			old = &fileReader{f: cur.f, id: cur.id, off: cur.off, parser: cur.parser}
-			cur.f, cur.id, cur.off, skipTo = n.f, n.id, 0, -1
-			cur.parser = NewLineParser(LineOptions{Reference: time.Now()})
+			cur.f, cur.id, cur.off = n.f, n.id, 0
+			reread.reset()
+			cur.parser = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})
 			if !s.drain(ctx, out, old, &buf) {
 				return nil
 			}
@@ -406,42 +371,18 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Event, start *FilePo
 			}
 
 		case <-tick.C:
-			if gotLine {
-				gotLine, idleTicks = false, 0
-				continue
-			}
-			if s.pending(cur) {
-				idleTicks++
-				if idleTicks >= 2 {
-					return errFileStuck
-				}
-			} else {
-				idleTicks = 0
+			if stuck.check(func() bool { return s.pending(cur) }) {
+				return errFileStuck
 			}
 		}
 	}
-}
-
-// pending reports whether the followed file has a complete line past the
-// current offset.
-func (s *FileSource) pending(cur *fileReader) bool {
-	if cur.f == nil {
-		return false
-	}
-	fi, err := os.Stat(s.cfg.Path)
-	if err != nil || fileIDOf(fi) != cur.id || fi.Size() <= cur.off {
-		return false
-	}
-	var b [4096]byte
-	n, _ := cur.f.ReadAt(b[:min(int64(len(b)), fi.Size()-cur.off)], cur.off)
-	return bytes.IndexByte(b[:n], '\n') >= 0 || n == len(b)
 }
 
 // open waits for the file, opens it and decides where to start (see Run),
 // draining the old file first if it was replaced while the source was
 // stopped. It returns nil and the reason if the file could not be opened,
 // nil and nil if ctx ended.
-func (s *FileSource) open(ctx context.Context, out chan<- Event, start *FilePosition) (*fileReader, error) {
+func (s *FileSource) open(ctx context.Context, out chan<- parsers.Event, start *FilePosition) (*fileReader, error) {
 	waited := false
 	var (
 		f   *os.File
@@ -473,7 +414,7 @@ func (s *FileSource) open(ctx context.Context, out chan<- Event, start *FilePosi
 		f.Close()
 		return nil, err
 	}
-	r := &fileReader{f: f, id: fileIDOf(fi), parser: NewLineParser(LineOptions{Reference: time.Now()})}
+	r := &fileReader{f: f, id: fileIDOf(fi), parser: parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})}
 	size := fi.Size()
 	switch {
 	case start == nil:
@@ -509,7 +450,7 @@ func (s *FileSource) open(ctx context.Context, out chan<- Event, start *FilePosi
 
 // drainRotated reads the rest of the file start refers to if it is found
 // under the usual rotated name; its lines come before the new file's.
-func (s *FileSource) drainRotated(ctx context.Context, out chan<- Event, start *FilePosition, p **LineParser) bool {
+func (s *FileSource) drainRotated(ctx context.Context, out chan<- parsers.Event, start *FilePosition, p **parsers.LineParser) bool {
 	f, err := os.Open(s.cfg.Path + fileRotatedSuffix)
 	if err != nil {
 		return true
@@ -525,7 +466,7 @@ func (s *FileSource) drainRotated(ctx context.Context, out chan<- Event, start *
 	ok := s.drain(ctx, out, r, &buf)
 	// The new file gets a parser of its own, as its first lines may be
 	// of another day than the old file's last ones.
-	*p = NewLineParser(LineOptions{Reference: time.Now()})
+	*p = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})
 	return ok
 }
 
@@ -543,7 +484,7 @@ func fileLineEndsAt(f *os.File, off int64) bool {
 // drain reads r's complete lines from r.off to the end of the file, sending
 // their events and moving the position along. A last line without its
 // newline is left for later. It reports false if ctx ended.
-func (s *FileSource) drain(ctx context.Context, out chan<- Event, r *fileReader, bufp *[]byte) bool {
+func (s *FileSource) drain(ctx context.Context, out chan<- parsers.Event, r *fileReader, bufp *[]byte) bool {
 	if r == nil || r.f == nil {
 		return true
 	}
@@ -551,7 +492,7 @@ func (s *FileSource) drain(ctx context.Context, out chan<- Event, r *fileReader,
 		*bufp = make([]byte, 0, fileDrainBuf)
 	}
 	buf := (*bufp)[:fileDrainBuf]
-	var ev Event
+	var ev parsers.Event
 	for {
 		n, err := r.f.ReadAt(buf, r.off)
 		chunk := buf[:n]
@@ -578,84 +519,13 @@ func (s *FileSource) drain(ctx context.Context, out chan<- Event, r *fileReader,
 	}
 }
 
-// fileTailLogger receives nxadm/tail's log messages: reopenings become
-// notices for Run, the rest goes to the source's logger at Debug.
-type fileTailLogger struct {
-	log     *slog.Logger
-	path    string
-	notices chan<- fileNotice
-	done    <-chan struct{}
-}
-
-func (l *fileTailLogger) Printf(format string, v ...any) {
-	switch format {
-	case fileTailReopened, fileTailReopenedTruncated:
-		// Runs on tail's goroutine just after it opened the path, before it
-		// reads from it: the file opened here is the one tail reads, and
-		// the notice reaches Run after every line of the previous file.
-		n := fileNotice{truncated: format == fileTailReopenedTruncated}
-		if f, err := os.Open(l.path); err == nil {
-			if fi, err := f.Stat(); err == nil {
-				n.f, n.id = f, fileIDOf(fi)
-			} else {
-				f.Close()
-			}
-		}
-		select {
-		case l.notices <- n:
-		case <-l.done:
-			if n.f != nil {
-				n.f.Close()
-			}
-		}
-	default:
-		l.log.Debug("tail: " + fmt.Sprintf(format, v...))
-	}
-}
-
-func (l *fileTailLogger) Print(v ...any)   { l.log.Debug("tail: " + fmt.Sprint(v...)) }
-func (l *fileTailLogger) Println(v ...any) { l.log.Debug("tail: " + fmt.Sprint(v...)) }
-func (l *fileTailLogger) Fatal(v ...any)   { l.log.Error("tail: " + fmt.Sprint(v...)) }
-func (l *fileTailLogger) Fatalf(format string, v ...any) {
-	l.log.Error("tail: " + fmt.Sprintf(format, v...))
-}
-func (l *fileTailLogger) Fatalln(v ...any) { l.log.Error("tail: " + fmt.Sprint(v...)) }
-func (l *fileTailLogger) Panic(v ...any)   { panic(fmt.Sprint(v...)) }
-func (l *fileTailLogger) Panicf(format string, v ...any) {
-	panic(fmt.Sprintf(format, v...))
-}
-func (l *fileTailLogger) Panicln(v ...any) { panic(fmt.Sprint(v...)) }
-
-// filePrimeInotify starts nxadm/tail's process-wide inotify tracker, so that
-// fileWaitUnwatched may query it: its accessors dereference the tracker
-// without starting it. The watch is on the file's directory under a name no
-// file can have, and removed at once.
-func filePrimeInotify(path string) {
-	name := filepath.Join(filepath.Dir(filepath.Clean(path)), "\x00sentry-nflog")
-	if watch.WatchCreate(name) == nil {
-		watch.RemoveWatchCreate(name)
-	}
-}
-
-// fileWaitUnwatched waits until tail's watcher goroutine, which outlives
-// Stop, has removed its inotify watch of path. A new tail of the same path
-// started earlier shares the tracker's per-path channel and would lose it
-// when the old goroutine removes the watch.
-func fileWaitUnwatched(path string) {
-	name := filepath.Clean(path)
-	deadline := time.Now().Add(fileUnwatchWait)
-	for watch.Events(name) != nil && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // emit parses one line and sends its event, counting both; false when ctx
 // ended first.
-func (s *FileSource) emit(ctx context.Context, out chan<- Event, p *LineParser, line []byte, ev *Event) bool {
+func (s *FileSource) emit(ctx context.Context, out chan<- parsers.Event, p *parsers.LineParser, line []byte, ev *parsers.Event) bool {
 	s.lines.Add(1)
 	o := p.Parse(line, ev)
 	s.outcomes.add(o)
-	if o != Parsed {
+	if o != parsers.Parsed {
 		return true
 	}
 	select {

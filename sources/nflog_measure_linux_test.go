@@ -1,6 +1,6 @@
 //go:build linux && measure
 
-package parsers
+package sources
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 // TestNFLOGMeasure measures what the NFLOGConfig defaults were chosen by:
@@ -19,7 +21,7 @@ import (
 // several kernel batching settings. It is built only with the measure tag
 // (as root) and prints tables; it asserts nothing.
 //
-//	go test -tags measure ./parsers -run NFLOGMeasure -v -timeout 20m
+//	go test -tags measure ./sources -run NFLOGMeasure -v -timeout 20m
 func TestNFLOGMeasure(t *testing.T) {
 	nflogTestRequireRoot(t)
 
@@ -56,7 +58,7 @@ func TestNFLOGMeasure(t *testing.T) {
 			for len(ds) < probes {
 				select {
 				case ev := <-out:
-					if ev.Proto == ProtoTCP && ev.DstPort >= 10000 && ev.Flags == SYN {
+					if ev.Proto == parsers.ProtoTCP && ev.DstPort >= 10000 && ev.Flags == parsers.SYN {
 						ds = append(ds, time.Since(ev.Time))
 					}
 				case <-timeout:

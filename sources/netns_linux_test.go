@@ -1,6 +1,6 @@
 //go:build linux
 
-package parsers
+package sources
 
 import (
 	"testing"

@@ -1,6 +1,6 @@
 //go:build linux
 
-package parsers
+package sources
 
 import (
 	"bytes"
@@ -8,18 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 const (
-	// DefaultKmsgPath is the kernel log device.
-	DefaultKmsgPath = "/dev/kmsg"
 	// kmsgBufSize holds one record with its continuation lines: the kernel
 	// formats a record into at most 8 KiB (CONSOLE_EXT_LOG_MAX) and fails a
 	// read into a smaller buffer with EINVAL.
@@ -32,74 +30,6 @@ const (
 	// noise of reading two clocks one after the other.
 	kmsgDriftTolerance = time.Millisecond
 )
-
-// KmsgConfig configures a KmsgSource.
-type KmsgConfig struct {
-	// Path is the kernel log device; default DefaultKmsgPath. A regular file
-	// of records (one per line, as read from the device) is read from its
-	// start to its end, for tests and replays.
-	Path string
-	// Logger receives the rate-limited warning about lost records and an
-	// Info when the wall clock was stepped; nil discards them.
-	Logger *slog.Logger
-}
-
-// KmsgStats are the counters of a KmsgSource.
-type KmsgStats struct {
-	// Records counts kernel log records read (continuation lines are part
-	// of their record).
-	Records uint64
-	// Events counts Events sent to the output channel.
-	Events uint64
-	// Outcomes counts records by the Outcome of LineParser.Parse; records
-	// written from user space (facility other than kernel) are Skipped.
-	Outcomes [NumOutcomes]uint64
-	// Lost counts records the kernel overwrote in its ring buffer before
-	// they were read: the gap in sequence numbers, at least one for each
-	// read that failed with EPIPE.
-	Lost uint64
-}
-
-// KmsgSource reads kernel log records from /dev/kmsg and turns firewall
-// records into Events. Make it with NewKmsgSource; Stats may be called at
-// any time from any goroutine.
-type KmsgSource struct {
-	cfg KmsgConfig
-	log *slog.Logger
-
-	records  atomic.Uint64
-	events   atomic.Uint64
-	outcomes outcomeCounters
-	lost     atomic.Uint64
-
-	// acceptUser takes records written to /dev/kmsg from user space as
-	// kernel ones. Tests only: it is how a test injects a firewall record.
-	acceptUser bool
-}
-
-// NewKmsgSource returns a source for cfg with defaults filled in. It opens
-// nothing: Run does.
-func NewKmsgSource(cfg KmsgConfig) *KmsgSource {
-	if cfg.Path == "" {
-		cfg.Path = DefaultKmsgPath
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &KmsgSource{cfg: cfg, log: log.With("input", "kmsg", "path", cfg.Path)}
-}
-
-// Stats returns a snapshot of the counters.
-func (s *KmsgSource) Stats() KmsgStats {
-	st := KmsgStats{
-		Records:  s.records.Load(),
-		Events:   s.events.Load(),
-		Lost:     s.lost.Load(),
-		Outcomes: s.outcomes.load(),
-	}
-	return st
-}
 
 // Run reads records from the newest one on, sending one Event per firewall
 // record to out until ctx ends. It never closes out and returns nil when ctx
@@ -117,7 +47,7 @@ func (s *KmsgSource) Stats() KmsgStats {
 // kernel.dmesg_restrict is set) or a read fails for another reason. Given a
 // regular file as Path, Run reads it from the start and returns nil at its
 // end.
-func (s *KmsgSource) Run(ctx context.Context, out chan<- Event) error {
+func (s *KmsgSource) Run(ctx context.Context, out chan<- parsers.Event) error {
 	path := s.cfg.Path
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -140,6 +70,9 @@ func (s *KmsgSource) Run(ctx context.Context, out chan<- Event) error {
 	// supports poll), so a read deadline interrupts a read in progress.
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
+	// The descriptor's position is set: every record logged from here on
+	// is read, or counted as lost.
+	s.readyOnce.Do(func() { close(s.ready) })
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
@@ -167,7 +100,7 @@ func kmsgBoot() time.Time {
 // read of the device returns one whole record; from a file or a pipe a read
 // returns any number of lines, and a line cut by the end of a read is
 // completed by the next one.
-func (s *KmsgSource) loop(ctx context.Context, r io.Reader, out chan<- Event) error {
+func (s *KmsgSource) loop(ctx context.Context, r io.Reader, out chan<- parsers.Event) error {
 	k := &kmsgRun{
 		src:     s,
 		ctx:     ctx,
@@ -175,7 +108,7 @@ func (s *KmsgSource) loop(ctx context.Context, r io.Reader, out chan<- Event) er
 		boot:    kmsgBoot(),
 		lastSeq: -1,
 	}
-	k.parser = NewLineParser(LineOptions{Boot: k.boot})
+	k.parser = parsers.NewLineParser(parsers.LineOptions{Boot: k.boot})
 	defer k.logLost(true)
 
 	buf := make([]byte, kmsgBufSize)
@@ -227,9 +160,9 @@ func (s *KmsgSource) loop(ctx context.Context, r io.Reader, out chan<- Event) er
 type kmsgRun struct {
 	src    *KmsgSource
 	ctx    context.Context
-	out    chan<- Event
-	parser *LineParser
-	ev     Event
+	out    chan<- parsers.Event
+	parser *parsers.LineParser
+	ev     parsers.Event
 
 	boot  time.Time     // the parser's boot time
 	shift time.Duration // current boot estimate minus boot
@@ -256,7 +189,7 @@ func (k *kmsgRun) line(b []byte) bool {
 	}
 	o := k.parser.Parse(b, &k.ev)
 	s.outcomes.add(o)
-	if o != Parsed {
+	if o != parsers.Parsed {
 		return true
 	}
 	k.ev.Time = k.ev.Time.Add(k.drift())
@@ -272,11 +205,11 @@ func (k *kmsgRun) line(b []byte) bool {
 // sequence accounts for records skipped between the last one and b, whose
 // header is "prio,seq,usec,flags;".
 func (k *kmsgRun) sequence(b []byte) {
-	_, i, ok := digitsUntil(b, 0, ',')
+	_, i, ok := kmsgNumber(b, 0, ',')
 	if !ok {
 		return
 	}
-	seq, _, ok := digitsUntil(b, i, ',')
+	seq, _, ok := kmsgNumber(b, i, ',')
 	if !ok || seq > 1<<62 {
 		return
 	}
@@ -314,7 +247,7 @@ func (k *kmsgRun) drift() time.Duration {
 // kmsgAsKernel rewrites the header of a record written from user space
 // ("12,..." for <4> from user space) to kernel facility in place.
 func kmsgAsKernel(b []byte) []byte {
-	pri, i, ok := digitsUntil(b, 0, ',')
+	pri, i, ok := kmsgNumber(b, 0, ',')
 	if !ok || i < 2 {
 		return b
 	}
@@ -333,4 +266,23 @@ func (k *kmsgRun) logLost(final bool) {
 		"lost", k.pendingLost, "total", k.src.lost.Load())
 	k.pendingLost = 0
 	k.lastLostLog = now
+}
+
+// kmsgNumber reads the decimal number in b from i up to sep, returning it
+// and the index after sep; false if there is no such number (empty, not
+// digits, more than 19 digits, or no sep).
+func kmsgNumber(b []byte, i int, sep byte) (uint64, int, bool) {
+	var v uint64
+	start := i
+	for ; i < len(b) && b[i] != sep; i++ {
+		c := b[i] - '0'
+		if c > 9 || i-start >= 19 {
+			return 0, 0, false
+		}
+		v = v*10 + uint64(c)
+	}
+	if i == start || i >= len(b) {
+		return 0, 0, false
+	}
+	return v, i + 1, true
 }

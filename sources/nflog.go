@@ -1,11 +1,15 @@
-package parsers
+package sources
 
 import (
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 // Defaults of NFLOGConfig, chosen by measurement between two network
@@ -71,10 +75,11 @@ type NFLOGStats struct {
 	Received uint64
 	// Events counts Events sent to the output channel.
 	Events uint64
-	// Malformed counts received packets that gave no event, by the Outcome
-	// of DecodePacket (Skipped and ReservedSource included; Parsed is 0).
-	// Received minus Events minus these is what was cut off at shutdown.
-	Malformed [NumOutcomes]uint64
+	// Malformed counts received packets that gave no event, by the
+	// parsers.Outcome of parsers.DecodePacket (Skipped and ReservedSource
+	// included; Parsed is 0). Received minus Events minus these is what was
+	// cut off at shutdown.
+	Malformed [parsers.NumOutcomes]uint64
 	// Overruns counts socket overruns (ENOBUFS): each means the kernel
 	// dropped one or more log messages because the reader fell behind.
 	Overruns uint64
@@ -95,7 +100,11 @@ type NFLOGSource struct {
 	overruns    atomic.Uint64
 	lastOverrun atomic.Int64 // Unix nanoseconds; 0 if none
 	ready       chan struct{}
+	readyOnce   sync.Once
 }
+
+// Name returns "nflog:" and the group number.
+func (s *NFLOGSource) Name() string { return "nflog:" + strconv.Itoa(int(s.cfg.Group)) }
 
 // Ready is closed once Run has bound the group: from then on every packet
 // the firewall logs to it is delivered (or counted as an overrun). Packets
@@ -130,7 +139,7 @@ func (s *NFLOGSource) Stats() NFLOGStats {
 		Overruns:  s.overruns.Load(),
 		Malformed: s.outcomes.load(),
 	}
-	st.Malformed[Parsed] = 0 // Parsed is no malformation; Events counts those
+	st.Malformed[parsers.Parsed] = 0 // Parsed is no malformation; Events counts those
 	if ns := s.lastOverrun.Load(); ns != 0 {
 		st.LastOverrun = time.Unix(0, ns)
 	}
