@@ -19,7 +19,7 @@ import (
 
 // configAndTable loads the config and opens its table for a command,
 // reporting failures on stderr with the exit status to return (-1: go on).
-func configAndTable(e *env, cmd, path string) (*config.Config, *actions.NFTables, int) {
+func configAndTable(e *env, cmd, path string) (*config.Config, *actions.Table, int) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
@@ -33,13 +33,10 @@ func configAndTable(e *env, cmd, path string) (*config.Config, *actions.NFTables
 	return cfg, nft, -1
 }
 
-func openTable(cfg *config.Config) (*actions.NFTables, error) {
-	return actions.OpenNFTables(actions.NFTablesConfig{
-		Table: cfg.NFTables.Table, Hooks: cfg.NFTables.Hooks,
-		Priority: cfg.NFTables.Priority, ManageChain: cfg.NFTables.ManageChain,
-		IPv4Prefix: cfg.Engine.Bans.IPv4Prefix, IPv6Prefix: cfg.Engine.Bans.IPv6Prefix,
-		StrikeTimeout: provisional(cfg),
-	})
+// openTable opens the config's table without changing it, for the
+// commands that read or lift bans.
+func openTable(cfg *config.Config) (*actions.Table, error) {
+	return actions.OpenTable(tableSpec(cfg, nil, slog.New(slog.DiscardHandler)), 0)
 }
 
 func cmdList(_ context.Context, e *env, args []string) int {
@@ -169,7 +166,7 @@ Examples:
 			}
 			fmt.Fprintf(e.stdout, "%s: unblocked %s\n", k, strings.Join(s, ", "))
 		}
-		forgetStrike(e, cfg, k)
+		forgetStrike(e, nft, k)
 		// Pardon even what was not banned: the daemon may hold evidence
 		// about to cross a threshold, or a rate-limited decision.
 		if err := appendPardon(cfg.StateDir, k, time.Now()); err != nil {
@@ -200,17 +197,8 @@ func parseKey(s string) (netip.Prefix, error) {
 // forgetStrike clears the kernel's first-strike counters for k, so stale
 // state does not strike the unblocked source again before the daemon has
 // read the pardon.
-func forgetStrike(e *env, cfg *config.Config, k netip.Prefix) {
-	fc, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler))
-	if !ok {
-		return
-	}
-	f, err := actions.OpenFirstStrike(fc)
-	if err == nil {
-		err = f.Forget(k)
-		f.Close()
-	}
-	if err != nil {
+func forgetStrike(e *env, nft *actions.Table, k netip.Prefix) {
+	if err := nft.Forget(k); err != nil {
 		fmt.Fprintf(e.stderr, "unblock: first strike: %v\n", err)
 	}
 }

@@ -11,16 +11,37 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
+// tableSpec is the nftables table the config asks for: the ban sets and
+// chains, first strike derived from the rules (never striking allow) and
+// advanced mode. Applying it is the one way the daemon changes the table,
+// at start, on reload and after tampering; the listening ports are the
+// caller's to fill in.
+func tableSpec(cfg *config.Config, allow []netip.Prefix, log *slog.Logger) actions.TableSpec {
+	spec := actions.TableSpec{
+		Table: cfg.NFTables.Table, Hooks: cfg.NFTables.Hooks,
+		Priority: cfg.NFTables.Priority, ManageChain: cfg.NFTables.ManageChain,
+		IPv4Prefix: cfg.Engine.Bans.IPv4Prefix, IPv6Prefix: cfg.Engine.Bans.IPv6Prefix,
+		Allow: allow,
+	}
+	if fc, ok := strikeConfig(cfg, log); ok {
+		spec.FirstStrike = &fc
+	}
+	if a := cfg.Advanced; a != nil && len(cfg.Inputs.NFLOG) > 0 {
+		spec.Advanced = &actions.AdvancedConfig{
+			TCP: a.TCP, UDP: a.UDP, Exclude: a.Exclude, Group: cfg.Inputs.NFLOG[0].Group, Prefix: a.Prefix,
+		}
+	}
+	return spec
+}
+
 // strikeConfig derives the kernel's first strike from the rules: each rule
 // with a distinct_ports or hits threshold on TCP or UDP becomes a kernel
 // rule with the same threshold and window. A rule that selects a log
 // prefix or an input interface is left to the daemon: the kernel strikes
 // before any logging rule runs, so it cannot know the prefix. The second
-// result says why nothing was derived, when nothing was.
-func strikeConfig(cfg *config.Config, allow []netip.Prefix, log *slog.Logger) (actions.FirstStrikeConfig, bool) {
+// result says whether anything was derived.
+func strikeConfig(cfg *config.Config, log *slog.Logger) (actions.FirstStrikeConfig, bool) {
 	fc := actions.FirstStrikeConfig{
-		Table: cfg.NFTables.Table, Allow: allow,
-		IPv4Prefix: cfg.Engine.Bans.IPv4Prefix, IPv6Prefix: cfg.Engine.Bans.IPv6Prefix,
 		Provisional: provisional(cfg), MaxPerMinute: cfg.Engine.Bans.MaxNewPerMinute,
 		SetSize: uint32(cfg.FirstStrike.SetSize),
 	}

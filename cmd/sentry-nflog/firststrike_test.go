@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ first_strike: {provisional: 5m, set_size: 4096}
 	if err != nil {
 		t.Fatal(err)
 	}
-	fc, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler))
+	fc, ok := strikeConfig(cfg, slog.New(slog.DiscardHandler))
 	if !ok {
 		t.Fatal("nothing derived")
 	}
@@ -42,17 +43,26 @@ first_strike: {provisional: 5m, set_size: 4096}
 	if !reflect.DeepEqual(fc.Rules, want) {
 		t.Errorf("rules\n got %+v\nwant %+v", fc.Rules, want)
 	}
-	if fc.Provisional != 5*time.Minute || fc.MaxPerMinute != 30 || fc.SetSize != 4096 || fc.Group != 7 || fc.IPv6Prefix != 64 {
+	if fc.Provisional != 5*time.Minute || fc.MaxPerMinute != 30 || fc.SetSize != 4096 || fc.Group != 7 {
 		t.Errorf("config %+v", fc)
+	}
+	allow := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	spec := tableSpec(cfg, allow, slog.New(slog.DiscardHandler))
+	if spec.FirstStrike == nil || !reflect.DeepEqual(*spec.FirstStrike, fc) || spec.IPv6Prefix != 64 || spec.IPv4Prefix != 32 ||
+		spec.Table != "sentry" || !spec.ManageChain || !reflect.DeepEqual(spec.Allow, allow) || spec.Advanced != nil {
+		t.Errorf("table spec %+v", spec)
 	}
 	// Off, or without an NFLOG group to log strikes to: nothing.
 	cfg.FirstStrike.Enabled = false
-	if _, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler)); ok {
+	if _, ok := strikeConfig(cfg, slog.New(slog.DiscardHandler)); ok {
 		t.Error("derived with first_strike disabled")
+	}
+	if spec := tableSpec(cfg, nil, slog.New(slog.DiscardHandler)); spec.FirstStrike != nil {
+		t.Error("table spec with first strike while first_strike is disabled")
 	}
 	cfg.FirstStrike.Enabled = true
 	cfg.Inputs.NFLOG = nil
-	if _, ok := strikeConfig(cfg, nil, slog.New(slog.DiscardHandler)); ok {
+	if _, ok := strikeConfig(cfg, slog.New(slog.DiscardHandler)); ok {
 		t.Error("derived without an NFLOG group")
 	}
 }

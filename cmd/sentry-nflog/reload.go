@@ -7,9 +7,9 @@ import (
 )
 
 // reload re-reads the config (SIGHUP). An invalid file changes nothing.
-// Rules, the ignore list, the exec action, advanced mode and metrics apply
-// at once, keeping offences and bans; inputs, the table and state_dir need
-// a restart, which the log says.
+// Rules, the ignore list, the exec action, first strike, advanced mode and
+// metrics apply at once, keeping offences and bans; inputs, the nftables
+// section and state_dir need a restart, which the log says.
 func (d *daemon) reload() {
 	cfg, err := loadConfig(d.cfgPath)
 	if err != nil {
@@ -37,42 +37,8 @@ func (d *daemon) reload() {
 		// so escalation and bans, carry over.
 		d.engine = ne
 	}
-	if d.nft != nil {
-		fc, ok := strikeConfig(cfg, d.ignore, d.log)
-		switch {
-		case !ok && d.fs != nil:
-			if err := d.fs.Remove(); err != nil {
-				d.log.Error("reload: cannot remove first strike", "err", err)
-			}
-			d.fs.Close()
-			d.fs = nil
-		case ok && d.fs != nil && reflect.DeepEqual(fc.Rules, d.fsCfg.Rules) && fc.Provisional == d.fsCfg.Provisional &&
-			fc.MaxPerMinute == d.fsCfg.MaxPerMinute && fc.SetSize == d.fsCfg.SetSize:
-			if err := d.fs.SetAllow(fc.Allow); err != nil {
-				d.log.Error("reload: first strike allow list", "err", err)
-			}
-			d.fsCfg.Allow = fc.Allow
-		case ok:
-			if err := d.setFirstStrike(fc); err != nil {
-				d.log.Error("reload: first strike unavailable; bans come from the daemon only", "err", err)
-				d.dropFirstStrike()
-			}
-		}
-	}
 	if err := d.setExec(cfg); err != nil {
 		d.log.Error("reload: exec action", "err", err)
-	}
-	switch {
-	case cfg.Advanced == nil && d.adv != nil:
-		if err := d.adv.Remove(); err != nil {
-			d.log.Error("reload: cannot remove the advanced-mode chain", "err", err)
-		}
-		d.adv.Close()
-		d.adv = nil
-	case cfg.Advanced != nil && !reflect.DeepEqual(cfg.Advanced, d.cfg.Advanced):
-		if err := d.setAdvanced(cfg); err != nil {
-			d.log.Error("reload: advanced mode", "err", err)
-		}
 	}
 	if cfg.Metrics.Textfile != "" && d.metrics == nil {
 		d.log.Warn("reload: metrics.textfile takes effect at the next restart")
@@ -94,6 +60,11 @@ func (d *daemon) reload() {
 	keep := *cfg
 	keep.Inputs, keep.NFTables, keep.StateDir, keep.Log, keep.Metrics = d.cfg.Inputs, d.cfg.NFTables, d.cfg.StateDir, d.cfg.Log, d.cfg.Metrics
 	d.cfg = &keep
+	// First strike, advanced mode and the allow list follow the new
+	// config at once: the table is applied again as a whole.
+	if err := d.applyTable(d.cfg); err != nil {
+		d.log.Error("reload: nftables table", "err", err)
+	}
 	d.log.Info("reloaded", "file", cfg.File, "rules", len(cfg.Engine.Rules))
 }
 

@@ -101,10 +101,10 @@ type daemon struct {
 	log     *slog.Logger
 	dryRun  bool
 	engine  *rules.Engine
-	nft     *actions.NFTables // nil in dry-run
-	adv     *actions.Advanced // nil without advanced mode
-	fs      *actions.FirstStrike
-	fsCfg   actions.FirstStrikeConfig
+	// table is the nftables table, nil in a dry run without advanced
+	// mode; nft is the same table for banning, nil in a dry run.
+	table   *actions.Table
+	nft     *actions.Table
 	ignore  []netip.Prefix  // resolved ignore list
 	report  *actions.Report // dry-run output
 	exec    *actions.Exec
@@ -155,29 +155,13 @@ func newDaemon(cfg *config.Config, cfgPath string, log *slog.Logger, e *env, dry
 	if dryRun {
 		d.report = actions.NewReport(e.stdout, false)
 		log.Info("dry run: decisions are printed, nothing is banned, no state is saved")
-	} else {
-		if d.nft, err = openTable(cfg); err != nil {
-			return nil, err
-		}
-		if err := d.nft.Setup(); err != nil {
-			d.nft.Close()
-			return nil, err
-		}
-		d.syncBans("start")
-		if fc, ok := strikeConfig(cfg, d.ignore, log); ok {
-			// Without first strike the daemon still bans, only later: a
-			// kernel that refuses it is no reason to leave the host open.
-			if err := d.setFirstStrike(fc); err != nil {
-				log.Error("first strike unavailable; bans come from the daemon only", "err", err)
-				d.dropFirstStrike()
-			}
-		}
 	}
-	if cfg.Advanced != nil {
-		if err := d.setAdvanced(cfg); err != nil {
-			d.close()
-			return nil, err
-		}
+	if err := d.applyTable(cfg); err != nil {
+		d.close()
+		return nil, err
+	}
+	if d.nft != nil {
+		d.syncBans("start")
 	}
 	if cfg.Metrics.Textfile != "" {
 		d.metrics = metrics.New()
@@ -199,83 +183,79 @@ func (d *daemon) setExec(cfg *config.Config) error {
 	return nil
 }
 
-// setAdvanced installs (or reconfigures) advanced mode's logging chain.
-// The listening ports go in before the chain, so clients of running
-// services are never logged as probes.
-func (d *daemon) setAdvanced(cfg *config.Config) error {
-	a := cfg.Advanced
-	ac := actions.AdvancedConfig{
-		Table: cfg.NFTables.Table, Exclude: a.Exclude, Group: cfg.Inputs.NFLOG[0].Group, Prefix: a.Prefix,
-		TCP: a.TCP, UDP: a.UDP,
+// applyTable makes the nftables table what cfg asks for (tableSpec), with
+// the listening ports read now, so that clients of running services are
+// never counted or logged. A dry run bans nothing: no first strike, and
+// the ban chains left as they are; without advanced mode it has no table.
+func (d *daemon) applyTable(cfg *config.Config) error {
+	spec := tableSpec(cfg, d.ignore, d.log)
+	if d.dryRun {
+		spec.FirstStrike, spec.ManageChain = nil, false
+		if d.table == nil && spec.Advanced == nil {
+			return nil
+		}
 	}
-	if d.adv != nil {
-		d.adv.Close()
+	if d.table == nil {
+		t, err := actions.OpenTable(spec, 0)
+		if err != nil {
+			return err
+		}
+		d.table = t
+		if !d.dryRun {
+			d.nft = t
+		}
 	}
-	adv, err := actions.OpenAdvanced(ac)
-	if err != nil {
+	if spec.FirstStrike != nil || spec.Advanced != nil {
+		tcp, udp, err := hostinfo.DefaultPaths().Listening()
+		if err != nil {
+			return err
+		}
+		spec.Listen = actions.ListenPorts{TCP: tcp, UDP: udp}
+	}
+	if err := d.applySpec(spec); err != nil {
 		return err
 	}
-	d.adv = adv
-	if err := d.refreshListening(); err != nil {
-		return err
+	spec = d.table.Spec()
+	if fc := spec.FirstStrike; fc != nil {
+		var names []string
+		for _, r := range fc.Rules {
+			names = append(names, fmt.Sprintf("%s/%s", r.Name, parsers.ProtoName(r.Proto)))
+		}
+		d.log.Info("first strike in the kernel", "rules", strings.Join(names, ","), "valve_per_minute", fc.MaxPerMinute)
 	}
-	if err := adv.Setup(); err != nil {
-		return err
+	if a := spec.Advanced; a != nil {
+		d.log.Info("advanced mode", "tcp", fmt.Sprint(a.TCP), "udp", fmt.Sprint(a.UDP), "group", a.Group, "prefix", a.Prefix)
 	}
-	d.log.Info("advanced mode", "tcp", fmt.Sprint(a.TCP), "udp", fmt.Sprint(a.UDP), "group", ac.Group, "prefix", a.Prefix)
 	return nil
 }
 
-// setFirstStrike installs (or replaces) the kernel's first strike, with
-// the listening ports in place first so no client of a running service is
-// ever counted.
-func (d *daemon) setFirstStrike(fc actions.FirstStrikeConfig) error {
-	d.dropFirstStrike()
-	f, err := actions.OpenFirstStrike(fc)
-	if err != nil {
-		return err
+// applySpec applies spec to the table. Without first strike the daemon
+// still bans, only later: a kernel that refuses it is no reason to leave
+// the host open, so the spec is applied again without it.
+func (d *daemon) applySpec(spec actions.TableSpec) error {
+	err := d.table.Apply(spec)
+	if err != nil && spec.FirstStrike != nil {
+		d.log.Error("first strike unavailable; bans come from the daemon only", "err", err)
+		spec.FirstStrike = nil
+		err = d.table.Apply(spec)
 	}
-	d.fs, d.fsCfg = f, fc
-	if err := d.refreshListening(); err != nil {
-		return err
-	}
-	if err := f.Setup(); err != nil {
-		return err
-	}
-	var names []string
-	for _, r := range fc.Rules {
-		names = append(names, fmt.Sprintf("%s/%s", r.Name, parsers.ProtoName(r.Proto)))
-	}
-	d.log.Info("first strike in the kernel", "rules", strings.Join(names, ","), "valve_per_minute", fc.MaxPerMinute)
-	return nil
+	return err
 }
 
-func (d *daemon) dropFirstStrike() {
-	if d.fs != nil {
-		d.fs.Close()
-		d.fs = nil
-	}
-}
-
-// refreshListening reads the listening ports and hands them to advanced
-// mode and first strike, which never count ports with a listener.
+// refreshListening reads the listening ports and hands them to the table,
+// whose first strike and advanced mode never count ports with a listener.
 func (d *daemon) refreshListening() error {
-	if d.adv == nil && d.fs == nil {
+	if d.table == nil {
+		return nil
+	}
+	if s := d.table.Spec(); s.FirstStrike == nil && s.Advanced == nil {
 		return nil
 	}
 	tcp, udp, err := hostinfo.DefaultPaths().Listening()
 	if err != nil {
 		return err
 	}
-	if d.adv != nil {
-		if err := d.adv.SetListening(tcp, udp); err != nil {
-			return err
-		}
-	}
-	if d.fs != nil {
-		return d.fs.SetListening(tcp, udp)
-	}
-	return nil
+	return d.table.SetListening(tcp, udp)
 }
 
 // syncBans makes the kernel and the engine agree, at start and after the
@@ -335,14 +315,8 @@ func resolveIgnore(cfg *config.Config, log *slog.Logger) []netip.Prefix {
 }
 
 func (d *daemon) close() {
-	if d.fs != nil {
-		d.fs.Close()
-	}
-	if d.adv != nil {
-		d.adv.Close()
-	}
-	if d.nft != nil {
-		d.nft.Close()
+	if d.table != nil {
+		d.table.Close()
 	}
 }
 
@@ -445,7 +419,7 @@ func (d *daemon) step(ctx context.Context, ev *parsers.Event) {
 	if !ok {
 		return
 	}
-	if dec.Action == rules.Ignored && d.fs != nil && ev.Prefix == d.fsPrefix() {
+	if dec.Action == rules.Ignored && ev.Prefix != "" && ev.Prefix == d.fsPrefix() {
 		// The kernel struck a source the daemon never bans (an address
 		// resolved into the ignore list since): lift it at once.
 		d.lift(dec.Key, "first strike hit an ignored source")
@@ -605,9 +579,9 @@ func (d *daemon) applyPardons() {
 		return
 	}
 	for _, p := range ps {
-		if d.fs != nil {
+		if d.nft != nil {
 			// Stale kernel counters must not strike the source again.
-			if err := d.fs.Forget(p.key); err != nil {
+			if err := d.nft.Forget(p.key); err != nil {
 				d.log.Warn("first strike: cannot forget a pardoned source", "source", p.key, "err", err)
 			}
 		}
@@ -644,44 +618,41 @@ func (d *daemon) maybeSave(final bool) {
 }
 
 // checkTamper notices a table, set or chain removed behind our back (a
-// firewall reload, `nft flush ruleset`), recreates it and puts the active
-// bans back with their remaining time.
+// firewall reload, `nft flush ruleset`), applies the table's spec again,
+// which recreates it, and puts the active bans back with their remaining
+// time.
 func (d *daemon) checkTamper() {
-	if d.nft == nil {
+	if d.table == nil {
 		return
 	}
-	ok, missing, err := d.nft.Present()
+	missing, err := d.table.Missing()
 	if err != nil {
 		d.log.Warn("cannot check the nftables table", "err", err)
 		return
 	}
-	if ok {
+	if len(missing) == 0 {
 		return
 	}
 	d.log.Warn("nftables objects were removed: recreating them", "missing", strings.Join(missing, ", "))
-	if err := d.nft.Setup(); err != nil {
+	if err := d.applySpec(d.table.Spec()); err != nil {
 		d.log.Error("cannot recreate the nftables table", "err", err)
 		return
 	}
-	d.syncBans("tamper")
-	if d.fs != nil {
-		if err := d.setFirstStrike(d.fsCfg); err != nil {
-			d.log.Error("cannot recreate first strike; bans come from the daemon only", "err", err)
-			d.dropFirstStrike()
-		}
-	}
-	if d.adv != nil {
-		if err := d.setAdvanced(d.cfg); err != nil {
-			d.log.Error("cannot recreate the advanced-mode chain", "err", err)
-		}
+	if d.nft != nil {
+		d.syncBans("tamper")
 	}
 }
 
+// fsPrefix is the log prefix of first strike's strikes, "" without first
+// strike.
 func (d *daemon) fsPrefix() string {
-	if d.fsCfg.Prefix != "" {
-		return d.fsCfg.Prefix
+	if d.nft == nil {
+		return ""
 	}
-	return actions.DefaultFirstStrikePrefix
+	if fc := d.nft.Spec().FirstStrike; fc != nil {
+		return fc.Prefix
+	}
+	return ""
 }
 
 // lift removes a kernel ban the daemon disagrees with and the kernel's
@@ -691,8 +662,8 @@ func (d *daemon) lift(key netip.Prefix, why string) {
 	if err != nil && !errors.Is(err, actions.ErrNotBanned) {
 		d.log.Error("cannot lift a kernel ban", "source", key, "err", err)
 	}
-	if d.fs != nil {
-		d.fs.Forget(key)
+	if err := d.nft.Forget(key); err != nil {
+		d.log.Warn("first strike: cannot forget a lifted source", "source", key, "err", err)
 	}
 	d.log.Warn("lifted a kernel ban", "source", key, "removed", fmt.Sprint(removed), "why", why)
 }
