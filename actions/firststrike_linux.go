@@ -342,7 +342,7 @@ func (t *Table) forgetOnce(key netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	st, err := t.readState(c)
+	sets, _, err := t.readSets(c)
 	if err != nil {
 		return err
 	}
@@ -356,7 +356,7 @@ func (t *Table) forgetOnce(key netip.Prefix) error {
 	}
 	var dels []deletion
 	n := 0
-	for _, s := range st.sets {
+	for _, s := range sets {
 		if m := countingSet.FindStringSubmatch(s.Name); m == nil || m[2] != fam {
 			continue
 		}

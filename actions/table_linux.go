@@ -3,6 +3,7 @@
 package actions
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"reflect"
@@ -200,21 +201,29 @@ func (st *kernelState) chain(name string) *nftables.Chain {
 	return st.chains[i]
 }
 
+// readSets lists the table's sets; exists is false without the table.
+func (t *Table) readSets(c *nftables.Conn) (sets []*nftables.Set, exists bool, err error) {
+	sets, err = c.GetSets(t.table)
+	if errnoOf(err) == unix.ENOENT {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, t.readError("list sets of table inet "+t.spec.Table, err)
+	}
+	for _, s := range sets {
+		s.Table = t.table
+	}
+	return sets, true, nil
+}
+
 // readState lists the table's sets and chains; a missing table is an
 // empty state.
 func (t *Table) readState(c *nftables.Conn) (kernelState, error) {
 	var st kernelState
-	sets, err := c.GetSets(t.table)
-	if errnoOf(err) == unix.ENOENT {
-		return st, nil
-	}
-	if err != nil {
-		return st, t.readError("list sets of table inet "+t.spec.Table, err)
-	}
-	st.exists = true
-	for _, s := range sets {
-		s.Table = t.table
-		st.sets = append(st.sets, s)
+	var err error
+	st.sets, st.exists, err = t.readSets(c)
+	if err != nil || !st.exists {
+		return st, err
 	}
 	// google/nftables has no per-table chain dump: filter the family's.
 	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
@@ -345,9 +354,10 @@ func (t *Table) applyOnce(spec *TableSpec) error {
 		}
 		return nil
 	})
-	if mig.replace && errnoOf(err) == unix.EBUSY {
+	var ke *Error
+	if mig.replace && errnoOf(err) == unix.EBUSY && errors.As(err, &ke) {
 		return kernelError(fmt.Sprintf("replace set %s of table inet %s (from an earlier version) with a plain set (flags dynamic,timeout): a rule outside the managed chains still uses it; delete that rule, or run `nft delete set inet %s %s` after it (its bans are lost), and start again",
-			Set4, spec.Table, spec.Table, Set4), err)
+			Set4, spec.Table, spec.Table, Set4), ke.Err)
 	}
 	return err
 }
