@@ -2,6 +2,7 @@ package actions
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sentry-nflog/sentry-nflog/rules"
@@ -25,7 +26,8 @@ const (
 	// AdvancedChain is the name of the base chain advanced mode owns.
 	AdvancedChain = "advanced"
 	// Sets of advanced mode: the watched ports (interval sets) and the
-	// ports something listens on (see Advanced.SetListening).
+	// ports something listens on (TableSpec.Listen, Table.SetListening),
+	// which first strike reads too.
 	SetWatchTCP  = "watch_tcp"
 	SetWatchUDP  = "watch_udp"
 	SetListenTCP = "listen_tcp"
@@ -35,13 +37,9 @@ const (
 	maxLogPrefix = 127
 )
 
-// AdvancedConfig configures advanced mode: logging, without opening a
-// socket, the probes of ports nothing listens on.
+// AdvancedConfig configures advanced mode (TableSpec.Advanced): logging,
+// without opening a socket, the probes of ports nothing listens on.
 type AdvancedConfig struct {
-	// Table is the inet table the chain and sets live in, normally the
-	// daemon's own (NFTablesConfig.Table); DefaultTable if empty. Setup
-	// creates it if missing and never deletes it.
-	Table string
 	// TCP and UDP are the watched port ranges; empty leaves that protocol
 	// unwatched (its rule stays, matching nothing). Ranges may overlap.
 	TCP, UDP []rules.PortRange
@@ -55,17 +53,21 @@ type AdvancedConfig struct {
 	// Priority of the advanced base chain (hook input); zero selects
 	// DefaultAdvancedPriority.
 	Priority int32
-	// NetNSFd is an open file descriptor of the network namespace to work
-	// in; 0 is the current namespace.
-	NetNSFd int
+}
+
+// clone returns a copy of cfg sharing no slice with it.
+func (cfg *AdvancedConfig) clone() AdvancedConfig {
+	out := *cfg
+	out.TCP, out.UDP, out.Exclude = slices.Clone(cfg.TCP), slices.Clone(cfg.UDP), slices.Clone(cfg.Exclude)
+	return out
 }
 
 // check validates cfg and fills in its defaults.
 func (cfg *AdvancedConfig) check() error {
-	if err := checkChain("advanced", &cfg.Table, &cfg.Prefix, DefaultAdvancedPrefix, &cfg.Priority, DefaultAdvancedPriority, cfg.NetNSFd); err != nil {
+	if err := checkLog("advanced", &cfg.Prefix, DefaultAdvancedPrefix, &cfg.Priority, DefaultAdvancedPriority); err != nil {
 		return err
 	}
-	for _, r := range append(append([]rules.PortRange(nil), cfg.TCP...), cfg.UDP...) {
+	for _, r := range slices.Concat(cfg.TCP, cfg.UDP) {
 		if r.Lo > r.Hi {
 			return fmt.Errorf("advanced: port range %d-%d: start above end", r.Lo, r.Hi)
 		}
@@ -82,16 +84,10 @@ func watchSet(ranges []rules.PortRange, exclude []uint16) *rules.PortSet {
 	return s
 }
 
-// checkChain validates and defaults what advanced mode and first strike
-// share: a base chain in our table that logs with a prefix. what names the
-// feature in errors.
-func checkChain(what string, table, prefix *string, defPrefix string, priority *int32, defPriority int32, netns int) error {
-	if *table == "" {
-		*table = DefaultTable
-	}
-	if len(*table) > 255 {
-		return fmt.Errorf("%s: table name %q longer than 255 bytes", what, *table)
-	}
+// checkLog validates and defaults what advanced mode and first strike
+// share: a base chain that logs with a prefix. what names the feature in
+// errors.
+func checkLog(what string, prefix *string, defPrefix string, priority *int32, defPriority int32) error {
 	if *prefix == "" {
 		*prefix = defPrefix
 	}
@@ -100,9 +96,6 @@ func checkChain(what string, table, prefix *string, defPrefix string, priority *
 	}
 	if *priority == 0 {
 		*priority = defPriority
-	}
-	if netns < 0 {
-		return fmt.Errorf("%s: invalid network namespace fd %d", what, netns)
 	}
 	return nil
 }

@@ -26,84 +26,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestAdvancedWatchRanges(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		ranges  []rules.PortRange
-		exclude []uint16
-		want    []rules.PortRange
-	}{
-		{"none", nil, []uint16{22}, nil},
-		{"one", []rules.PortRange{{Lo: 1, Hi: 1023}}, nil, []rules.PortRange{{Lo: 1, Hi: 1023}}},
-		{"overlapping and adjacent merge", []rules.PortRange{{Lo: 10, Hi: 20}, {Lo: 15, Hi: 30}, {Lo: 31, Hi: 40}, {Lo: 50, Hi: 50}}, nil,
-			[]rules.PortRange{{Lo: 10, Hi: 40}, {Lo: 50, Hi: 50}}},
-		{"exclude splits", []rules.PortRange{{Lo: 1, Hi: 1023}}, []uint16{1, 113, 114, 500, 1023, 2000},
-			[]rules.PortRange{{Lo: 2, Hi: 112}, {Lo: 115, Hi: 499}, {Lo: 501, Hi: 1022}}},
-		{"edges", []rules.PortRange{{Lo: 0, Hi: 0}, {Lo: 65534, Hi: 65535}}, nil, []rules.PortRange{{Lo: 0, Hi: 0}, {Lo: 65534, Hi: 65535}}},
-		{"all excluded", []rules.PortRange{{Lo: 7, Hi: 7}}, []uint16{7}, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := watchSet(tc.ranges, tc.exclude).Ranges(); !slices.Equal(got, tc.want) {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
-
-	els := intervalElements([]rules.PortRange{{Lo: 0, Hi: 0}, {Lo: 22, Hi: 23}, {Lo: 65000, Hi: 65535}})
-	var got []string
-	for _, e := range els {
-		s := fmt.Sprint(binaryutil.BigEndian.Uint16(e.Key))
-		if e.IntervalEnd {
-			s += "end"
-		}
-		got = append(got, s)
-	}
-	// No end element after 65535: the last range runs to the end.
-	if want := []string{"0", "1end", "22", "24end", "65000"}; !slices.Equal(got, want) {
-		t.Errorf("interval elements %v, want %v", got, want)
-	}
-}
-
-func TestAdvancedConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		cfg  AdvancedConfig
-		want string
-	}{
-		{"reversed range", AdvancedConfig{TCP: []rules.PortRange{{Lo: 100, Hi: 1}}}, "start above end"},
-		{"reversed udp range", AdvancedConfig{UDP: []rules.PortRange{{Lo: 2, Hi: 1}}}, "start above end"},
-		{"long prefix", AdvancedConfig{Prefix: strings.Repeat("x", 128)}, "log prefix"},
-		{"NUL in prefix", AdvancedConfig{Prefix: "a\x00b"}, "log prefix"},
-		{"bad fd", AdvancedConfig{NetNSFd: -1}, "namespace fd"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := OpenAdvanced(tc.cfg)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("err = %v, want one containing %q", err, tc.want)
-			}
-		})
-	}
-	cfg := AdvancedConfig{}
-	if err := cfg.check(); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Table != DefaultTable || cfg.Prefix != DefaultAdvancedPrefix || cfg.Priority != DefaultAdvancedPriority {
-		t.Errorf("defaults: %+v", cfg)
-	}
-}
-
-// openAdvanced opens Advanced in the namespace fd and closes it at cleanup.
-func openAdvanced(tb testing.TB, fd int, cfg AdvancedConfig) *Advanced {
-	tb.Helper()
-	cfg.NetNSFd = fd
-	a, err := OpenAdvanced(cfg)
-	if err != nil {
-		tb.Fatalf("OpenAdvanced: %v", err)
-	}
-	tb.Cleanup(func() { a.Close() })
-	return a
-}
-
 // nftList runs `nft list <what>` in the namespace and returns its output
 // without handles, blank lines or indentation differences.
 func nftList(tb testing.TB, ns string, what ...string) string {
@@ -140,7 +62,7 @@ func setPorts(tb testing.TB, fd int, set string) []uint16 {
 	return ports
 }
 
-// advancedChainWant is the chain Setup writes for advancedTestConfig, as
+// advancedChainWant is the chain Apply writes for advancedTestConfig, as
 // nft prints it (no counter values: they are stripped by the caller).
 const advancedChainWant = `table inet sentry {
 chain advanced {
@@ -164,31 +86,39 @@ func advancedTestConfig() AdvancedConfig {
 	}
 }
 
-func TestAdvancedSetup(t *testing.T) {
+// advancedSpec is the daemon's table with the managed ban chain and
+// advanced mode as advancedTestConfig says.
+func advancedSpec() TableSpec {
+	cfg := advancedTestConfig()
+	return TableSpec{ManageChain: true, Advanced: &cfg}
+}
+
+func TestAdvancedApply(t *testing.T) {
 	ns := newNetNS(t)
-	// The daemon's ban table and chain, made first as the daemon does.
-	bans := openNFT(t, ns, NFTablesConfig{ManageChain: true})
+	// The ban table alone first, as a daemon without advanced mode has it.
+	n := openTable(t, ns, TableSpec{ManageChain: true})
 	banChain := nftList(t, ns.name, "chain", "inet", "sentry", "input")
 
-	a := openAdvanced(t, ns.fd, advancedTestConfig())
-	// Listen sets may be filled before Setup; they are created on demand.
-	if err := a.SetListening([]uint16{22, 113, 8080}, []uint16{53, 123, 137}); err != nil {
-		t.Fatalf("SetListening before Setup: %v", err)
-	}
+	spec := advancedSpec()
+	spec.Listen = ListenPorts{TCP: []uint16{22, 113, 8080}, UDP: []uint16{53, 123, 137}}
 	for range 2 {
-		if err := a.Setup(); err != nil {
-			t.Fatalf("Setup: %v", err)
+		before := n.flushes
+		if err := n.Apply(spec); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		if n.flushes != before+1 {
+			t.Errorf("Apply sent %d batches, want 1", n.flushes-before)
 		}
 	}
 	got := nftList(t, ns.name, "chain", "inet", "sentry", AdvancedChain)
 	if got != advancedChainWant {
-		t.Errorf("after two Setups the chain is\n%s\nwant\n%s", got, advancedChainWant)
+		t.Errorf("after two Applies the chain is\n%s\nwant\n%s", got, advancedChainWant)
 	}
 	if now := nftList(t, ns.name, "chain", "inet", "sentry", "input"); now != banChain {
 		t.Errorf("ban chain changed:\n%s\nwas\n%s", now, banChain)
 	}
-	if ok, missing, err := bans.Present(); err != nil || !ok {
-		t.Errorf("ban table after advanced Setup: ok=%v missing=%v err=%v", ok, missing, err)
+	if m := missing(t, n); len(m) != 0 {
+		t.Errorf("Missing after Apply: %v", m)
 	}
 
 	// The watch sets as nft sees them, excluded ports cut out.
@@ -210,54 +140,69 @@ func TestAdvancedSetup(t *testing.T) {
 		if got := setPorts(t, ns.fd, SetListenUDP); !slices.Equal(got, udp) {
 			t.Errorf("listen_udp = %v, want %v", got, udp)
 		}
+		if l := n.Spec().Listen; !slices.Equal(l.TCP, tcp) || !slices.Equal(l.UDP, udp) {
+			t.Errorf("Spec().Listen = %+v, want %v %v", l, tcp, udp)
+		}
 	}
 	check([]uint16{22, 113, 8080}, []uint16{53, 123, 137})
 
 	// The same ports again (in another order, with a duplicate): nothing
 	// is sent.
-	before := a.batches
-	if err := a.SetListening([]uint16{8080, 22, 113, 22}, []uint16{137, 123, 53}); err != nil {
+	before := n.flushes
+	if err := n.SetListening([]uint16{8080, 22, 113, 22}, []uint16{137, 123, 53}); err != nil {
 		t.Fatal(err)
 	}
-	if a.batches != before {
-		t.Errorf("unchanged SetListening committed %d batch(es)", a.batches-before)
+	if n.flushes != before {
+		t.Errorf("unchanged SetListening committed %d batch(es)", n.flushes-before)
 	}
 	// A change is one batch with additions and deletions.
-	if err := a.SetListening([]uint16{25, 80, 443}, []uint16{51, 150}); err != nil {
+	if err := n.SetListening([]uint16{25, 80, 443}, []uint16{51, 150}); err != nil {
 		t.Fatal(err)
 	}
-	if a.batches != before+1 {
-		t.Errorf("changed SetListening committed %d batches, want 1", a.batches-before)
+	if n.flushes != before+1 {
+		t.Errorf("changed SetListening committed %d batches, want 1", n.flushes-before)
 	}
 	check([]uint16{25, 80, 443}, []uint16{51, 150})
 	// Someone else's edit is repaired, not fatal.
 	run(t, "ip", "netns", "exec", ns.name, "nft", "add", "element", "inet", "sentry", SetListenTCP, "{ 7 }")
 	run(t, "ip", "netns", "exec", ns.name, "nft", "delete", "element", "inet", "sentry", SetListenTCP, "{ 80 }")
-	if err := a.SetListening([]uint16{25, 80, 443}, []uint16{51, 150}); err != nil {
+	if err := n.SetListening([]uint16{25, 80, 443}, []uint16{51, 150}); err != nil {
 		t.Fatal(err)
 	}
 	check([]uint16{25, 80, 443}, []uint16{51, 150})
-	if err := a.SetListening(nil, nil); err != nil {
+	// A deleted listen set is made again.
+	run(t, "ip", "netns", "exec", ns.name, "nft", "delete", "chain", "inet", "sentry", AdvancedChain)
+	run(t, "ip", "netns", "exec", ns.name, "nft", "delete", "set", "inet", "sentry", SetListenUDP)
+	if err := n.SetListening([]uint16{25, 80, 443}, []uint16{51, 150}); err != nil {
+		t.Fatal(err)
+	}
+	check([]uint16{25, 80, 443}, []uint16{51, 150})
+	if m := missing(t, n); !slices.Equal(m, []string{"chain advanced"}) {
+		t.Errorf("Missing = %v, want the deleted chain", m)
+	}
+	if err := n.SetListening(nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	check(nil, nil)
 
-	// Setup keeps the listen sets' contents.
-	if err := a.SetListening([]uint16{22}, []uint16{52}); err != nil {
+	// Apply with the spec as it stands keeps the ports SetListening set.
+	if err := n.SetListening([]uint16{22}, []uint16{52}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Setup(); err != nil {
+	if err := n.Apply(n.Spec()); err != nil {
 		t.Fatal(err)
 	}
 	check([]uint16{22}, []uint16{52})
+	if got := nftList(t, ns.name, "chain", "inet", "sentry", AdvancedChain); got != advancedChainWant {
+		t.Errorf("after repair the chain is\n%s", got)
+	}
 
 	// A new priority moves the chain; the rules are rewritten once.
-	cfg := advancedTestConfig()
-	cfg.Priority = -3
-	cfg.TCP = nil // an empty watch set still makes valid rules
-	b := openAdvanced(t, ns.fd, cfg)
-	if err := b.Setup(); err != nil {
-		t.Fatalf("Setup with priority -3: %v", err)
+	moved := n.Spec()
+	moved.Advanced.Priority = -3
+	moved.Advanced.TCP = nil // an empty watch set still makes valid rules
+	if err := n.Apply(moved); err != nil {
+		t.Fatalf("Apply with priority -3: %v", err)
 	}
 	want := strings.Replace(advancedChainWant, "priority filter - 5", "priority filter - 3", 1)
 	if got := nftList(t, ns.name, "chain", "inet", "sentry", AdvancedChain); got != want {
@@ -267,52 +212,64 @@ func TestAdvancedSetup(t *testing.T) {
 		t.Errorf("watch_tcp not emptied:\n%s", out)
 	}
 
-	// Remove deletes the chain and the four sets, nothing else; twice is fine.
+	// Without advanced mode (nor first strike) the chain and the four sets
+	// go, nothing else; twice is fine.
+	mustBan(t, n, "192.0.2.1/32", time.Hour)
 	for range 2 {
-		if err := a.Remove(); err != nil {
-			t.Fatalf("Remove: %v", err)
+		if err := n.Apply(TableSpec{ManageChain: true}); err != nil {
+			t.Fatalf("Apply without advanced mode: %v", err)
 		}
 	}
 	all := nftList(t, ns.name, "table", "inet", "sentry")
 	for _, name := range []string{"chain " + AdvancedChain, SetWatchTCP, SetWatchUDP, SetListenTCP, SetListenUDP} {
 		if strings.Contains(all, name) {
-			t.Errorf("after Remove the table still has %s:\n%s", name, all)
+			t.Errorf("after removing advanced mode the table still has %s:\n%s", name, all)
 		}
 	}
-	if ok, missing, err := bans.Present(); err != nil || !ok {
-		t.Errorf("ban table after Remove: ok=%v missing=%v err=%v", ok, missing, err)
+	if now := nftList(t, ns.name, "chain", "inet", "sentry", "input"); now != banChain {
+		t.Errorf("ban chain changed:\n%s\nwas\n%s", now, banChain)
 	}
-	// And Setup brings it back.
-	if err := a.Setup(); err != nil {
-		t.Fatalf("Setup after Remove: %v", err)
-	}
-	if got := nftList(t, ns.name, "chain", "inet", "sentry", AdvancedChain); got != advancedChainWant {
-		t.Errorf("after Remove and Setup:\n%s", got)
-	}
-}
-
-func TestAdvancedSetupConflicts(t *testing.T) {
-	ns := newNetNS(t)
-	// Remove without a table is not an error.
-	a := openAdvanced(t, ns.fd, advancedTestConfig())
-	if err := a.Remove(); err != nil {
-		t.Fatalf("Remove without table: %v", err)
-	}
-	run(t, "ip", "netns", "exec", ns.name, "nft", "add table inet sentry; add set inet sentry listen_tcp { type ipv4_addr; }")
-	err := a.Setup()
-	if !errors.Is(err, syscall.EEXIST) || !strings.Contains(err.Error(), "listen_tcp") {
-		t.Fatalf("Setup over a foreign set: %v, want EEXIST naming listen_tcp", err)
-	}
-	if strings.Contains(nftList(t, ns.name, "table", "inet", "sentry"), "chain") {
-		t.Error("a failed Setup left a chain behind")
-	}
-	if err := a.Close(); err != nil {
+	wantOnly(t, n, map[string][2]time.Duration{"192.0.2.1/32": {59 * time.Minute, time.Hour}})
+	// Without listen sets in the spec SetListening only records the
+	// ports, for the next Apply, which brings it all back.
+	if err := n.SetListening([]uint16{22}, []uint16{52}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Setup(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Setup after Close: %v", err)
+	if strings.Contains(nftList(t, ns.name, "table", "inet", "sentry"), SetListenTCP) {
+		t.Error("SetListening without advanced mode or first strike made the listen sets")
 	}
-	if err := a.Close(); err != nil {
+	spec = advancedSpec()
+	spec.Listen = n.Spec().Listen
+	if err := n.Apply(spec); err != nil {
+		t.Fatalf("Apply after removing: %v", err)
+	}
+	if got := nftList(t, ns.name, "chain", "inet", "sentry", AdvancedChain); got != advancedChainWant {
+		t.Errorf("after removing and applying again:\n%s", got)
+	}
+	check([]uint16{22}, []uint16{52})
+}
+
+func TestAdvancedApplyConflicts(t *testing.T) {
+	ns := newNetNS(t)
+	run(t, "ip", "netns", "exec", ns.name, "nft", "add table inet sentry; add set inet sentry listen_tcp { type ipv4_addr; }")
+	n, err := OpenTable(advancedSpec(), ns.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Apply(advancedSpec())
+	if !errors.Is(err, syscall.EEXIST) || !strings.Contains(err.Error(), "listen_tcp") {
+		t.Fatalf("Apply over a foreign set: %v, want EEXIST naming listen_tcp", err)
+	}
+	if out := nftList(t, ns.name, "table", "inet", "sentry"); strings.Contains(out, "chain") || strings.Contains(out, Set4) {
+		t.Errorf("a failed Apply changed the table:\n%s", out)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Apply(advancedSpec()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Apply after Close: %v", err)
+	}
+	if err := n.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
 }
@@ -446,16 +403,6 @@ func TestAdvancedEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	// The daemon's ban chain (priority -10) and advanced mode (-5).
-	bans, err := OpenNFTables(NFTablesConfig{ManageChain: true, NetNSFd: fd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bans.Close() })
-	if err := bans.Setup(); err != nil {
-		t.Fatal(err)
-	}
-
 	// Services in the victim: ssh on every address; 24 on 127.0.0.1 and
 	// ::1 only, unreachable from outside; UDP 52 on every address.
 	p.Listen(t, 22)
@@ -483,16 +430,22 @@ func TestAdvancedEndToEnd(t *testing.T) {
 		t.Fatalf("listen in victim: %v", err)
 	}
 
-	adv := openAdvanced(t, fd, AdvancedConfig{
+	// The daemon's ban chain (priority -10) and advanced mode (-5).
+	spec := TableSpec{ManageChain: true, Advanced: &AdvancedConfig{
 		TCP:     []rules.PortRange{{Lo: 1, Hi: 1023}},
 		UDP:     []rules.PortRange{{Lo: 1, Hi: 1023}},
 		Exclude: []uint16{27, 53},
 		Group:   4343,
 		Prefix:  "SENTRY-ADV",
-	})
+	}}
+	tbl, err := OpenTable(spec, fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tbl.Close() })
 	// /proc/net is the main thread's namespace: read the victim's sockets
 	// through /proc/thread-self from a thread switched into it.
-	refresh := func() (tcp, udp []uint16) {
+	listening := func() (tcp, udp []uint16) {
 		t.Helper()
 		if err := p.Victim.Do(func() error {
 			var err error
@@ -501,17 +454,24 @@ func TestAdvancedEndToEnd(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("Listening in victim: %v", err)
 		}
-		if err := adv.SetListening(tcp, udp); err != nil {
+		return tcp, udp
+	}
+	refresh := func() (tcp, udp []uint16) {
+		t.Helper()
+		tcp, udp = listening()
+		if err := tbl.SetListening(tcp, udp); err != nil {
 			t.Fatalf("SetListening: %v", err)
 		}
 		return tcp, udp
 	}
-	tcp, udp := refresh()
+	tcp, udp := listening()
 	if !slices.Equal(tcp, []uint16{22}) || !slices.Equal(udp, []uint16{52}) {
 		t.Fatalf("victim listens on tcp %v udp %v, want [22] [52] (24 is loopback only)", tcp, udp)
 	}
-	if err := adv.Setup(); err != nil {
-		t.Fatalf("Setup: %v", err)
+	// The listening ports go in with the chain that reads them.
+	spec.Listen = ListenPorts{TCP: tcp, UDP: udp}
+	if err := tbl.Apply(spec); err != nil {
+		t.Fatalf("Apply: %v", err)
 	}
 	events := advEvents(t, p, fd, 4343, p.VictimIP4)
 

@@ -2,7 +2,7 @@ package actions
 
 import (
 	"fmt"
-	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,12 +35,12 @@ const (
 	SetAllow4 = "allow4"
 	SetAllow6 = "allow6"
 	// SetStrike6 holds the IPv6 bans first strike makes, as network
-	// addresses of NFTablesConfig.IPv6Prefix bits. It belongs to
-	// NFTables (its drop rule is in the ban chains): blocked6 is an
-	// interval set, which the packet path cannot add to.
+	// addresses of TableSpec.IPv6Prefix bits. It is always in the table
+	// (its drop rule is in the ban chains): blocked6 is an interval set,
+	// which the packet path cannot add to.
 	SetStrike6 = "strike6"
 
-	// BanComment is the comment NFTables.Ban puts on its elements; an
+	// BanComment is the comment Table.Ban puts on its elements; an
 	// element of blocked4 without it was added by first strike.
 	BanComment = "sentry-nflog"
 	// Origins of a BanEntry.
@@ -111,15 +111,13 @@ type FirstStrikeRule struct {
 // Tripwire reports whether the first matching probe strikes.
 func (r FirstStrikeRule) Tripwire() bool { return r.Hits <= 1 && r.DistinctPorts <= 1 }
 
-// FirstStrikeConfig configures first strike: nftables bans a source by
-// itself when a rule's threshold is crossed, so a fast scanner learns at
-// most threshold-1 answers before the ban, however many probes it has in
-// flight.
+// FirstStrikeConfig configures first strike (TableSpec.FirstStrike):
+// nftables bans a source by itself when a rule's threshold is crossed, so a
+// fast scanner learns at most threshold-1 answers before the ban, however
+// many probes it has in flight. The key lengths it counts and bans by are
+// TableSpec.IPv4Prefix and IPv6Prefix, and the sources it never strikes
+// TableSpec.Allow.
 type FirstStrikeConfig struct {
-	// Table is the daemon's table (NFTablesConfig.Table); DefaultTable
-	// if empty. NFTables.Setup must have run: first strike adds to its
-	// sets blocked4 and strike6.
-	Table string
 	// Group is the NFLOG group a strike logs its probe to, and Prefix the
 	// log prefix (DefaultFirstStrikePrefix if empty, at most 127 bytes):
 	// the struck probe is dropped and never reaches the user's logging
@@ -128,15 +126,10 @@ type FirstStrikeConfig struct {
 	Prefix string
 	// Rules are the thresholds, each counted on its own.
 	Rules []FirstStrikeRule
-	// Allow lists sources never struck (loopback, this host, gateways,
-	// resolvers, the ignore list); checked before anything is counted.
-	Allow []netip.Prefix
-	// IPv4Prefix and IPv6Prefix are the lengths of the keys counted and
-	// banned: 32 and 64 when zero. They must equal NFTablesConfig's.
-	IPv4Prefix, IPv6Prefix int
 	// Provisional is the timeout of a kernel ban; the longest Window of
 	// the rules when zero (a minute if all are tripwires). The daemon
-	// replaces it with its own ban when it agrees.
+	// replaces it with its own ban when it agrees: Table.Ban takes over a
+	// kernel ban of the same key whatever its length.
 	Provisional time.Duration
 	// MaxPerMinute bounds the strikes per minute, in total (burst the
 	// same): over it a probe is not struck and goes on to the user's rules.
@@ -150,9 +143,6 @@ type FirstStrikeConfig struct {
 	// Priority of the base chain (hook input); DefaultFirstStrikePriority
 	// when zero. It must be above the ban chains' priority.
 	Priority int32
-	// NetNSFd is an open file descriptor of the network namespace to work
-	// in; 0 is the current namespace.
-	NetNSFd int
 }
 
 // Bounds of FirstStrikeRule thresholds, as in the rules engine.
@@ -161,22 +151,24 @@ const (
 	maxFirstStrikeDistinct = 1024
 )
 
+// clone returns a copy of cfg sharing no slice with it.
+func (cfg *FirstStrikeConfig) clone() FirstStrikeConfig {
+	out := *cfg
+	out.Rules = make([]FirstStrikeRule, len(cfg.Rules))
+	for i, r := range cfg.Rules {
+		r.Ports = slices.Clone(r.Ports)
+		out.Rules[i] = r
+	}
+	if cfg.Rules == nil {
+		out.Rules = nil
+	}
+	return out
+}
+
 // check validates cfg and fills in its defaults.
 func (cfg *FirstStrikeConfig) check() error {
-	if err := checkChain("first strike", &cfg.Table, &cfg.Prefix, DefaultFirstStrikePrefix, &cfg.Priority, DefaultFirstStrikePriority, cfg.NetNSFd); err != nil {
+	if err := checkLog("first strike", &cfg.Prefix, DefaultFirstStrikePrefix, &cfg.Priority, DefaultFirstStrikePriority); err != nil {
 		return err
-	}
-	if cfg.IPv4Prefix == 0 {
-		cfg.IPv4Prefix = 32
-	}
-	if cfg.IPv4Prefix < 1 || cfg.IPv4Prefix > 32 {
-		return fmt.Errorf("first strike: IPv4 prefix length %d out of range 1-32", cfg.IPv4Prefix)
-	}
-	if cfg.IPv6Prefix == 0 {
-		cfg.IPv6Prefix = 64
-	}
-	if cfg.IPv6Prefix < 1 || cfg.IPv6Prefix > 128 {
-		return fmt.Errorf("first strike: IPv6 prefix length %d out of range 1-128", cfg.IPv6Prefix)
 	}
 	if cfg.MaxPerMinute < 0 {
 		return fmt.Errorf("first strike: negative max strikes per minute %d", cfg.MaxPerMinute)
@@ -184,9 +176,9 @@ func (cfg *FirstStrikeConfig) check() error {
 	if cfg.SetSize == 0 {
 		cfg.SetSize = DefaultFirstStrikeSetSize
 	}
-	rules := make([]FirstStrikeRule, len(cfg.Rules))
 	var longest time.Duration
-	for i, r := range cfg.Rules {
+	for i := range cfg.Rules {
+		r := &cfg.Rules[i]
 		name := r.Name
 		if name == "" {
 			name = fmt.Sprint(i)
@@ -224,9 +216,7 @@ func (cfg *FirstStrikeConfig) check() error {
 		if !r.Tripwire() {
 			longest = max(longest, r.Window)
 		}
-		rules[i] = r
 	}
-	cfg.Rules = rules
 	if cfg.Provisional == 0 {
 		cfg.Provisional = longest
 		if cfg.Provisional == 0 {
@@ -236,15 +226,6 @@ func (cfg *FirstStrikeConfig) check() error {
 	if cfg.Provisional < time.Millisecond {
 		return fmt.Errorf("first strike: provisional ban %v below 1ms", cfg.Provisional)
 	}
-	allow := make([]netip.Prefix, 0, len(cfg.Allow))
-	for _, p := range cfg.Allow {
-		n, err := normalizeKey(p)
-		if err != nil {
-			return fmt.Errorf("first strike: allow: %w", err)
-		}
-		allow = append(allow, n)
-	}
-	cfg.Allow = allow
 	return nil
 }
 

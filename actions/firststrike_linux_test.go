@@ -24,130 +24,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestBucketFor(t *testing.T) {
-	for _, tc := range []struct {
-		n      int
-		window time.Duration
-		want   bucket
-	}{
-		{5, time.Minute, bucket{rate: 4, unit: 60, burst: 4}},
-		{5, 10 * time.Second, bucket{rate: 24, unit: 60, burst: 4}},
-		{2, time.Second, bucket{rate: 1, unit: 1, burst: 1}},
-		{10, 500 * time.Millisecond, bucket{rate: 18, unit: 1, burst: 9}},
-		{3, 90 * time.Second, bucket{rate: 80, unit: 3600, burst: 2}},
-		{3, 7 * time.Second, bucket{rate: 18, unit: 60, burst: 2}},        // 17.1 rounded up
-		{4, 30 * 24 * time.Hour, bucket{rate: 1, unit: 604800, burst: 3}}, // beyond a week: the largest unit
-	} {
-		if got := bucketFor(tc.n, tc.window); got != tc.want {
-			t.Errorf("bucketFor(%d, %v) = %+v, want %+v", tc.n, tc.window, got, tc.want)
-		}
-	}
-}
-
-func TestFirstStrikeConfigErrors(t *testing.T) {
-	ok := FirstStrikeRule{Proto: 6, DistinctPorts: 5, Window: time.Minute}
-	for _, tc := range []struct {
-		name string
-		cfg  FirstStrikeConfig
-		want string
-	}{
-		{"proto", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 1, Hits: 1}}}, "protocol 1"},
-		{"udp flags", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 17, TCPFlags: MatchSYN, Hits: 1}}}, "TCP flags on a UDP"},
-		{"unknown flags", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, TCPFlags: 0x40, Hits: 1}}}, "unknown TCP flag"},
-		{"no threshold", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6}}}, "needs hits or distinct"},
-		{"no window", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, DistinctPorts: 5}}}, "window"},
-		{"ports", FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, Hits: 1, Ports: []rules.PortRange{{Lo: 9, Hi: 1}}}}}, "start above end"},
-		{"v4 prefix", FirstStrikeConfig{Rules: []FirstStrikeRule{ok}, IPv4Prefix: 33}, "IPv4 prefix"},
-		{"v6 prefix", FirstStrikeConfig{Rules: []FirstStrikeRule{ok}, IPv6Prefix: -1}, "IPv6 prefix"},
-		{"valve", FirstStrikeConfig{Rules: []FirstStrikeRule{ok}, MaxPerMinute: -1}, "negative"},
-		{"log prefix", FirstStrikeConfig{Prefix: strings.Repeat("x", 128)}, "log prefix"},
-		{"allow", FirstStrikeConfig{Allow: []netip.Prefix{{}}}, "allow"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := OpenFirstStrike(tc.cfg)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("err = %v, want one containing %q", err, tc.want)
-			}
-		})
-	}
-	cfg := FirstStrikeConfig{Rules: []FirstStrikeRule{ok, {Proto: 6, TCPFlags: MatchStealth, Hits: 1}, {Proto: 17, Hits: 3, Window: 90 * time.Second}}}
-	if err := cfg.check(); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Table != DefaultTable || cfg.Prefix != DefaultFirstStrikePrefix || cfg.Priority != DefaultFirstStrikePriority ||
-		cfg.SetSize != DefaultFirstStrikeSetSize || cfg.IPv4Prefix != 32 || cfg.IPv6Prefix != 64 ||
-		cfg.Provisional != 90*time.Second || cfg.Rules[0].TCPFlags != MatchSYN {
-		t.Errorf("defaults: %+v", cfg)
-	}
-}
-
-func TestAllowElements(t *testing.T) {
-	var ps []netip.Prefix
-	for _, s := range []string{"10.0.0.0/8", "10.1.0.0/16", "11.0.0.0/8", "127.0.0.0/8", "255.255.255.255/32", "::1/128", "2001:db8::/32", "2001:db8:1::/48"} {
-		ps = append(ps, netip.MustParsePrefix(s))
-	}
-	v4, v6 := allowElements(ps)
-	str := func(els []nftables.SetElement) string {
-		var out []string
-		for _, e := range els {
-			a, _ := netip.AddrFromSlice(e.Key)
-			s := a.String()
-			if e.IntervalEnd {
-				s = "end " + s
-			}
-			out = append(out, s)
-		}
-		return strings.Join(out, ",")
-	}
-	if got, want := str(v4), "10.0.0.0,end 12.0.0.0,127.0.0.0,end 128.0.0.0,255.255.255.255"; got != want {
-		t.Errorf("v4 %s, want %s", got, want)
-	}
-	if got, want := str(v6), "::1,end ::2,2001:db8::,end 2001:db9::"; got != want {
-		t.Errorf("v6 %s, want %s", got, want)
-	}
-}
-
-// fsLab is a victim with the daemon's setup (ban chain and first strike,
+// fsLab is a victim with the daemon's table (ban chain and first strike,
 // no daemon) and an attacker.
 type fsLab struct {
 	p    *netnstest.Pair
-	bans *NFTables
-	fs   *FirstStrike
+	tbl  *Table
+	spec TableSpec
 }
 
 func synRule(n int) FirstStrikeRule {
 	return FirstStrikeRule{Name: "syn", Proto: 6, TCPFlags: MatchSYN, DistinctPorts: n, Window: time.Minute}
 }
 
-// newFSLab sets up the victim: NFTables with the managed chain, first
-// strike with cfg (namespace, defaults filled), and a service on TCP 22
-// that the listen sets know.
-func newFSLab(t *testing.T, cfg FirstStrikeConfig) *fsLab {
+// newFSLab sets up the victim: the managed ban chain and first strike with
+// cfg, never striking allow, and a service on TCP 22 that the listen sets
+// know, all in one Apply.
+func newFSLab(t *testing.T, cfg FirstStrikeConfig, allow ...netip.Prefix) *fsLab {
 	t.Helper()
 	netnstest.Require(t)
 	p := netnstest.NewPair(t)
-	fd := p.Victim.Fd()
-	cfg.NetNSFd = fd
 	if cfg.Group == 0 {
 		cfg.Group = 4344
 	}
-	full := cfg
-	if err := full.check(); err != nil {
-		t.Fatal(err)
-	}
-	bans, err := OpenNFTables(NFTablesConfig{ManageChain: true, NetNSFd: fd, StrikeTimeout: full.Provisional})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bans.Close() })
-	if err := bans.Setup(); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := OpenFirstStrike(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fs.Close() })
 	p.Listen(t, 22)
 	var tcp, udp []uint16
 	if err := p.Victim.Do(func() error {
@@ -157,13 +55,24 @@ func newFSLab(t *testing.T, cfg FirstStrikeConfig) *fsLab {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.SetListening(tcp, udp); err != nil {
+	spec := TableSpec{ManageChain: true, FirstStrike: &cfg, Allow: allow, Listen: ListenPorts{TCP: tcp, UDP: udp}}
+	tbl, err := OpenTable(spec, p.Victim.Fd())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.Setup(); err != nil {
+	t.Cleanup(func() { tbl.Close() })
+	if err := tbl.Apply(spec); err != nil {
 		t.Fatal(err)
 	}
-	return &fsLab{p: p, bans: bans, fs: fs}
+	return &fsLab{p: p, tbl: tbl, spec: tbl.Spec()}
+}
+
+// apply applies spec in the lab, failing the test on an error.
+func (l *fsLab) apply(t *testing.T, spec TableSpec) {
+	t.Helper()
+	if err := l.tbl.Apply(spec); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
 }
 
 func (l *fsLab) synScan(t *testing.T, src, dst netip.Addr, ports []uint16) scanner.Replies {
@@ -184,7 +93,7 @@ func (l *fsLab) synScan(t *testing.T, src, dst netip.Addr, ports []uint16) scann
 // bansOf returns the active bans by key.
 func (l *fsLab) bansOf(t *testing.T) map[netip.Prefix]BanEntry {
 	t.Helper()
-	bs, err := l.bans.List()
+	bs, err := l.tbl.List()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +118,10 @@ func setLen(t *testing.T, fd int, set string) int {
 	return len(els)
 }
 
-var counterRE = regexp.MustCompile(`counter packets (\d+)`)
+var (
+	counterRE = regexp.MustCompile(`counter packets (\d+)`)
+	expiresRE = regexp.MustCompile(`expires [0-9hms.]+`)
+)
 
 // counters returns the packet counters of a chain, in rule order.
 func counters(t *testing.T, ns string, what ...string) []int {
@@ -301,8 +213,8 @@ func TestFirstStrikeUDP(t *testing.T) {
 // TestFirstStrikeAllow: an allowed source is never struck.
 func TestFirstStrikeAllow(t *testing.T) {
 	attacker := netip.MustParsePrefix("198.51.100.2/32")
-	l := newFSLab(t, FirstStrikeConfig{Rules: []FirstStrikeRule{synRule(5)},
-		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"), attacker}})
+	l := newFSLab(t, FirstStrikeConfig{Rules: []FirstStrikeRule{synRule(5)}},
+		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"), attacker)
 	r := l.synScan(t, l.p.AttackerIP4, l.p.VictimIP4, portRange(1, 1000))
 	t.Logf("MEASURE allowed source, 1-1000: %d replies, open %v", len(r.Open)+len(r.Closed), r.Open)
 	if len(r.Open)+len(r.Closed) != 1000 || !slices.Equal(r.Open, []uint16{22}) {
@@ -312,12 +224,12 @@ func TestFirstStrikeAllow(t *testing.T) {
 		t.Errorf("blocked4 holds %d elements", n)
 	}
 	// Without the allow entry the same scan is struck.
-	if err := l.fs.SetAllow(nil); err != nil {
-		t.Fatal(err)
-	}
+	spec := l.spec
+	spec.Allow = nil
+	l.apply(t, spec)
 	r = l.synScan(t, l.p.AttackerIP4, l.p.VictimIP4, portRange(2000, 3000))
 	if replies(r) > 4 {
-		t.Errorf("after SetAllow(nil): %d replies", replies(r))
+		t.Errorf("after an Apply without allow entries: %d replies", replies(r))
 	}
 }
 
@@ -337,24 +249,24 @@ func TestFirstStrikeDaemonBanForget(t *testing.T) {
 	}
 	// The kernel's ban is provisional: the daemon's decision replaces it,
 	// even a shorter one.
-	if err := l.bans.Ban(key, time.Minute); err != nil {
+	if err := l.tbl.Ban(key, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if b := l.bansOf(t)[key]; b.Origin != OriginDaemon || b.Timeout != time.Minute {
 		t.Errorf("after a 1m daemon ban: %+v, want the daemon's 1m", b)
 	}
 	// A daemon ban is never shortened by a later, shorter one.
-	if err := l.bans.Ban(key, 30*time.Second); err != nil {
+	if err := l.tbl.Ban(key, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if b := l.bansOf(t)[key]; b.Timeout != time.Minute {
 		t.Errorf("after a 30s ban over the 1m one: %+v, want 1m kept", b)
 	}
-	if err := l.bans.Ban(key, time.Hour); err != nil {
+	if err := l.tbl.Ban(key, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	b := l.bansOf(t)[key]
-	t.Logf("MEASURE after NFTables.Ban(%s, 1h): %+v", key, b)
+	t.Logf("MEASURE after Table.Ban(%s, 1h): %+v", key, b)
 	if b.Origin != OriginDaemon || b.Timeout != time.Hour || b.Expires < 59*time.Minute {
 		t.Errorf("after a 1h daemon ban: %+v", b)
 	}
@@ -367,11 +279,11 @@ func TestFirstStrikeDaemonBanForget(t *testing.T) {
 	if b := l.bansOf(t)[key6]; b.Origin != OriginKernel {
 		t.Errorf("v6 strike: %+v", b)
 	}
-	mustBan(t, l.bans, key6.String(), time.Hour)
+	mustBan(t, l.tbl, key6.String(), time.Hour)
 	if b := l.bansOf(t)[key6]; b.Origin != OriginDaemon || b.Timeout != time.Hour {
 		t.Errorf("v6 after a daemon ban: %+v", b)
 	}
-	if _, err := l.bans.Unblock(key6); err != nil {
+	if _, err := l.tbl.Unblock(key6); err != nil {
 		t.Fatal(err)
 	}
 	if n := setLen(t, l.p.Victim.Fd(), SetStrike6); n != 0 {
@@ -379,7 +291,7 @@ func TestFirstStrikeDaemonBanForget(t *testing.T) {
 	}
 
 	// Unblock alone: the empty bucket strikes at the next new port.
-	if _, err := l.bans.Unblock(key); err != nil {
+	if _, err := l.tbl.Unblock(key); err != nil {
 		t.Fatal(err)
 	}
 	r := l.synScan(t, src, dst, []uint16{300})
@@ -389,10 +301,10 @@ func TestFirstStrikeDaemonBanForget(t *testing.T) {
 		t.Errorf("stale state did not strike (the test's premise)")
 	}
 	// Unblock and Forget: two new ports are fine, a fresh 5-port scan is not.
-	if _, err := l.bans.Unblock(key); err != nil {
+	if _, err := l.tbl.Unblock(key); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.fs.Forget(key); err != nil {
+	if err := l.tbl.Forget(key); err != nil {
 		t.Fatal(err)
 	}
 	if n := setLen(t, l.p.Victim.Fd(), "fs0_probes4"); n != 0 {
@@ -411,45 +323,36 @@ func TestFirstStrikeDaemonBanForget(t *testing.T) {
 	}
 }
 
-// TestFirstStrikeSetupRemove: Setup twice is one copy; a changed
-// configuration drops the old rules' chains and sets; Remove deletes only
-// first strike's objects.
-func TestFirstStrikeSetupRemove(t *testing.T) {
+// TestFirstStrikeApplyRemove: Apply twice is one copy; a changed
+// configuration drops the old rules' chains and sets; an Apply without
+// first strike deletes only first strike's objects, and the listen sets
+// only once advanced mode is gone too.
+func TestFirstStrikeApplyRemove(t *testing.T) {
 	netnstest.Require(t)
 	p := netnstest.NewPair(t)
-	fd := p.Victim.Fd()
-	bans, err := OpenNFTables(NFTablesConfig{ManageChain: true, NetNSFd: fd})
-	if err != nil {
-		t.Fatal(err)
+	adv := advancedTestConfig()
+	base := TableSpec{ManageChain: true, Advanced: &adv}
+	tbl := openTableFd(t, p.Victim.Fd(), base)
+	mustBan(t, tbl, "192.0.2.9/32", time.Hour)
+	// The table as nft lists it, the bans' time left blanked.
+	table := func() string {
+		return expiresRE.ReplaceAllString(nftList(t, p.Victim.Name, "table", "inet", "sentry"), "expires X")
 	}
-	defer bans.Close()
-	fsCfg := FirstStrikeConfig{NetNSFd: fd, Group: 7, MaxPerMinute: 60,
+	before := table()
+
+	fsCfg := FirstStrikeConfig{Group: 7, MaxPerMinute: 60,
 		Rules: []FirstStrikeRule{synRule(5), {Proto: 17, Hits: 1, Ports: []rules.PortRange{{Lo: 161, Hi: 162}}}}}
-	fs, err := OpenFirstStrike(fsCfg)
-	if err != nil {
+	spec := base
+	spec.FirstStrike = &fsCfg
+	if err := tbl.Apply(spec); err != nil {
 		t.Fatal(err)
 	}
-	defer fs.Close()
-	if err := fs.Setup(); err == nil || !strings.Contains(err.Error(), "NFTables.Setup") {
-		t.Errorf("Setup without the ban table: %v", err)
-	}
-	if err := bans.Setup(); err != nil {
+	once := table()
+	if err := tbl.Apply(spec); err != nil {
 		t.Fatal(err)
 	}
-	adv := openAdvanced(t, fd, advancedTestConfig())
-	if err := adv.Setup(); err != nil {
-		t.Fatal(err)
-	}
-	before := nftList(t, p.Victim.Name, "table", "inet", "sentry")
-	if err := fs.Setup(); err != nil {
-		t.Fatal(err)
-	}
-	once := nftList(t, p.Victim.Name, "table", "inet", "sentry")
-	if err := fs.Setup(); err != nil {
-		t.Fatal(err)
-	}
-	if twice := nftList(t, p.Victim.Name, "table", "inet", "sentry"); twice != once {
-		t.Errorf("second Setup changed the table:\n%s\nwas\n%s", twice, once)
+	if twice := table(); twice != once {
+		t.Errorf("second Apply changed the table:\n%s\nwas\n%s", twice, once)
 	}
 	t.Logf("MEASURE nft list table inet sentry:\n%s", once)
 	for _, want := range []string{
@@ -467,15 +370,15 @@ func TestFirstStrikeSetupRemove(t *testing.T) {
 			t.Errorf("table has %d copies of %q", strings.Count(once, want), want)
 		}
 	}
+	if m := missing(t, tbl); len(m) != 0 {
+		t.Errorf("Missing = %v", m)
+	}
 
 	// A configuration with one rule fewer drops fs1 and its sets.
-	fsCfg.Rules = fsCfg.Rules[:1]
-	fs2, err := OpenFirstStrike(fsCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs2.Close()
-	if err := fs2.Setup(); err != nil {
+	fewer := fsCfg
+	fewer.Rules = fsCfg.Rules[:1]
+	spec.FirstStrike = &fewer
+	if err := tbl.Apply(spec); err != nil {
 		t.Fatal(err)
 	}
 	if now := nftList(t, p.Victim.Name, "table", "inet", "sentry"); strings.Contains(now, "fs1") {
@@ -483,49 +386,43 @@ func TestFirstStrikeSetupRemove(t *testing.T) {
 	}
 
 	for range 2 {
-		if err := fs.Remove(); err != nil {
+		if err := tbl.Apply(base); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if after := nftList(t, p.Victim.Name, "table", "inet", "sentry"); after != before {
-		t.Errorf("after Remove:\n%s\nwant as before Setup:\n%s", after, before)
+	after := table()
+	if after != before {
+		t.Errorf("after removing first strike:\n%s\nwant as before it:\n%s", after, before)
 	}
-	// With advanced mode gone too, Remove takes the listen sets.
-	if err := adv.Remove(); err != nil {
-		t.Fatal(err)
-	}
-	if err := fs.Setup(); err != nil {
-		t.Fatal(err)
-	}
-	if err := fs.Remove(); err != nil {
-		t.Fatal(err)
-	}
-	after := nftList(t, p.Victim.Name, "table", "inet", "sentry")
-	for _, gone := range []string{"listen_", "fs0", "allow4", "chain strike", "firststrike"} {
+	for _, gone := range []string{"fs0", "allow4", "allow6", "chain strike", "firststrike"} {
 		if strings.Contains(after, gone) {
-			t.Errorf("after Remove without advanced mode %q is left:\n%s", gone, after)
+			t.Errorf("after removing first strike %q is left:\n%s", gone, after)
 		}
 	}
-	if ok, missing, err := bans.Present(); !ok || err != nil {
-		t.Errorf("ban table after Remove: %v %v", missing, err)
-	}
-}
-
-// TestFirstStrikeMigratesSet4 checks that a blocked4 without flags
-// dynamic (an earlier version's) is replaced, keeping its bans.
-func TestFirstStrikeMigratesSet4(t *testing.T) {
-	ns := newNetNS(t)
-	run(t, "ip", "netns", "exec", ns.name, "nft", "add table inet sentry; add set inet sentry blocked4 { type ipv4_addr; flags timeout; }; add element inet sentry blocked4 { 192.0.2.1 timeout 1h, 192.0.2.2 timeout 10m }")
-	n := openNFT(t, ns, NFTablesConfig{ManageChain: true})
-	wantOnly(t, n, map[string][2]time.Duration{"192.0.2.1/32": {59 * time.Minute, time.Hour}, "192.0.2.2/32": {9 * time.Minute, 10 * time.Minute}})
-	if out := nftList(t, ns.name, "set", "inet", "sentry", Set4); !strings.Contains(out, "flags dynamic,timeout") {
-		t.Errorf("blocked4 not migrated:\n%s", out)
-	}
-	for _, b := range list(t, n) {
-		if b.Origin != OriginDaemon {
-			t.Errorf("migrated %v has origin %q", b.Key, b.Origin)
+	for _, kept := range []string{"set listen_tcp", "set listen_udp", "chain advanced"} {
+		if !strings.Contains(after, kept) {
+			t.Errorf("removing first strike took %q, which advanced mode uses:\n%s", kept, after)
 		}
 	}
+	wantOnly(t, tbl, map[string][2]time.Duration{"192.0.2.9/32": {59 * time.Minute, time.Hour}})
+	// With advanced mode gone too, the listen sets go.
+	spec.Advanced = nil
+	if err := tbl.Apply(spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := tbl.Apply(TableSpec{ManageChain: true}); err != nil {
+		t.Fatal(err)
+	}
+	after = nftList(t, p.Victim.Name, "table", "inet", "sentry")
+	for _, gone := range []string{"listen_", "fs0", "allow4", "chain strike", "firststrike", "advanced", "watch_"} {
+		if strings.Contains(after, gone) {
+			t.Errorf("after removing first strike and advanced mode %q is left:\n%s", gone, after)
+		}
+	}
+	if m := missing(t, tbl); len(m) != 0 {
+		t.Errorf("Missing after removing = %v", m)
+	}
+	wantOnly(t, tbl, map[string][2]time.Duration{"192.0.2.9/32": {59 * time.Minute, time.Hour}})
 }
 
 // rawFlood sends SYNs from count distinct spoofed sources in 100.64.0.0/10
@@ -645,10 +542,12 @@ func TestFirstStrikeSpoofedFlood(t *testing.T) {
 	t.Logf("MEASURE real scan 1-100 right after the flood (valve empty): %d replies", replies(r))
 
 	// A million sources, one SYN each, with a fresh first strike (empty
-	// sets) and no valve: memory is bounded by SetSize.
-	if err := l.fs.Setup(); err != nil {
-		t.Fatal(err)
-	}
+	// sets: made anew after an Apply without it) and no valve: memory is
+	// bounded by SetSize.
+	without := l.spec
+	without.FirstStrike = nil
+	l.apply(t, without)
+	l.apply(t, l.spec)
 	keys := []string{"Slab", "SUnreclaim", "MemAvailable", "Percpu"}
 	m0 := meminfo(t, keys...)
 	sent, took, err = rawFlood(l.p, l.p.VictimIP4, 1_000_000, 1, time.Minute)
@@ -661,14 +560,12 @@ func TestFirstStrikeSpoofedFlood(t *testing.T) {
 	// the set elements stay for the window (60 s).
 	time.Sleep(3 * time.Second)
 	m2 := meminfo(t, keys...)
-	if err := l.fs.Remove(); err != nil {
-		t.Fatal(err)
-	}
+	l.apply(t, without)
 	time.Sleep(2 * time.Second) // set destruction is RCU-deferred
 	m3 := meminfo(t, keys...)
 	t.Logf("MEASURE 1,000,000 spoofed sources: %d SYNs in %v (%.0f/s); fs0_probes4 %d, fs0_rate4 %d elements (SetSize 65536)",
 		sent, took.Round(time.Millisecond), float64(sent)/took.Seconds(), np, nr)
-	t.Logf("MEASURE meminfo KiB before %v, right after %v, +3s %v, after Remove %v; Slab held by the two full sets (after conntrack drained, minus after Remove): %d KiB",
+	t.Logf("MEASURE meminfo KiB before %v, right after %v, +3s %v, after removing %v; Slab held by the two full sets (after conntrack drained, minus after removing): %d KiB",
 		m0, m1, m2, m3, m2["Slab"]-m3["Slab"])
 	if np > 65536 || nr > 65536 {
 		t.Errorf("sets over SetSize: probes %d rate %d", np, nr)

@@ -70,9 +70,13 @@ type Host interface {
 type Deps struct {
 	// Log receives the daemon's own log; nil discards it.
 	Log *slog.Logger
-	// Table is the table bans go to. Nil makes a dry run: decisions are
-	// written to Report, nothing is banned, no state is read or saved.
+	// Table is the table bans go to; nil for a dry run without advanced
+	// mode, which needs no table.
 	Table Table
+	// DryRun writes decisions to Report instead of banning, and reads and
+	// saves no state. Its table, if any, gets advanced mode's logging chain
+	// only: no drop chains, no first strike.
+	DryRun bool
 	// Host answers the ignore words and the listening ports.
 	Host Host
 	// Report receives a dry run's decisions, one line each.
@@ -137,7 +141,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, reloadReq: make(chan struct{}, 1)}
 	d.ignore = d.resolveIgnore(cfg)
-	d.desired = Derive(cfg, d.ignore)
+	d.desired = d.derive(cfg, d.ignore)
 	for _, n := range d.desired.Notes {
 		d.log.Info("first strike: " + n)
 	}
@@ -149,7 +153,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	if fs := d.desired.Table.FirstStrike; fs != nil && fs.Prefix != "" {
 		d.strikePfx = fs.Prefix
 	}
-	if deps.Table == nil {
+	if deps.DryRun {
 		d.store = noStore{}
 		d.log.Info("dry run: decisions are printed, nothing is banned, no state is saved")
 	} else {
@@ -175,7 +179,9 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		if err := d.applyTable("start"); err != nil {
 			return nil, err
 		}
-		d.syncBans("start")
+		if !deps.DryRun {
+			d.syncBans("start")
+		}
 	}
 	ex, err := newExecAction(cfg, d.log)
 	if err != nil {
@@ -184,6 +190,17 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	d.setDoor(ex)
 	d.inputs = buildInputs(cfg, st, d.log)
 	return d, nil
+}
+
+// derive is Derive, shaped for a dry run: a dry run's table only logs
+// (advanced mode); it drops and strikes nothing.
+func (d *Daemon) derive(cfg *config.Config, ignore []netip.Prefix) Desired {
+	want := Derive(cfg, ignore)
+	if d.deps.DryRun {
+		want.Table.FirstStrike = nil
+		want.Table.ManageChain = false
+	}
+	return want
 }
 
 // Reload asks Run to read the config again (SIGHUP). Requests made while
@@ -200,7 +217,7 @@ func (d *Daemon) Reload() {
 // Run ends, so its commands in flight finish without holding up the loop.
 func (d *Daemon) setDoor(ex *actions.ExecAction) {
 	var door []actions.Action
-	if d.deps.Table != nil {
+	if !d.deps.DryRun {
 		door = append(door, &banAction{d: d})
 	} else {
 		door = append(door, actions.NewReport(d.deps.Report, false))
@@ -305,7 +322,7 @@ loop:
 		case <-ready:
 			ready = nil
 			d.log.Info("running", "inputs", d.inputNames(), "table", "inet "+d.cfg.NFTables.Table,
-				"rules", len(d.engine.Rules()), "dry_run", d.deps.Table == nil)
+				"rules", len(d.engine.Rules()), "dry_run", d.deps.DryRun)
 		case err := <-fatal:
 			runErr = err
 			break loop
@@ -430,7 +447,7 @@ func (d *Daemon) step(ev *parsers.Event) {
 	if !ok {
 		return
 	}
-	if dec.Action == rules.Ignored && d.deps.Table != nil && ev.Prefix == d.strikePfx {
+	if dec.Action == rules.Ignored && !d.deps.DryRun && ev.Prefix == d.strikePfx {
 		// The kernel struck a source the daemon never bans (an address
 		// resolved into the ignore list since): lift it at once.
 		d.lift(dec.Key, "first strike hit an ignored source")

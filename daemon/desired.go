@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
@@ -68,9 +67,10 @@ func TableSpec(cfg *config.Config) actions.TableSpec {
 // before any logging rule runs, so it cannot know the prefix. The notes say
 // which rules were left out and why; ok is false when nothing was derived.
 func StrikeConfig(cfg *config.Config) (fc actions.FirstStrikeConfig, notes []string, ok bool) {
+	// A zero Provisional lets actions default it to the longest window
+	// of the rules derived here.
 	fc = actions.FirstStrikeConfig{
-		IPv4Prefix: cfg.Engine.Bans.IPv4Prefix, IPv6Prefix: cfg.Engine.Bans.IPv6Prefix,
-		Provisional: Provisional(cfg), MaxPerMinute: cfg.Engine.Bans.MaxNewPerMinute,
+		Provisional: cfg.FirstStrike.Provisional, MaxPerMinute: cfg.Engine.Bans.MaxNewPerMinute,
 		SetSize: uint32(cfg.FirstStrike.SetSize),
 	}
 	if !cfg.FirstStrike.Enabled || len(cfg.Inputs.NFLOG) == 0 {
@@ -132,28 +132,6 @@ func FlagMatch(c rules.FlagClass) (m actions.FlagMatch, ok bool) {
 		return 0, false
 	}
 	return m, true
-}
-
-// Provisional is the timeout of the kernel's first-strike bans: the
-// configured one, else the longest window of the rules (a minute if all
-// are tripwires).
-func Provisional(cfg *config.Config) time.Duration {
-	if !cfg.FirstStrike.Enabled {
-		return 0
-	}
-	if cfg.FirstStrike.Provisional > 0 {
-		return cfg.FirstStrike.Provisional
-	}
-	d := time.Duration(0)
-	for _, r := range cfg.Engine.Rules {
-		if !r.Tripwire() && r.Within > d {
-			d = r.Within
-		}
-	}
-	if d == 0 {
-		d = time.Minute
-	}
-	return d
 }
 
 // pin keeps what cannot change while the daemon runs: the inputs, the

@@ -48,7 +48,7 @@ first_strike: {provisional: 5m, set_size: 4096}
 	if !reflect.DeepEqual(fc.Rules, want) {
 		t.Errorf("rules\n got %+v\nwant %+v", fc.Rules, want)
 	}
-	if fc.Provisional != 5*time.Minute || fc.MaxPerMinute != 30 || fc.SetSize != 4096 || fc.Group != 7 || fc.IPv6Prefix != 64 {
+	if fc.Provisional != 5*time.Minute || fc.MaxPerMinute != 30 || fc.SetSize != 4096 || fc.Group != 7 {
 		t.Errorf("config %+v", fc)
 	}
 	// Off, or without an NFLOG group to log strikes to: nothing.
@@ -60,19 +60,5 @@ first_strike: {provisional: 5m, set_size: 4096}
 	cfg.Inputs.NFLOG = nil
 	if _, _, ok := StrikeConfig(cfg); ok {
 		t.Error("derived without an NFLOG group")
-	}
-}
-
-func TestProvisionalDefaultsToLongestWindow(t *testing.T) {
-	cfg, err := config.Load("t.yaml", []byte(`
-rules:
-  - {name: a, threshold: {distinct_ports: 5, within: 90s}, ban: 1h}
-  - {name: b, threshold: {hits: 1}, ban: 1h}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := Provisional(cfg); got != 90*time.Second {
-		t.Errorf("provisional = %v, want the 90s window", got)
 	}
 }

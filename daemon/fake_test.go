@@ -210,6 +210,7 @@ func newRig(t *testing.T, rulesYAML, extra string) *rig {
 
 func (r *rig) deps(dryRun bool) Deps {
 	d := Deps{Log: slog.New(slog.NewTextHandler(r.logs, nil)), Host: testHost, Report: r.out, HealthEvery: time.Hour}
+	d.DryRun = dryRun
 	if !dryRun {
 		d.Table = r.table
 	}

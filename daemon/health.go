@@ -32,7 +32,7 @@ func (d *Daemon) healthLine(elapsed time.Duration, events uint64) {
 	if failures > 0 {
 		attrs = append(attrs, "input_failures", failures)
 	}
-	if d.deps.Table != nil {
+	if !d.deps.DryRun {
 		attrs = append(attrs, "bans_active", d.engine.Banned(time.Now()), "ban_errors", d.c.banErrors)
 		if p50, p99, ok := d.c.reaction.percentiles(); ok {
 			attrs = append(attrs, "reaction_p50", p50.String(), "reaction_p99", p99.String())
@@ -54,7 +54,7 @@ func (d *Daemon) writeMetrics() {
 	for _, in := range d.inputs {
 		snap.Inputs = append(snap.Inputs, in.stats())
 	}
-	if d.deps.Table != nil {
+	if !d.deps.DryRun {
 		snap.BansActive = d.engine.Banned(time.Now())
 	}
 	d.metrics.Update(snap)

@@ -25,7 +25,7 @@ func (d *Daemon) reload() {
 	}
 	next, changed := pin(loaded, d.cfg)
 	ignore := d.resolveIgnore(next)
-	want := Derive(next, ignore)
+	want := d.derive(next, ignore)
 	var engine *rules.Engine
 	if !sameEngine(want.Engine, d.desired.Engine) {
 		if engine, err = rules.NewEngine(want.Engine); err != nil {

@@ -76,7 +76,7 @@ func (d *Daemon) checkTamper() {
 		d.log.Error("cannot recreate the nftables table", "err", err)
 		return
 	}
-	if len(missing) > 0 {
+	if len(missing) > 0 && !d.deps.DryRun {
 		d.syncBans("tamper")
 	}
 }

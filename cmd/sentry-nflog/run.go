@@ -54,6 +54,7 @@ Examples:
 		Log: log, Host: hostinfo.DefaultPaths(), Report: e.stdout, HealthEvery: *health,
 		Load: func() (*config.Config, error) { return loadConfig(*cfgPath) },
 	}
+	deps.DryRun = *dryRun
 	if !*dryRun {
 		// One owner per table and state_dir: a second daemon refuses
 		// before it touches either.
@@ -63,6 +64,9 @@ Examples:
 			return exitFailure
 		}
 		defer lk.Release()
+	}
+	// A dry run needs the table only for advanced mode's logging chain.
+	if !*dryRun || cfg.Advanced != nil {
 		t, err := actions.OpenTable(daemon.TableSpec(cfg), 0)
 		if err != nil {
 			log.Error("cannot start", "err", err)

@@ -24,7 +24,7 @@ func TestBanLatency(t *testing.T) {
 		{"ipv6 /64 (interval set)", v6Key, 5000},
 	} {
 		ns := newNetNS(t)
-		n := openNFT(t, ns, NFTablesConfig{ManageChain: true})
+		n := openTable(t, ns, TableSpec{ManageChain: true})
 		count := bc.count
 		d := make([]time.Duration, count)
 		for i := range count {
