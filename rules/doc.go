@@ -5,7 +5,7 @@
 // decisions from the same packets. It imports parsers for the Event type and
 // nothing downstream (never actions).
 //
-// Memory is bounded whatever the input: at most Limits.MaxTrackedSources
-// sources are tracked, the stalest evicted first, and idle state is dropped
+// Memory is bounded whatever the input: at most Config.MaxTrackedSources
+// sources (limits.max_tracked_sources in sentry.yaml) are tracked, the stalest evicted first, and idle state is dropped
 // once it can no longer contribute to a threshold.
 package rules
