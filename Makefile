@@ -26,14 +26,21 @@ build:
 lab:
 	$(GO) build -o bin/sentry-lab ./cmd/sentry-lab
 
-# deps installs what the end-to-end tests and the demo drive besides our own
-# binary: the nft tool, to load the printed logging rules like a user would.
+# deps installs what the tests and the demo drive besides our own binary,
+# as command:Debian-package pairs: the nft tool, to load the printed logging
+# rules like a user would; Chromium (with a font for its screenshots) to open
+# the replay report like a user would; lintian and dpkg-dev to check the
+# Debian package.
+DEPS := nft:nftables chromium:chromium lintian:lintian dpkg-architecture:dpkg-dev
 deps:
-	@if command -v nft >/dev/null 2>&1; then :; \
+	@missing=; for d in $(DEPS); do \
+		command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d##*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing nftables (the nft tool) for the end-to-end tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; \
-	else echo "note: nft not found and not root: end-to-end tests will skip"; fi
+		echo "installing$$missing for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing fonts-dejavu-core >/dev/null; \
+	else echo "note: not root, missing$$missing: the tests that need them will skip"; fi
 	@$(GO) mod download
 
 lint:

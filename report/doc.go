@@ -1,0 +1,26 @@
+// Package report turns a replay into one self-contained HTML page with
+// pictures: decisions over time, each top source's probes as destination
+// port over time (the shape of its scan: a sweep, a random order, a slow
+// scan), events and decisions per rule, and malformed lines by reason.
+//
+// Contract: a Collector receives events and decisions as replay produces
+// them, in the engine's order, from one goroutine: Event for every event
+// handed to the engine, Decision for every decision it returns, Totals once
+// with the counts only the caller has (lines, outcomes, events per rule).
+// Write then renders the page. The collector's memory is fixed when it is
+// made, whatever the input: times are kept in a fixed number of bins whose
+// width doubles as the replay's span grows, sources in a bounded table of
+// heavy hitters (Space-Saving: every source with more than 1/Tracked of the
+// events is in it, with an upper bound on its count), and each tracked
+// source's probes in a reservoir sample of at most Points points. So the
+// page stays small (well under 2 MB) for any number of lines, and Event
+// does not allocate once the table is full.
+//
+// The page is rendered on the server side as inline SVG from html/template:
+// no script, no style sheet, font or image from elsewhere, and a
+// Content-Security-Policy that forbids fetching any. It opens offline, from
+// a file, in any browser.
+//
+// report sits with actions downstream of rules: it imports parsers and
+// rules for their types and nothing imports it but cmd.
+package report
