@@ -29,9 +29,9 @@ lab:
 # deps installs what the tests and the demo drive besides our own binary,
 # as command:Debian-package pairs: the nft tool, to load the printed logging
 # rules like a user would; Chromium (with a font for its screenshots) to open
-# the replay report like a user would; lintian and dpkg-dev to check the
-# Debian package.
-DEPS := nft:nftables chromium:chromium lintian:lintian dpkg-architecture:dpkg-dev
+# the replay report like a user would; lintian, dpkg-dev and zsh to check the
+# Debian package and its shell completions.
+DEPS := nft:nftables chromium:chromium lintian:lintian dpkg-architecture:dpkg-dev zsh:zsh
 deps:
 	@missing=; for d in $(DEPS); do \
 		command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d##*:}"; \
