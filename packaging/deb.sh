@@ -58,8 +58,9 @@ fi
 "$bin" completion bash > "$STAGE/sentry-nflog.bash"
 "$bin" completion zsh > "$STAGE/_sentry-nflog"
 # The repository's unit is for `make install` (/usr/local); the package's
-# binary is in /usr/bin.
+# binary is in /usr/bin, and it ships the man page.
 sed -e 's|/usr/local/bin/sentry-nflog|/usr/bin/sentry-nflog|g' \
+	-e 's|^Documentation=|Documentation=man:sentry-nflog(1) |' \
 	-e 's|Installed by `make install`|Installed by the sentry-nflog package|' \
 	systemd/sentry-nflog.service > "$STAGE/sentry-nflog.service"
 

@@ -227,6 +227,9 @@ func checkUnit(t *testing.T, root string) {
 	if strings.Contains(string(unit), "/usr/local") {
 		t.Error("the packaged unit still points into /usr/local")
 	}
+	if !strings.Contains(string(unit), "\nDocumentation=man:sentry-nflog(1) ") {
+		t.Error("the packaged unit does not point to the packaged man page")
+	}
 }
 
 func gunzip(t *testing.T, path string) string {
