@@ -9,12 +9,14 @@
 // with the counts only the caller has (lines, outcomes, events per rule).
 // Write then renders the page. The collector's memory is fixed when it is
 // made, whatever the input: times are kept in a fixed number of bins whose
-// width doubles as the replay's span grows, sources in a bounded table of
-// heavy hitters (Space-Saving: every source with more than 1/Tracked of the
-// events is in it, with an upper bound on its count), and each tracked
-// source's probes in a reservoir sample of at most Points points. So the
-// page stays small (well under 2 MB) for any number of lines, and Event
-// does not allocate once the table is full.
+// width grows through round widths as the replay's span grows, sources in a
+// bounded table of the busiest ones (Filtered Space-Saving: a source enters
+// once it has about as many events as the least busy one in the table, and
+// each count is bracketed between the events seen since it entered and an
+// upper bound), and each tracked source's probes in a reservoir sample of
+// at most Options.Points. So the page stays small (about 120 kB for a
+// million lines, well under 2 MB for any input), and Event does not
+// allocate.
 //
 // The page is rendered on the server side as inline SVG from html/template:
 // no script, no style sheet, font or image from elsewhere, and a
