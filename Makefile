@@ -9,7 +9,7 @@ PREFIX   ?= /usr/local
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzDecodePacket ./config:FuzzLoad
 
-.PHONY: help build lab measure test unit fuzz-short fuzz bench lint demo install deps clean
+.PHONY: help build lab measure test unit fuzz-short fuzz bench lint demo install deb deps clean
 
 help:
 	@echo "make demo     live demo in two network namespaces (root), else a replay demo"
@@ -19,6 +19,7 @@ help:
 	@echo "make measure  reaction, flood loss, scanner and ban-latency measurements (root, minutes)"
 	@echo "make fuzz     fuzz every parser for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make install  install the binary, config and systemd unit (root)"
+	@echo "make deb      build the Debian package bin/sentry-nflog_<version>_<arch>.deb"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sentry-nflog
@@ -26,15 +27,23 @@ build:
 lab:
 	$(GO) build -o bin/sentry-lab ./cmd/sentry-lab
 
-# deps installs what the end-to-end tests and the demo drive besides our own
-# binary: the nft tool, to load the printed logging rules like a user would.
+# deps installs what the tests and the demo drive besides our own binary,
+# as command:Debian-package pairs: the nft tool, to load the printed logging
+# rules like a user would; Chromium (with a font for its screenshots) to open
+# the replay report like a user would; lintian, dpkg-dev and zsh to check the
+# Debian package and its shell completions.
+DEPS := nft:nftables chromium:chromium lintian:lintian dpkg-architecture:dpkg-dev zsh:zsh
 deps:
-	@if command -v nft >/dev/null 2>&1; then :; \
+	@missing=; for d in $(DEPS); do \
+		command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d##*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing nftables (the nft tool) for the end-to-end tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; \
-	else echo "note: nft not found and not root: end-to-end tests will skip"; fi
+		echo "installing$$missing for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing fonts-dejavu-core >/dev/null; \
+	else echo "note: not root, missing$$missing: the tests that need them will skip"; fi
 	@$(GO) mod download
+	@$(GO) mod download -modfile=packaging/nfpm.mod
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -79,6 +88,12 @@ install: build
 	sed 's|/usr/local/bin/sentry-nflog|$(PREFIX)/bin/sentry-nflog|g' systemd/sentry-nflog.service > sentry-nflog.service.tmp
 	install -D -m 0644 sentry-nflog.service.tmp $(DESTDIR)$(UNITDIR)/sentry-nflog.service
 	rm -f sentry-nflog.service.tmp
+
+# deb: the Debian package, built with nfpm (pinned in packaging/nfpm.mod,
+# run as a Go tool; no goreleaser): binary, conffile, systemd unit, man page,
+# completions, maintainer scripts. packaging/deb_test.go checks it.
+deb:
+	@GO=$(GO) bash packaging/deb.sh bin
 
 clean:
 	rm -rf bin

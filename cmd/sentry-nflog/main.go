@@ -35,6 +35,9 @@ const (
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// onFlags, when set, is told of each flag set flags makes: the man
+	// page and the completions read the very flags that --help shows.
+	onFlags func(name, synopsis, about string, fs *flag.FlagSet)
 }
 
 type command struct {
@@ -51,6 +54,7 @@ func commands() []command {
 		{"unblock", "[--config FILE] ADDR|PREFIX...", "remove bans now and pardon the evidence", cmdUnblock},
 		{"firewall", "[--config FILE] [--iptables]", "print the rules that send probes of unused ports to sentry-nflog", cmdFirewall},
 		{"default-config", "", "print the embedded sentry.yaml", cmdDefaultConfig},
+		{"completion", "bash|zsh", "print the shell completion script for bash or zsh", cmdCompletion},
 		{"version", "", "print the version", func(_ context.Context, e *env, _ []string) int {
 			fmt.Fprintf(e.stdout, "sentry-nflog %s\n", version)
 			return exitOK
@@ -108,7 +112,7 @@ func realMain(ctx context.Context, e *env, args []string) int {
 	case "--version", "-version":
 		args[0] = "version"
 	}
-	for _, c := range commands() {
+	for _, c := range append(commands(), hiddenCommands()...) {
 		if c.name == args[0] {
 			return c.run(ctx, e, args[1:])
 		}
@@ -123,6 +127,9 @@ func realMain(ctx context.Context, e *env, args []string) int {
 func flags(e *env, name, synopsis, about string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	if e.onFlags != nil {
+		e.onFlags(name, synopsis, about, fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: sentry-nflog %s %s\n\n%s\n", name, synopsis, about)
 		var n int

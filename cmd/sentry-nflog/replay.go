@@ -32,6 +32,8 @@ type replayStats struct {
 	bySource  map[netip.Prefix]*sourceCount
 	uncounted uint64
 	bytes     int64
+	// html collects for --report; nil without it.
+	html *replayReport
 }
 
 type sourceCount struct {
@@ -57,6 +59,7 @@ Examples:
 	year := fs.Int("year", 0, "year of the first classic-syslog line, which carries none (default: inferred from the file's modification time)")
 	boot := fs.String("boot-time", "", "wall time of boot (RFC 3339) for dmesg and kmsg lines, which carry only time since boot")
 	top := fs.Int("top", 10, "how many top sources the summary lists")
+	reportPath := fs.String("report", "", "also write a self-contained HTML report with charts to `FILE`")
 	if c := parseFlags(fs, args); c >= 0 {
 		return c
 	}
@@ -84,6 +87,13 @@ Examples:
 	}
 	report := actions.NewReport(e.stdout, *asJSON)
 	st := &replayStats{bySource: map[netip.Prefix]*sourceCount{}}
+	if *reportPath != "" {
+		if st.html, err = openReplayReport(*reportPath, engine); err != nil {
+			fmt.Fprintf(e.stderr, "replay: %v\n", err)
+			return exitFailure
+		}
+		defer st.html.discard()
+	}
 	start := time.Now()
 	for _, name := range fs.Args() {
 		if err := ctx.Err(); err != nil {
@@ -99,6 +109,12 @@ Examples:
 		}
 	}
 	writeSummary(e.stderr, cfg, engine, st, *top, time.Since(start))
+	if st.html != nil {
+		if err := st.html.finish(cfg, engine, st, fs.Args()); err != nil {
+			fmt.Fprintf(e.stderr, "replay: %v\n", err)
+			return exitFailure
+		}
+	}
 	return exitOK
 }
 
@@ -160,6 +176,9 @@ func replayFile(ctx context.Context, e *env, name string, opts parsers.LineOptio
 		for i := range b.events {
 			ev := &b.events[i]
 			st.count(engine.Key(ev.Src))
+			if st.html != nil {
+				st.html.Event(ev)
+			}
 			if d, ok := engine.Step(ev); ok && actErr == nil {
 				if actErr = report.Act(&d); actErr == nil {
 					st.decided(&d)
@@ -265,6 +284,9 @@ func (st *replayStats) decided(d *rules.Decision) {
 		c.decisions = map[string]int{}
 	}
 	c.decisions[d.Action.String()+" "+d.Rule]++
+	if st.html != nil {
+		st.html.Decision(d)
+	}
 }
 
 type countingReader struct {
