@@ -3,10 +3,11 @@
 package ownerlock
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,39 +51,40 @@ func TestSecondOwnerIsRefused(t *testing.T) {
 	again.Release()
 }
 
+// TestHelperHold is not a test: run by TestKilledHolderFreesTheLock in a
+// child process, it takes the locks, says so and waits to be killed.
+func TestHelperHold(t *testing.T) {
+	run, state := os.Getenv("OWNERLOCK_RUN"), os.Getenv("OWNERLOCK_STATE")
+	if run == "" {
+		t.Skip("helper process only")
+	}
+	if _, err := Acquire(run, state, "sentry"); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("held")
+	time.Sleep(time.Minute)
+}
+
 // A holder killed with SIGKILL leaves nothing that blocks the next start.
 func TestKilledHolderFreesTheLock(t *testing.T) {
 	run, state := t.TempDir(), t.TempDir()
-	// flock(1) from util-linux holds the lock for a shell that we kill.
-	if _, err := exec.LookPath("flock"); err != nil {
-		t.Skip("flock(1) not installed")
-	}
-	if err := os.MkdirAll(state, 0o750); err != nil {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHold$")
+	cmd.Env = append(os.Environ(), "OWNERLOCK_RUN="+run, "OWNERLOCK_STATE="+state)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	// -o: the lock is flock's own, not inherited by sleep, so killing
-	// flock alone is the holder dying.
-	cmd := exec.Command("flock", "-o", filepath.Join(state, "lock"), "sleep", "30")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	// Wait until the child holds it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		l, err := Acquire(run, state, "sentry")
-		if errors.Is(err, ErrHeld) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.Release()
-		if time.Now().After(deadline) {
-			t.Fatal("the child never took the lock")
-		}
-		time.Sleep(10 * time.Millisecond)
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "held\n" {
+		t.Fatalf("helper: %q, %v", line, err)
+	}
+	_, err = Acquire(run, state, "sentry")
+	if !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(cmd.Process.Pid)) {
+		t.Fatalf("while held: %v, want ErrHeld naming pid %d", err, cmd.Process.Pid)
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
