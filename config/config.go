@@ -140,7 +140,7 @@ const (
 
 // DefaultAcceptPrefixes are the log prefixes of packets a firewall front end
 // accepted, which are never scan evidence.
-var defaultAcceptPrefixes = []string{"[UFW ALLOW]", "[UFW AUDIT"}
+var defaultAcceptPrefixes = rules.DefaultAcceptPrefixes()
 
 type rawConfig struct {
 	Inputs         rawInputs      `yaml:"inputs"`

@@ -3,7 +3,6 @@ package rules
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/parsers"
@@ -42,9 +41,13 @@ type Stats struct {
 type Engine struct {
 	rules  []Rule
 	ignore []netip.Prefix
-	accept []string
+	accept []acceptPattern
 	bans   BanPolicy
 	max    int
+
+	// Prefixes come from a few rules, so the last one's verdict is kept.
+	lastPrefix   string
+	lastAccepted bool
 
 	// Tracked sources live in a slab of slots chained in LRU order (head is
 	// the most recent), so eviction and idle expiry are O(1) and a reused
@@ -135,10 +138,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	case cfg.MaxTrackedSources < 1:
 		return nil, fmt.Errorf("rules: max_tracked_sources must be at least 1")
 	}
+	accept, err := compileAccept(cfg.AcceptPrefixes)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
 	e := &Engine{
 		rules:     append([]Rule(nil), cfg.Rules...),
 		ignore:    append([]netip.Prefix(nil), cfg.Ignore...),
-		accept:    append([]string(nil), cfg.AcceptPrefixes...),
+		accept:    accept,
 		bans:      b,
 		max:       cfg.MaxTrackedSources,
 		index:     make(map[netip.Prefix]int32),
@@ -224,13 +231,20 @@ func (e *Engine) Step(ev *parsers.Event) (Decision, bool) {
 	return Decision{}, false
 }
 
+// accepted reports whether prefix matches an accept pattern.
 func (e *Engine) accepted(prefix string) bool {
-	for _, a := range e.accept {
-		if strings.HasPrefix(prefix, a) {
-			return true
+	if prefix == e.lastPrefix {
+		return e.lastAccepted
+	}
+	ok := false
+	for i := range e.accept {
+		if e.accept[i].match(prefix) {
+			ok = true
+			break
 		}
 	}
-	return false
+	e.lastPrefix, e.lastAccepted = prefix, ok
+	return ok
 }
 
 func (r *Rule) match(ev *parsers.Event) bool {
