@@ -11,7 +11,7 @@ import (
 // panics, that a Parsed event obeys Event's contract, and that the event
 // does not alias the input.
 func FuzzParseLine(f *testing.F) {
-	for _, l := range allocLines {
+	for _, l := range append(allocLines, formatLines...) {
 		f.Add([]byte(l))
 	}
 	// The sample logs are in the seed corpus under testdata/fuzz too; these

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 func TestAcceptPatterns(t *testing.T) {
@@ -115,5 +117,42 @@ func TestAcceptMatchAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("accepted allocates %v times per run", n)
+	}
+}
+
+// A packet without its transport header (a later fragment) is neither a
+// NULL probe nor a probe of port 0: rules with flag classes or ports never
+// match it, and it adds no distinct port.
+func TestNoL4HeaderEvents(t *testing.T) {
+	e := newEngine(t, testConfig())
+	for i := range 20 {
+		ev := syn("203.0.113.7", 0, time.Duration(i)*time.Second)
+		ev.Flags, ev.NoL4Header = 0, true
+		if d, ok := e.Step(&ev); ok {
+			t.Fatalf("fragment %d gave %+v", i, d)
+		}
+	}
+	if s := e.Stats(); s.RuleEvents[1] != 0 || s.Unmatched != 20 {
+		t.Errorf("stats %+v: stealth-scan took a fragment", s)
+	}
+
+	// A rule without flags or ports counts such packets, but not as ports.
+	cfg := testConfig()
+	cfg.Rules = []Rule{{Name: "udp-any", Protos: []uint8{parsers.ProtoUDP}, DistinctPorts: 3, Within: time.Minute, Ban: time.Hour}}
+	e = newEngine(t, cfg)
+	step := func(port uint16, noL4 bool, at time.Duration) bool {
+		ev := syn("198.51.100.7", port, at)
+		ev.Proto, ev.Flags, ev.NoL4Header = parsers.ProtoUDP, 0, noL4
+		_, ok := e.Step(&ev)
+		return ok
+	}
+	if step(53, false, 0) || step(0, true, time.Second) || step(0, true, 2*time.Second) || step(123, false, 3*time.Second) {
+		t.Fatal("banned with two known ports")
+	}
+	if !step(161, false, 4*time.Second) {
+		t.Error("no ban at the third known port")
+	}
+	if got := e.Stats().RuleEvents[0]; got != 5 {
+		t.Errorf("rule events = %d, want 5", got)
 	}
 }

@@ -257,6 +257,12 @@ func (r *Rule) match(ev *parsers.Event) bool {
 	if r.Ports != nil && !r.Ports.Has(ev.DstPort) {
 		return false
 	}
+	// A packet whose transport header was not seen (a later fragment) has
+	// no flags or port to select on: port 0 and no flags would make it a
+	// NULL probe of port 0.
+	if ev.NoL4Header && (r.Flags != 0 || r.Ports != nil) {
+		return false
+	}
 	if len(r.Prefixes) > 0 && !matchAny(r.Prefixes, ev.Prefix) {
 		return false
 	}
@@ -295,7 +301,10 @@ func (tr *tracker) observe(r *Rule, ev *parsers.Event, t int64) bool {
 	tr.hits++
 	tr.last = t
 	tr.flags |= ev.Flags
-	if int(tr.nlisted) < len(tr.listed) && !containsPort(tr.listed[:tr.nlisted], ev.DstPort) {
+	// Without a transport header the port is unknown, not 0: it counts
+	// as a packet, not as a distinct port.
+	known := !ev.NoL4Header
+	if known && int(tr.nlisted) < len(tr.listed) && !containsPort(tr.listed[:tr.nlisted], ev.DstPort) {
 		tr.listed[tr.nlisted] = ev.DstPort
 		tr.nlisted++
 	}
@@ -314,7 +323,7 @@ func (tr *tracker) observe(r *Rule, ev *parsers.Event, t int64) bool {
 			if p.t < cutoff {
 				continue
 			}
-			if p.port == ev.DstPort {
+			if known && p.port == ev.DstPort {
 				p.t = t
 				found = true
 			}
@@ -323,7 +332,7 @@ func (tr *tracker) observe(r *Rule, ev *parsers.Event, t int64) bool {
 		tr.ports = kept
 		// At capacity the threshold is already reached, so a further port
 		// adds nothing the decision needs.
-		if !found && len(tr.ports) < cap(tr.ports) {
+		if known && !found && len(tr.ports) < cap(tr.ports) {
 			tr.ports = append(tr.ports, portSeen{t: t, port: ev.DstPort})
 		}
 		portsOK = len(tr.ports) >= r.DistinctPorts
