@@ -197,21 +197,6 @@ func (f *fields) complete() bool {
 func (f *fields) field(k uint64, val []byte) Outcome {
 	var bit uint16
 	switch k {
-	case kWINDOW:
-		f.seen |= seenWindow
-		return Parsed
-	case kINVALID:
-		// pvefw-logger's "PROTO=TCP LEN=12 INVALID=LEN": too short a header.
-		if f.seen&seenProto != 0 {
-			f.seen |= seenNoHeader
-		}
-		return Parsed
-	case kFRAG:
-		// pvefw-logger's spelling of a fragment offset, "FRAG=185".
-		if v, ok := parseUint(val, 0xffff); ok && v != 0 {
-			f.seen |= seenLaterFrag
-		}
-		return Parsed
 	case kIN:
 		bit = seenIn
 	case kSRC:
@@ -232,6 +217,21 @@ func (f *fields) field(k uint64, val []byte) Outcome {
 		bit = seenType
 	case kCODE:
 		bit = seenCode
+	case kWINDOW:
+		f.seen |= seenWindow
+		return Parsed
+	case kINVALID:
+		// pvefw-logger's "PROTO=TCP LEN=12 INVALID=LEN": too short a header.
+		if f.seen&seenProto != 0 {
+			f.seen |= seenNoHeader
+		}
+		return Parsed
+	case kFRAG:
+		// pvefw-logger's spelling of a fragment offset, "FRAG=185".
+		if v, ok := parseUint(val, 0xffff); ok && v != 0 {
+			f.seen |= seenLaterFrag
+		}
+		return Parsed
 	default:
 		return Parsed
 	}
@@ -357,10 +357,10 @@ func (f *fields) check() Outcome {
 	if !ownICMP {
 		f.icmpType, f.icmpCode = 0, 0
 	}
-	if f.src.IsUnspecified() {
-		return UnspecifiedSource
-	}
 	if reservedSource(f.src) {
+		if f.src.IsUnspecified() {
+			return UnspecifiedSource
+		}
 		return ReservedSource
 	}
 	return Parsed

@@ -56,10 +56,12 @@ const tagKernel = "kernel:"
 // tag, and returns the message that follows. A journal JSON object or a
 // line that starts with a syslog <PRI> is told apart by its first byte.
 func (p *LineParser) header(line []byte, st *stamp) ([]byte, headerResult) {
-	switch line[0] {
-	case '<':
+	switch c := line[0]; {
+	case c >= 'A' && c <= 'Z':
+		return p.syslogHeader(line, st) // the common case first
+	case c == '<':
 		return p.priHeader(line, st)
-	case '{':
+	case c == '{':
 		return p.journalJSON(line, st)
 	}
 	return p.plainHeader(line, st)
