@@ -120,16 +120,12 @@ func (f *fields) parse(b []byte) Outcome {
 		}
 		if i < n && b[i] != '=' && b[i] != ' ' {
 			// Not a key or a word of ours ("FRAG:185", "(020405B4)").
-			vstart := i + 1
+			sep := i
 			for i < n && b[i] != ' ' {
 				i++
 			}
-			// nf_log prints an IPv4 fragment's offset only when it is not
-			// 0, IPv6's always ("FRAG:0" is a first fragment).
-			if k == kFRAG && b[vstart-1] == ':' {
-				if v, ok := parseUint(b[vstart:i], 0xffff); ok && v != 0 {
-					f.seen |= seenLaterFrag
-				}
+			if k == kFRAG {
+				f.fragOffset(b[sep:i])
 			}
 			continue
 		}
@@ -137,11 +133,8 @@ func (f *fields) parse(b []byte) Outcome {
 			k = 0 // longer than any key or word we know
 		}
 		if i == n || b[i] == ' ' {
-			// INCOMPLETE after PROTO: the transport header could not be
-			// read. (IPv6 prints it before PROTO for a fragment with
-			// more to come.)
-			if k == 0 && f.seen&seenProto != 0 && string(b[start:i]) == wordINCOMPLETE {
-				f.seen |= seenNoHeader
+			if k == 0 {
+				f.longWord(b[start:i])
 			}
 			f.flags |= flagWord(k)
 			continue
@@ -173,6 +166,31 @@ func (f *fields) parse(b []byte) Outcome {
 		}
 	}
 	return Parsed
+}
+
+// fragOffset reads the ":185" of "FRAG:185". nf_log prints an IPv4
+// fragment's offset only when it is not 0, IPv6's always ("FRAG:0" is a
+// first fragment). Rare words are read out of parse's loop, which stays
+// small.
+//
+//go:noinline
+func (f *fields) fragOffset(b []byte) {
+	if len(b) > 1 && b[0] == ':' {
+		if v, ok := parseUint(b[1:], 0xffff); ok && v != 0 {
+			f.seen |= seenLaterFrag
+		}
+	}
+}
+
+// longWord reads a word longer than any flag: INCOMPLETE after PROTO says
+// the transport header could not be read. (IPv6 prints it before PROTO for
+// a fragment with more to come.)
+//
+//go:noinline
+func (f *fields) longWord(w []byte) {
+	if f.seen&seenProto != 0 && string(w) == wordINCOMPLETE {
+		f.seen |= seenNoHeader
+	}
 }
 
 // complete reports whether nothing after the current field can change the

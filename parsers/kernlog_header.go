@@ -619,11 +619,17 @@ func fraction(b []byte, i int) (int, int64, bool) {
 }
 
 // civilMonthDayTime reads "Nov 24 15:58:19[.123456]" at line[i:]; the day
-// may be space-padded ("Nov  4") or not ("Nov 4"), the month English or
-// localized (monthWord). It returns the index after the time.
+// may be space-padded ("Nov  4") or not ("Nov 4"), the month English (read
+// first, the common case) or localized (monthWord). It returns the index
+// after the time.
 func civilMonthDayTime(line []byte, i int, st *stamp) (int, bool) {
-	mo, i := monthAt(line, i)
-	if mo == 0 {
+	var mo int
+	if i+4 <= len(line) && line[i+3] == ' ' {
+		mo = monthOf(line[i], line[i+1], line[i+2])
+	}
+	if mo != 0 {
+		i += 4
+	} else if mo, i = monthWordAt(line, i); mo == 0 {
 		return 0, false
 	}
 	if i < len(line) && line[i] == ' ' {
@@ -652,15 +658,10 @@ func civilMonthDayTime(line []byte, i int, st *stamp) (int, bool) {
 	return i, true
 }
 
-// monthAt reads the month word at b[i:] and the space after it, returning
-// the month (0 if there is none) and the index after the space. English
-// abbreviations, the common case, are checked first.
-func monthAt(b []byte, i int) (int, int) {
-	if i+4 <= len(b) && b[i+3] == ' ' {
-		if m := monthOf(b[i], b[i+1], b[i+2]); m != 0 {
-			return m, i + 4
-		}
-	}
+// monthWordAt reads a localized month word at b[i:] and the space after
+// it, returning the month (0 if there is none) and the index after the
+// space.
+func monthWordAt(b []byte, i int) (int, int) {
 	if i < len(b) && b[i] == ' ' {
 		i++ // " 1月", as some locales pad it
 	}
