@@ -42,11 +42,12 @@ const maxInterned = 256
 // /var/log/messages, with English or localized month names, with or
 // without a host), RFC 3339 syslog with or without a zone, syslog with a
 // <PRI> and RFC 5424, journalctl -k in the short, short-iso,
-// short-iso-precise, short-precise, json and json-seq formats, OpenWrt's
-// logread, dmesg output (bare, -T or -r) and /dev/kmsg records, Proxmox
-// VE's pve-firewall.log, and records relayed without the kernel's program
-// tag (UniFi, EdgeOS, Shorewall, ulogd). The format is recognised per line,
-// so one parser copes with a file whose format changes midway.
+// short-iso-precise, short-precise, short-monotonic, json and json-seq
+// formats, OpenWrt's logread, dmesg output (bare, -T or -r) and /dev/kmsg
+// records, Proxmox VE's pve-firewall.log, and records relayed without the
+// kernel's program tag (UniFi, EdgeOS, Shorewall, ulogd). The format is
+// recognised per line, so one parser copes with a file whose format changes
+// midway.
 //
 // Create one with NewLineParser. A LineParser holds state across lines (the
 // inferred year of classic timestamps, the last line's time, interned

@@ -158,6 +158,8 @@ func TestParseLinePRIAndRFC5424(t *testing.T) {
 		{"rfc5424 another program's chatter", "<30>1 2026-11-24T15:58:19Z gw sshd 812 - - Accepted publickey for admin", Skipped, Event{}},
 		{"dmesg -r", "<4>[12345.678901] " + msg, Parsed, atTime(synV4Ev, testBoot.Add(12345678901*time.Microsecond))},
 		{"android dmesg", "<6>[ 5739.48] " + msg, Parsed, atTime(synV4Ev, testBoot.Add(5739480*time.Millisecond))},
+		{"journalctl short-monotonic", "[12345.678901] gw kernel: " + msg, Parsed, atTime(synV4Ev, testBoot.Add(12345678901*time.Microsecond))},
+		{"journalctl short-monotonic, no host", "[12345.678901] kernel: " + msg, Parsed, atTime(synV4Ev, testBoot.Add(12345678901*time.Microsecond))},
 		{"pri too large", "<192>Nov 24 15:58:19 gw kernel: " + msg, BadTime, Event{}},
 		{"rfc5424 bad time", "<4>1 2026-11-24T25:58:19Z gw kernel - - - " + msg, BadTime, Event{}},
 		{"rfc5424 unclosed data", `<4>1 2026-11-24T15:58:19Z gw kernel - - [meta x="1" ` + msg, BadTime, Event{}},

@@ -443,7 +443,8 @@ func kernelMessage(rest []byte) []byte {
 }
 
 // dmesgHeader reads dmesg's "[12345.678901] " (time since boot) or dmesg
-// -T's "[Tue Nov 24 15:58:19 2026] ".
+// -T's "[Tue Nov 24 15:58:19 2026] ", and journalctl -o short-monotonic's
+// "[12345.678901] host kernel: ".
 func (p *LineParser) dmesgHeader(line []byte, st *stamp) ([]byte, headerResult) {
 	var i int
 	if sec, nsec, j, ok := uptime(line); ok {
@@ -472,7 +473,15 @@ func (p *LineParser) dmesgHeader(line []byte, st *stamp) ([]byte, headerResult) 
 		}
 		i++
 	}
-	return line[i:], hdrKernel
+	// journalctl -o short-monotonic puts the host and tag after the uptime.
+	rest := line[i:]
+	if bytes.HasPrefix(rest, []byte(tagKernel)) {
+		return kernelMessage(rest[len(tagKernel):]), hdrKernel
+	}
+	if sp := bytes.IndexByte(rest, ' '); sp > 0 && bytes.HasPrefix(rest[sp+1:], []byte(tagKernel)) {
+		return kernelMessage(rest[sp+1+len(tagKernel):]), hdrKernel
+	}
+	return rest, hdrKernel
 }
 
 // kmsgHeader reads a /dev/kmsg record header, "4,14679,15154445737,-;":

@@ -47,8 +47,8 @@ decision as it would have happened: which source, when, for how long and why.
 Nothing is banned. Use it to tune rules before enforcing them.
 
 FILE is a kernel or firewall log: syslog (classic, RFC 3339, <PRI>, RFC 5424,
-localized month names), journalctl -k (short, short-iso, short-precise, json,
-json-seq), OpenWrt logread, dmesg (plain, -T, -r), /dev/kmsg records, Proxmox
+localized month names), journalctl -k (short, short-iso, short-precise,
+short-monotonic, json, json-seq), OpenWrt logread, dmesg (plain, -T, -r), /dev/kmsg records, Proxmox
 VE's pve-firewall.log, and records relayed by UniFi, EdgeOS, Shorewall or
 ulogd; .gz is read transparently; - is standard input. Decisions go to
 standard output, a summary to standard error.
