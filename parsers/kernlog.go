@@ -117,9 +117,9 @@ func NewLineParser(opts LineOptions) *LineParser {
 	return p
 }
 
-// Undated returns how many firewall records the parser has read that
+// UndatedRecords returns how many firewall records the parser has read that
 // carried no timestamp and took a borrowed one (see LineOptions.Undated).
-func (p *LineParser) Undated() uint64 { return p.nUndated }
+func (p *LineParser) UndatedRecords() uint64 { return p.nUndated }
 
 // The markers of a kernel firewall record. They are constants, converted
 // where used: a non-escaping []byte of a constant does not allocate.

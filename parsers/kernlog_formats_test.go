@@ -329,8 +329,8 @@ func TestParseLineUndated(t *testing.T) {
 			t.Errorf("step %d: Parse(%q) = %v at %v, want %v at %v", i, s.line, o, ev.Time.UTC(), s.want, s.at)
 		}
 	}
-	if n := p.Undated(); n != 5 {
-		t.Errorf("Undated() = %d, want 5", n)
+	if n := p.UndatedRecords(); n != 5 {
+		t.Errorf("UndatedRecords() = %d, want 5", n)
 	}
 
 	// Without Undated, the first such record has no time to take.

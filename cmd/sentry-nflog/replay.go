@@ -187,7 +187,7 @@ func replayFile(ctx context.Context, e *env, name string, opts parsers.LineOptio
 		free <- b
 	}
 	// The reader has returned (full is closed), so its parser is ours now.
-	st.undated += parser.Undated()
+	st.undated += parser.UndatedRecords()
 	if actErr != nil {
 		return actErr
 	}
