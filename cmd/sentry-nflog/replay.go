@@ -48,10 +48,10 @@ Nothing is banned. Use it to tune rules before enforcing them.
 
 FILE is a kernel or firewall log: syslog (classic, RFC 3339, <PRI>, RFC 5424,
 localized month names), journalctl -k (short, short-iso, short-precise,
-short-monotonic, json, json-seq), OpenWrt logread, dmesg (plain, -T, -r), /dev/kmsg records, Proxmox
-VE's pve-firewall.log, and records relayed by UniFi, EdgeOS, Shorewall or
-ulogd; .gz is read transparently; - is standard input. Decisions go to
-standard output, a summary to standard error.
+short-monotonic, json, json-seq), OpenWrt logread, dmesg (plain, -T, -r),
+/dev/kmsg records, Proxmox VE's pve-firewall.log, and records relayed by
+UniFi, EdgeOS, Shorewall or ulogd; .gz is read transparently; - is standard
+input. Decisions go to standard output, a summary to standard error.
 
 Examples:
   sentry-nflog replay /var/log/kern.log /var/log/kern.log.1.gz
