@@ -125,10 +125,6 @@ const (
 	defaultIgnore            = "127.0.0.0/8 ::1/128 self gateways resolvers"
 )
 
-// DefaultAcceptPrefixes are the log prefixes of packets a firewall front end
-// accepted, which are never scan evidence.
-var defaultAcceptPrefixes = []string{"[UFW ALLOW]", "[UFW AUDIT"}
-
 // Defaults of advanced mode and metrics.
 const (
 	DefaultAdvancedRefresh = 5 * time.Second

@@ -194,3 +194,10 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestAcceptPatternErrorsAreLocated(t *testing.T) {
+	_, err := Load("t.yaml", []byte("accept_prefixes: [\"[UFW ALLOW]\", \"**\"]\nrules:\n  - {name: a, threshold: {hits: 1}, ban: 1h}\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "t.yaml:1:") || !strings.Contains(err.Error(), "accept_prefixes[1]") {
+		t.Fatalf("Load = %v, want a located error on accept_prefixes[1]", err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 func (l *loader) inputs(raw *rawConfig, cfg *Config) {
@@ -111,10 +113,14 @@ func (l *loader) ignore(raw *rawConfig, cfg *Config) {
 		cfg.Ignore.Prefixes = append(cfg.Ignore.Prefixes, p)
 	}
 	cfg.Engine.Ignore = cfg.Ignore.Prefixes
-	cfg.Engine.AcceptPrefixes = defaultAcceptPrefixes
+	cfg.Engine.AcceptPrefixes = rules.DefaultAcceptPrefixes()
 	if raw.AcceptPrefixes != nil {
 		cfg.Engine.AcceptPrefixes = nil
-		for _, it := range raw.AcceptPrefixes.Items {
+		for i, it := range raw.AcceptPrefixes.Items {
+			if err := rules.CheckAcceptPrefixes([]string{it.V}); err != nil {
+				l.add(it.Line, it.Col, fmt.Sprintf("accept_prefixes[%d]", i), "%v", err)
+				continue
+			}
 			cfg.Engine.AcceptPrefixes = append(cfg.Engine.AcceptPrefixes, it.V)
 		}
 	}

@@ -65,7 +65,7 @@ func buildInputs(cfg *config.Config, st *state.State, log *slog.Logger) []*input
 		})
 		ins = append(ins, newInput(src, func() metrics.Input {
 			s := src.Stats()
-			return metrics.Input{Events: s.Events, Overruns: s.Overruns, Malformed: outcomeCounts(&s.Malformed)}
+			return metrics.Input{Events: s.Events, Overruns: s.Overruns, Malformed: outcomeCounts(&s.Malformed), Unspecified: s.Malformed[parsers.UnspecifiedSource]}
 		}))
 	}
 	for _, path := range cfg.Inputs.Files {
@@ -78,7 +78,7 @@ func buildInputs(cfg *config.Config, st *state.State, log *slog.Logger) []*input
 		src := sources.NewFileSource(sources.FileConfig{Path: path, Start: start, Logger: log})
 		in := newInput(src, func() metrics.Input {
 			s := src.Stats()
-			return metrics.Input{Events: s.Events, Malformed: outcomeCounts(&s.Outcomes)}
+			return metrics.Input{Events: s.Events, Malformed: outcomeCounts(&s.Outcomes), Unspecified: s.Outcomes[parsers.UnspecifiedSource]}
 		})
 		in.file = src
 		ins = append(ins, in)
@@ -87,7 +87,7 @@ func buildInputs(cfg *config.Config, st *state.State, log *slog.Logger) []*input
 		src := sources.NewKmsgSource(sources.KmsgConfig{Logger: log})
 		ins = append(ins, newInput(src, func() metrics.Input {
 			s := src.Stats()
-			return metrics.Input{Events: s.Events, Overruns: s.Lost, Malformed: outcomeCounts(&s.Outcomes)}
+			return metrics.Input{Events: s.Events, Overruns: s.Lost, Malformed: outcomeCounts(&s.Outcomes), Unspecified: s.Outcomes[parsers.UnspecifiedSource]}
 		}))
 	}
 	return ins

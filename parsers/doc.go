@@ -4,8 +4,10 @@
 //
 // It owns four things:
 //   - Event, the value every input produces and the rules engine consumes;
-//   - LineParser, which reads one kernel log line (syslog files, journalctl
-//     output, dmesg, /dev/kmsg records) into an Event;
+//   - LineParser, which reads one firewall log line into an Event: syslog
+//     files and relays (classic, RFC 3339, <PRI>, RFC 5424, OpenWrt
+//     logread), journalctl output in text and JSON, dmesg and /dev/kmsg
+//     records, Proxmox VE's firewall log;
 //   - DecodePacket, which reads the IP and transport headers of a packet
 //     NFLOG delivered into an Event;
 //   - Outcome, what a decoder made of one input, so callers count
@@ -14,6 +16,7 @@
 // parsers never imports rules, actions or sources. Every decoder is
 // allocation-free per input in steady state, never keeps a reference into a
 // buffer it was handed past the call, and never panics on hostile input: a
-// line that is not a firewall log line is Skipped, a broken one is reported
-// with the reason it is malformed.
+// line that is not a firewall log line is Skipped, a record of a packet from
+// 0.0.0.0 or :: is counted apart (UnspecifiedSource), a broken one is
+// reported with the reason it is malformed.
 package parsers

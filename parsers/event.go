@@ -75,6 +75,12 @@ type Event struct {
 	TTL uint8
 	// ICMPType and ICMPCode are set for ICMP and ICMPv6.
 	ICMPType, ICMPCode uint8
+	// NoL4Header is set when the packet's transport header was not seen: a
+	// fragment after the first, or a header the kernel could not read
+	// ("INCOMPLETE [8 bytes]"). SrcPort, DstPort, Flags, ICMPType and
+	// ICMPCode are then unknown rather than zero, so such an event must not
+	// be taken for port 0 or for a TCP packet without flags (a NULL scan).
+	NoL4Header bool
 }
 
 // IsIPv6 reports whether the event's source is an IPv6 address.

@@ -46,6 +46,16 @@ func BenchmarkParseLineICMPError(b *testing.B) {
 	benchParse(b, allocLines[4], Parsed)
 }
 
+func BenchmarkParseLineJournalJSON(b *testing.B) {
+	benchParse(b, `{"__CURSOR":"s=2c2f7f3d64d844aa9bc1844a48026313;i=1f345","__REALTIME_TIMESTAMP":"1795535899000000","__MONOTONIC_TIMESTAMP":"108101422325","_BOOT_ID":"c4b33c96f240457abc130dcb73da2b24","_TRANSPORT":"kernel","PRIORITY":"4","SYSLOG_FACILITY":"0","SYSLOG_IDENTIFIER":"kernel","MESSAGE":"SENTRY `+synV4+`","_HOSTNAME":"gw"}`, Parsed)
+}
+
+// BenchmarkParseLineRelayed is a record relayed without the kernel's tag,
+// which is checked word by word before it is read.
+func BenchmarkParseLineRelayed(b *testing.B) {
+	benchParse(b, `<13>Nov 24 15:58:19 UCG-Max [LAN_LOCAL-D-2147483647] DESCR="no rule description" `+synV4, Parsed)
+}
+
 // BenchmarkParseLineSkipped is the most common line of a busy kern.log or
 // messages file: another program's.
 func BenchmarkParseLineSkipped(b *testing.B) {
@@ -54,10 +64,17 @@ func BenchmarkParseLineSkipped(b *testing.B) {
 
 // BenchmarkParseLineMix cycles through lines of every format, so that the
 // time cache and the interned strings see changes.
-func BenchmarkParseLineMix(b *testing.B) {
+func BenchmarkParseLineMix(b *testing.B) { benchMix(b, allocLines) }
+
+// BenchmarkParseLineMixFormats cycles through the formats of other
+// firewalls and log daemons: logread, RFC 5424, relays, localized months,
+// pve-firewall.log, journal JSON, undated lines and fragments.
+func BenchmarkParseLineMixFormats(b *testing.B) { benchMix(b, formatLines) }
+
+func benchMix(b *testing.B, from []string) {
 	p := newTestParser()
-	lines := make([][]byte, len(allocLines))
-	for i, l := range allocLines {
+	lines := make([][]byte, len(from))
+	for i, l := range from {
 		lines[i] = []byte(l)
 	}
 	var ev Event

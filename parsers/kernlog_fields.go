@@ -20,6 +20,15 @@ const (
 	seenIn
 	// seenSCTPName marks "PROTO=SCTP" spelled out (see check).
 	seenSCTPName
+	// seenURGP: TCP's flags were ended by URGP=, so none was cut off.
+	seenURGP
+	// seenWindow: WINDOW=, after which pvefw-logger prints TCP's flags.
+	seenWindow
+	// seenLaterFrag: FRAG:n with n > 0, a fragment after the first.
+	seenLaterFrag
+	// seenNoHeader: the record says the transport header could not be
+	// read ("INCOMPLETE [8 bytes]", pvefw-logger's "INVALID=LEN").
+	seenNoHeader
 )
 
 // Keys and words are up to 8 bytes, so they are compared as integers with
@@ -38,6 +47,9 @@ const (
 	kCODE     = 'C'<<24 | 'O'<<16 | 'D'<<8 | 'E'
 	kPROTO    = 'P'<<32 | 'R'<<24 | 'O'<<16 | 'T'<<8 | 'O'
 	kURGP     = 'U'<<24 | 'R'<<16 | 'G'<<8 | 'P'
+	kFRAG     = 'F'<<24 | 'R'<<16 | 'A'<<8 | 'G'
+	kWINDOW   = 'W'<<40 | 'I'<<32 | 'N'<<24 | 'D'<<16 | 'O'<<8 | 'W'
+	kINVALID  = 'I'<<48 | 'N'<<40 | 'V'<<32 | 'A'<<24 | 'L'<<16 | 'I'<<8 | 'D'
 	kHOPLIMIT = 'H'<<56 | 'O'<<48 | 'P'<<40 | 'L'<<32 | 'I'<<24 | 'M'<<16 | 'I'<<8 | 'T'
 
 	kwSYN = 'S'<<16 | 'Y'<<8 | 'N'
@@ -61,7 +73,15 @@ type fields struct {
 	flags              TCPFlags
 	ttl                uint8
 	icmpType, icmpCode uint8
+	// pve: the record is pvefw-logger's, whose TCP flags follow WINDOW=
+	// and end with the line (URGP= only with URG).
+	pve bool
+	// noL4: the packet's transport header is not in the record.
+	noL4 bool
 }
+
+// wordINCOMPLETE is what nf_log prints when it cannot read a header.
+const wordINCOMPLETE = "INCOMPLETE"
 
 // parse reads the fields of b, which starts at "IN=". The first value of a
 // field wins: UDP's second LEN is the UDP length, not the IP length.
@@ -100,8 +120,12 @@ func (f *fields) parse(b []byte) Outcome {
 		}
 		if i < n && b[i] != '=' && b[i] != ' ' {
 			// Not a key or a word of ours ("FRAG:185", "(020405B4)").
+			sep := i
 			for i < n && b[i] != ' ' {
 				i++
+			}
+			if k == kFRAG {
+				f.fragOffset(b[sep:i])
 			}
 			continue
 		}
@@ -109,12 +133,16 @@ func (f *fields) parse(b []byte) Outcome {
 			k = 0 // longer than any key or word we know
 		}
 		if i == n || b[i] == ' ' {
+			if k == 0 {
+				f.longWord(b[start:i])
+			}
 			f.flags |= flagWord(k)
 			continue
 		}
 		if k == kURGP && f.proto == ProtoTCP {
 			// nf_log prints the TCP flags before URGP and nothing we read
 			// after it.
+			f.seen |= seenURGP
 			return Parsed
 		}
 		i++
@@ -138,6 +166,31 @@ func (f *fields) parse(b []byte) Outcome {
 		}
 	}
 	return Parsed
+}
+
+// fragOffset reads the ":185" of "FRAG:185". nf_log prints an IPv4
+// fragment's offset only when it is not 0, IPv6's always ("FRAG:0" is a
+// first fragment). Rare words are read out of parse's loop, which stays
+// small.
+//
+//go:noinline
+func (f *fields) fragOffset(b []byte) {
+	if len(b) > 1 && b[0] == ':' {
+		if v, ok := parseUint(b[1:], 0xffff); ok && v != 0 {
+			f.seen |= seenLaterFrag
+		}
+	}
+}
+
+// longWord reads a word longer than any flag: INCOMPLETE after PROTO says
+// the transport header could not be read. (IPv6 prints it before PROTO for
+// a fragment with more to come.)
+//
+//go:noinline
+func (f *fields) longWord(w []byte) {
+	if f.seen&seenProto != 0 && string(w) == wordINCOMPLETE {
+		f.seen |= seenNoHeader
+	}
 }
 
 // complete reports whether nothing after the current field can change the
@@ -182,6 +235,21 @@ func (f *fields) field(k uint64, val []byte) Outcome {
 		bit = seenType
 	case kCODE:
 		bit = seenCode
+	case kWINDOW:
+		f.seen |= seenWindow
+		return Parsed
+	case kINVALID:
+		// pvefw-logger's "PROTO=TCP LEN=12 INVALID=LEN": too short a header.
+		if f.seen&seenProto != 0 {
+			f.seen |= seenNoHeader
+		}
+		return Parsed
+	case kFRAG:
+		// pvefw-logger's spelling of a fragment offset, "FRAG=185".
+		if v, ok := parseUint(val, 0xffff); ok && v != 0 {
+			f.seen |= seenLaterFrag
+		}
+		return Parsed
 	default:
 		return Parsed
 	}
@@ -257,12 +325,31 @@ func (f *fields) check() Outcome {
 	if f.src.Is4() != f.dst.Is4() {
 		return BadAddress
 	}
-	switch f.proto {
-	case ProtoTCP, ProtoUDP, ProtoUDPLite:
+	// ICMP's header is printed only for the family's own ICMP: nf_log
+	// prints IPv4's protocol 58 (as nmap's protocol scan sends it) as a
+	// bare "PROTO=58", and IPv6's protocol 1 as "PROTO=1".
+	ownICMP := f.proto == ProtoICMP && f.src.Is4() || f.proto == ProtoICMPv6 && f.src.Is6()
+	switch {
+	case f.seen&(seenLaterFrag|seenNoHeader) != 0:
+		// A complete record of a packet whose transport header it does
+		// not hold: an event, with nothing known of that header.
+		f.noL4 = true
+		f.spt, f.dpt, f.flags, f.icmpType, f.icmpCode = 0, 0, 0, 0, 0
+	case f.proto == ProtoTCP:
 		if f.seen&(seenSPT|seenDPT) != seenSPT|seenDPT {
 			return Truncated
 		}
-	case ProtoSCTP:
+		// A record cut before the end of the flags would pass for a
+		// NULL or FIN scan: nf_log ends them with URGP=, pvefw-logger
+		// prints them after WINDOW= and up to the end of the line.
+		if f.pve && f.seen&seenWindow == 0 || !f.pve && f.seen&seenURGP == 0 {
+			return Truncated
+		}
+	case f.proto == ProtoUDP || f.proto == ProtoUDPLite:
+		if f.seen&(seenSPT|seenDPT) != seenSPT|seenDPT {
+			return Truncated
+		}
+	case f.proto == ProtoSCTP:
 		// nf_log prints SCTP as "PROTO=132" with no ports, so a missing
 		// pair is normal there; only "PROTO=SCTP", which the kernel
 		// never writes, promises them (see field).
@@ -272,7 +359,7 @@ func (f *fields) check() Outcome {
 			}
 			f.spt, f.dpt = 0, 0
 		}
-	case ProtoICMP, ProtoICMPv6:
+	case ownICMP:
 		// TYPE 0 is a real type (echo reply): a missing one must not
 		// pass for it.
 		if f.seen&(seenType|seenCode) != seenType|seenCode {
@@ -285,10 +372,13 @@ func (f *fields) check() Outcome {
 	if f.proto != ProtoTCP {
 		f.flags = 0
 	}
-	if f.proto != ProtoICMP && f.proto != ProtoICMPv6 {
+	if !ownICMP {
 		f.icmpType, f.icmpCode = 0, 0
 	}
 	if reservedSource(f.src) {
+		if f.src.IsUnspecified() {
+			return UnspecifiedSource
+		}
 		return ReservedSource
 	}
 	return Parsed
@@ -342,6 +432,8 @@ func parseProto(b []byte) (uint8, bool) {
 		return 51, true
 	case "ESP":
 		return 50, true
+	case "IGMP":
+		return 2, true // pvefw-logger names it
 	}
 	v, ok := parseUint(b, 0xff)
 	return uint8(v), ok
@@ -471,6 +563,7 @@ func parseIPv4(b []byte) (netip.Addr, bool) {
 // reservedSource reports sources no scanner can send from and be answered:
 // unspecified, "this network" (0.0.0.0/8), multicast and limited broadcast.
 // Such packets are noise or spoofing; banning them would be meaningless.
+// (check tells the unspecified address apart first: it is normal traffic.)
 func reservedSource(a netip.Addr) bool {
 	if a.IsUnspecified() || a.IsMulticast() {
 		return true

@@ -11,7 +11,7 @@ import (
 // panics, that a Parsed event obeys Event's contract, and that the event
 // does not alias the input.
 func FuzzParseLine(f *testing.F) {
-	for _, l := range allocLines {
+	for _, l := range append(allocLines, formatLines...) {
 		f.Add([]byte(l))
 	}
 	// The sample logs are in the seed corpus under testdata/fuzz too; these
@@ -27,8 +27,11 @@ func FuzzParseLine(f *testing.F) {
 	} {
 		f.Add([]byte(l))
 	}
+	// Undated is set so that records without a timestamp become events and
+	// are checked too.
+	opts := LineOptions{Reference: testRef, Boot: testBoot, Location: time.UTC, Undated: testRef}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		p := NewLineParser(LineOptions{Reference: testRef, Boot: testBoot, Location: time.UTC})
+		p := NewLineParser(opts)
 		buf := bytes.Clone(line)
 		var ev Event
 		o := p.Parse(buf, &ev)
@@ -38,7 +41,7 @@ func FuzzParseLine(f *testing.F) {
 		// A second parser agrees: the outcome depends on the line, not on
 		// leftovers of the first call.
 		var ev2 Event
-		if o2 := NewLineParser(LineOptions{Reference: testRef, Boot: testBoot, Location: time.UTC}).Parse(line, &ev2); o2 != o {
+		if o2 := NewLineParser(opts).Parse(line, &ev2); o2 != o {
 			t.Fatalf("outcome %v then %v", o, o2)
 		}
 		if o != Parsed {
@@ -87,5 +90,7 @@ func checkEvent(t *testing.T, ev *Event) {
 		t.Fatalf("interface with a space: %q", ev.InIface)
 	case ev.Time.IsZero():
 		t.Fatalf("zero time: %s", fmtEvent(*ev))
+	case ev.NoL4Header && (ev.SrcPort != 0 || ev.DstPort != 0 || ev.Flags != 0 || ev.ICMPType != 0 || ev.ICMPCode != 0):
+		t.Fatalf("transport fields without a transport header: %s", fmtEvent(*ev))
 	}
 }

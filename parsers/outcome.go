@@ -1,7 +1,8 @@
 package parsers
 
 // Outcome says what a parser made of one input: an event, a line that is not
-// firewall evidence (Skipped), or a firewall record that is broken, with the
+// firewall evidence (Skipped), a record of normal traffic that is no evidence
+// either (UnspecifiedSource), or a firewall record that is broken, with the
 // reason. Malformed records are counted, never taken as data.
 type Outcome uint8
 
@@ -11,6 +12,11 @@ const (
 	Parsed Outcome = iota
 	// Skipped: not a firewall log record (another kernel or daemon message).
 	Skipped
+	// UnspecifiedSource: a well-formed record whose source is 0.0.0.0 or ::,
+	// as a DHCP discover, an IGMP report or an IPv6 duplicate address probe
+	// carries before its sender has an address. Normal traffic, but no
+	// address to hold to account: counted apart, neither evidence nor broken.
+	UnspecifiedSource
 	// BadTime: the timestamp could not be read.
 	BadTime
 	// BadAddress: SRC or DST is not a valid IP address, or they are of
@@ -23,26 +29,29 @@ const (
 	// BadField: another numeric field (LEN, TTL, HOPLIMIT, TYPE, CODE) is out
 	// of range or not a number.
 	BadField
-	// Truncated: a required field (SRC, DST, PROTO, or the ports of TCP/UDP)
-	// is missing, as when a line was cut short.
+	// Truncated: a required field is missing, as when a line was cut short:
+	// SRC, DST, PROTO, the ports of TCP/UDP, ICMP's TYPE and CODE, or the
+	// end of TCP's flags (URGP), without which a cut record would pass for a
+	// NULL scan.
 	Truncated
-	// ReservedSource: the source is unspecified, multicast, broadcast or
-	// otherwise one no real scanner can send from.
+	// ReservedSource: the source is multicast, broadcast, in 0.0.0.0/8 but
+	// not 0.0.0.0, or otherwise one no sender can use.
 	ReservedSource
 
 	numOutcomes
 )
 
 var outcomeNames = [numOutcomes]string{
-	Parsed:         "parsed",
-	Skipped:        "skipped",
-	BadTime:        "bad-time",
-	BadAddress:     "bad-address",
-	BadPort:        "bad-port",
-	BadProto:       "bad-proto",
-	BadField:       "bad-field",
-	Truncated:      "truncated",
-	ReservedSource: "reserved-source",
+	Parsed:            "parsed",
+	Skipped:           "skipped",
+	UnspecifiedSource: "unspecified-source",
+	BadTime:           "bad-time",
+	BadAddress:        "bad-address",
+	BadPort:           "bad-port",
+	BadProto:          "bad-proto",
+	BadField:          "bad-field",
+	Truncated:         "truncated",
+	ReservedSource:    "reserved-source",
 }
 
 // NumOutcomes is the number of distinct outcomes, for counter arrays indexed

@@ -29,7 +29,8 @@ const (
 // IPv6 extension headers (hop-by-hop, routing, fragment, destination options,
 // AH) are walked to the upper-layer protocol. A fragment that is not the
 // first one (IPv4 offset or IPv6 fragment offset not 0) carries no L4 header:
-// Proto is set, ports, flags and ICMP type stay 0, and the outcome is Parsed.
+// Proto is set, NoL4Header is true, ports, flags and ICMP type stay 0, and
+// the outcome is Parsed.
 //
 // Outcomes:
 //   - Parsed: ev is filled in.
@@ -39,13 +40,17 @@ const (
 //     or the TCP ports and flags, UDP/UDPLite/SCTP ports or ICMP type and
 //     code of a first fragment.
 //   - BadField: the IPv4 header length (IHL) is below 5 words.
-//   - ReservedSource: the source is unspecified, in 0.0.0.0/8, multicast or
+//   - UnspecifiedSource: the source is 0.0.0.0 or :: (DHCP, IGMP, duplicate
+//     address detection); Src, Dst, Length, TTL and Proto are set, L4 fields
+//     are not.
+//   - ReservedSource: the source is otherwise in 0.0.0.0/8, multicast or
 //     255.255.255.255; Src, Dst, Length, TTL and Proto are set, L4 fields are not.
 func DecodePacket(payload []byte, ev *Event) Outcome {
 	ev.Src, ev.Dst = netip.Addr{}, netip.Addr{}
 	ev.SrcPort, ev.DstPort = 0, 0
 	ev.Length, ev.Proto, ev.Flags, ev.TTL = 0, 0, 0, 0
 	ev.ICMPType, ev.ICMPCode = 0, 0
+	ev.NoL4Header = false
 	if len(payload) == 0 {
 		return Truncated
 	}
@@ -74,11 +79,12 @@ func pktDecodeIPv4(p []byte, ev *Event) Outcome {
 	ev.Proto = p[9]
 	ev.Src = netip.AddrFrom4([4]byte(p[12:16]))
 	ev.Dst = netip.AddrFrom4([4]byte(p[16:20]))
-	if pktReservedSource(ev.Src) {
-		return ReservedSource
+	if o := pktSourceOutcome(ev.Src); o != Parsed {
+		return o
 	}
 	if binary.BigEndian.Uint16(p[6:8])&0x1fff != 0 {
 		// A later fragment: its data starts mid-datagram, not at an L4 header.
+		ev.NoL4Header = true
 		return Parsed
 	}
 	return pktDecodeL4(p[ihl:], ev)
@@ -136,26 +142,41 @@ func pktDecodeIPv6(p []byte, ev *Event) Outcome {
 				// A later fragment: no L4 header, and no further
 				// extension headers either (they are in the first one).
 				ev.Proto = next
+				ev.NoL4Header = true
 				return pktReservedOr(ev, Parsed)
 			}
 			rest = rest[8:]
 		default:
 			ev.Proto = next
-			if pktReservedSource(ev.Src) {
-				return ReservedSource
+			if o := pktSourceOutcome(ev.Src); o != Parsed {
+				return o
 			}
 			return pktDecodeL4(rest, ev)
 		}
 	}
 }
 
-// pktReservedOr returns ReservedSource for a reserved source, else o, so a
-// spoofed multicast source is reported as such even on a truncated packet.
+// pktReservedOr returns the source's own outcome for an unspecified or
+// reserved source, else o, so a spoofed multicast source is reported as such
+// even on a truncated packet.
 func pktReservedOr(ev *Event, o Outcome) Outcome {
-	if pktReservedSource(ev.Src) {
-		return ReservedSource
+	if so := pktSourceOutcome(ev.Src); so != Parsed {
+		ev.NoL4Header = false
+		return so
 	}
 	return o
+}
+
+// pktSourceOutcome returns UnspecifiedSource for 0.0.0.0 and ::,
+// ReservedSource for another source no sender can use, Parsed otherwise.
+func pktSourceOutcome(a netip.Addr) Outcome {
+	switch {
+	case a.IsUnspecified():
+		return UnspecifiedSource
+	case pktReservedSource(a):
+		return ReservedSource
+	}
+	return Parsed
 }
 
 // pktDecodeL4 reads the ports, flags or ICMP type and code of ev.Proto from

@@ -88,7 +88,7 @@ type pktTestCase struct {
 	name string
 	pkt  []byte
 	want Outcome
-	ev   Event // expected packet fields when want is Parsed or ReservedSource
+	ev   Event // expected packet fields when want is Parsed, UnspecifiedSource or ReservedSource
 }
 
 func pktTestCases() []pktTestCase {
@@ -110,8 +110,8 @@ func pktTestCases() []pktTestCase {
 		{"v4 SCTP", pktTestV4(a4, b4, ProtoSCTP, 0, 0, pktTestPorts(7, 9, 12)), Parsed, Event{Src: A4, Dst: B4, Length: 32, TTL: 64, Proto: ProtoSCTP, SrcPort: 7, DstPort: 9}},
 		{"v4 ICMP echo", pktTestV4(a4, b4, ProtoICMP, 0, 0, []byte{8, 0, 0, 0, 0, 1, 0, 1}), Parsed, Event{Src: A4, Dst: B4, Length: 28, TTL: 64, Proto: ProtoICMP, ICMPType: 8}},
 		{"v4 GRE has no ports", pktTestV4(a4, b4, 47, 0, 0, []byte{0, 0, 8, 0}), Parsed, Event{Src: A4, Dst: B4, Length: 24, TTL: 64, Proto: 47}},
-		{"v4 later fragment has no L4 header", pktTestV4(a4, b4, ProtoTCP, 185, 0, pktTestTCP(1, 2, SYN)), Parsed, Event{Src: A4, Dst: B4, Length: 40, TTL: 64, Proto: ProtoTCP}},
-		{"v4 later fragment may be short", pktTestV4(a4, b4, ProtoUDP, 1, 0, []byte{1}), Parsed, Event{Src: A4, Dst: B4, Length: 21, TTL: 64, Proto: ProtoUDP}},
+		{"v4 later fragment has no L4 header", pktTestV4(a4, b4, ProtoTCP, 185, 0, pktTestTCP(1, 2, SYN)), Parsed, Event{Src: A4, Dst: B4, Length: 40, TTL: 64, Proto: ProtoTCP, NoL4Header: true}},
+		{"v4 later fragment may be short", pktTestV4(a4, b4, ProtoUDP, 1, 0, []byte{1}), Parsed, Event{Src: A4, Dst: B4, Length: 21, TTL: 64, Proto: ProtoUDP, NoL4Header: true}},
 		{"v4 first fragment is decoded", func() []byte {
 			p := pktTestV4(a4, b4, ProtoUDP, 0, 0, pktTestPorts(1, 2, 8))
 			p[6] = 0x20 // more fragments
@@ -127,7 +127,7 @@ func pktTestCases() []pktTestCase {
 		{"empty", nil, Truncated, Event{}},
 		{"version 0", make([]byte, 40), Skipped, Event{}},
 		{"ARP-like payload", []byte{0x00, 0x01, 0x08, 0x00, 6, 4, 0, 1}, Skipped, Event{}},
-		{"v4 source 0.0.0.0", pktTestV4("0.0.0.0", b4, ProtoUDP, 0, 0, pktTestPorts(68, 67, 8)), ReservedSource, Event{Src: netip.MustParseAddr("0.0.0.0"), Dst: B4, Length: 28, TTL: 64, Proto: ProtoUDP}},
+		{"v4 source 0.0.0.0", pktTestV4("0.0.0.0", b4, ProtoUDP, 0, 0, pktTestPorts(68, 67, 8)), UnspecifiedSource, Event{Src: netip.MustParseAddr("0.0.0.0"), Dst: B4, Length: 28, TTL: 64, Proto: ProtoUDP}},
 		{"v4 source 0.1.2.3", pktTestV4("0.1.2.3", b4, ProtoUDP, 0, 0, pktTestPorts(68, 67, 8)), ReservedSource, Event{Src: netip.MustParseAddr("0.1.2.3"), Dst: B4, Length: 28, TTL: 64, Proto: ProtoUDP}},
 		{"v4 source multicast", pktTestV4("224.0.0.1", b4, ProtoTCP, 0, 0, pktTestTCP(1, 2, SYN)), ReservedSource, Event{Src: netip.MustParseAddr("224.0.0.1"), Dst: B4, Length: 40, TTL: 64, Proto: ProtoTCP}},
 		{"v4 source broadcast", pktTestV4("255.255.255.255", b4, ProtoTCP, 0, 0, pktTestTCP(1, 2, SYN)), ReservedSource, Event{Src: netip.MustParseAddr("255.255.255.255"), Dst: B4, Length: 40, TTL: 64, Proto: ProtoTCP}},
@@ -143,8 +143,8 @@ func pktTestCases() []pktTestCase {
 			return h
 		}(), pktTestPorts(1, 500, 8)), Parsed, Event{Src: A6, Dst: B6, Length: 40 + 24 + 8, TTL: 255, Proto: ProtoUDP, SrcPort: 1, DstPort: 500}},
 		{"v6 first fragment", pktTestV6(a6, b6, pktIPv6Fragment, pktTestFrag(ProtoUDP, 0, true), pktTestPorts(1, 53, 8)), Parsed, Event{Src: A6, Dst: B6, Length: 56, TTL: 255, Proto: ProtoUDP, SrcPort: 1, DstPort: 53}},
-		{"v6 later fragment has no L4 header", pktTestV6(a6, b6, pktIPv6Fragment, pktTestFrag(ProtoTCP, 181, false), pktTestTCP(1, 2, SYN)), Parsed, Event{Src: A6, Dst: B6, Length: 68, TTL: 255, Proto: ProtoTCP}},
-		{"v6 later fragment after hop-by-hop", pktTestV6(a6, b6, pktIPv6HopByHop, pktTestCat(pktTestExt(pktIPv6Fragment, 0), pktTestFrag(ProtoUDP, 1, true)), []byte{9}), Parsed, Event{Src: A6, Dst: B6, Length: 57, TTL: 255, Proto: ProtoUDP}},
+		{"v6 later fragment has no L4 header", pktTestV6(a6, b6, pktIPv6Fragment, pktTestFrag(ProtoTCP, 181, false), pktTestTCP(1, 2, SYN)), Parsed, Event{Src: A6, Dst: B6, Length: 68, TTL: 255, Proto: ProtoTCP, NoL4Header: true}},
+		{"v6 later fragment after hop-by-hop", pktTestV6(a6, b6, pktIPv6HopByHop, pktTestCat(pktTestExt(pktIPv6Fragment, 0), pktTestFrag(ProtoUDP, 1, true)), []byte{9}), Parsed, Event{Src: A6, Dst: B6, Length: 57, TTL: 255, Proto: ProtoUDP, NoL4Header: true}},
 		{"v6 ESP stops the walk", pktTestV6(a6, b6, pktIPv6ESP, nil, make([]byte, 8)), Parsed, Event{Src: A6, Dst: B6, Length: 48, TTL: 255, Proto: pktIPv6ESP}},
 		{"v6 no next header", pktTestV6(a6, b6, 59, nil, nil), Parsed, Event{Src: A6, Dst: B6, Length: 40, TTL: 255, Proto: 59}},
 		{"v6 header cut", syn6[:39], Truncated, Event{}},
@@ -152,7 +152,7 @@ func pktTestCases() []pktTestCase {
 		{"v6 ext header cut", pktTestV6(a6, b6, pktIPv6DestOpts, pktTestExt(ProtoTCP, 3)[:16], nil), Truncated, Event{}},
 		{"v6 ext header under 8 bytes", pktTestV6(a6, b6, pktIPv6HopByHop, []byte{ProtoTCP, 0, 0, 0}, nil), Truncated, Event{}},
 		{"v6 fragment header cut", pktTestV6(a6, b6, pktIPv6Fragment, []byte{ProtoTCP, 0}, nil), Truncated, Event{}},
-		{"v6 source unspecified", pktTestV6("::", b6, ProtoICMPv6, nil, []byte{135, 0, 0, 0}), ReservedSource, Event{Src: netip.IPv6Unspecified(), Dst: B6, Length: 44, TTL: 255, Proto: ProtoICMPv6}},
+		{"v6 source unspecified", pktTestV6("::", b6, ProtoICMPv6, nil, []byte{135, 0, 0, 0}), UnspecifiedSource, Event{Src: netip.IPv6Unspecified(), Dst: B6, Length: 44, TTL: 255, Proto: ProtoICMPv6}},
 		{"v6 source multicast", pktTestV6("ff02::1", b6, ProtoUDP, nil, pktTestPorts(1, 2, 8)), ReservedSource, Event{Src: netip.MustParseAddr("ff02::1"), Dst: B6, Length: 48, TTL: 255, Proto: ProtoUDP}},
 		{"v6 jumbogram length", func() []byte {
 			p := pktTestV6(a6, b6, ProtoUDP, nil, pktTestPorts(1, 2, 8))
@@ -180,7 +180,7 @@ func TestDecodePacket(t *testing.T) {
 			if ev.Prefix != "SENTRY" || ev.InIface != "eth0" {
 				t.Errorf("Prefix/InIface changed: %q %q", ev.Prefix, ev.InIface)
 			}
-			if got != Parsed && got != ReservedSource {
+			if got != Parsed && got != ReservedSource && got != UnspecifiedSource {
 				return
 			}
 			want := tc.ev

@@ -233,9 +233,12 @@ type Config struct {
 	Rules []Rule
 	// Ignore lists prefixes never banned.
 	Ignore []netip.Prefix
-	// AcceptPrefixes are log prefixes of packets the firewall accepted
-	// ("[UFW ALLOW]", "[UFW AUDIT"): such events are never evidence. They
-	// match as leading parts of Event.Prefix.
+	// AcceptPrefixes are patterns of the log prefixes of packets the
+	// firewall accepted: such events are never evidence. A pattern without
+	// '*' matches as the leading part of Event.Prefix ("[UFW AUDIT"
+	// matches "[UFW AUDIT INVALID]"); one with '*' is a glob over the whole
+	// prefix, '*' standing for any run of characters ("*-ACC-*" matches
+	// anywhere, "*ACCEPT" at the end). See DefaultAcceptPrefixes.
 	AcceptPrefixes []string
 	Bans           BanPolicy
 	// MaxTrackedSources bounds the engine's memory.

@@ -3,7 +3,6 @@ package rules
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/parsers"
@@ -42,9 +41,13 @@ type Stats struct {
 type Engine struct {
 	rules  []Rule
 	ignore []netip.Prefix
-	accept []string
+	accept []acceptPattern
 	bans   BanPolicy
 	max    int
+
+	// Prefixes come from a few rules, so the last one's verdict is kept.
+	lastPrefix   string
+	lastAccepted bool
 
 	// Tracked sources live in a slab of slots chained in LRU order (head is
 	// the most recent), so eviction and idle expiry are O(1) and a reused
@@ -135,10 +138,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	case cfg.MaxTrackedSources < 1:
 		return nil, fmt.Errorf("rules: max_tracked_sources must be at least 1")
 	}
+	accept, err := compileAccept(cfg.AcceptPrefixes)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
 	e := &Engine{
 		rules:     append([]Rule(nil), cfg.Rules...),
 		ignore:    append([]netip.Prefix(nil), cfg.Ignore...),
-		accept:    append([]string(nil), cfg.AcceptPrefixes...),
+		accept:    accept,
 		bans:      b,
 		max:       cfg.MaxTrackedSources,
 		index:     make(map[netip.Prefix]int32),
@@ -224,13 +231,20 @@ func (e *Engine) Step(ev *parsers.Event) (Decision, bool) {
 	return Decision{}, false
 }
 
+// accepted reports whether prefix matches an accept pattern.
 func (e *Engine) accepted(prefix string) bool {
-	for _, a := range e.accept {
-		if strings.HasPrefix(prefix, a) {
-			return true
+	if prefix == e.lastPrefix {
+		return e.lastAccepted
+	}
+	ok := false
+	for i := range e.accept {
+		if e.accept[i].match(prefix) {
+			ok = true
+			break
 		}
 	}
-	return false
+	e.lastPrefix, e.lastAccepted = prefix, ok
+	return ok
 }
 
 func (r *Rule) match(ev *parsers.Event) bool {
@@ -241,6 +255,12 @@ func (r *Rule) match(ev *parsers.Event) bool {
 		return false
 	}
 	if r.Ports != nil && !r.Ports.Has(ev.DstPort) {
+		return false
+	}
+	// A packet whose transport header was not seen (a later fragment) has
+	// no flags or port to select on: port 0 and no flags would make it a
+	// NULL probe of port 0.
+	if ev.NoL4Header && (r.Flags != 0 || r.Ports != nil) {
 		return false
 	}
 	if len(r.Prefixes) > 0 && !matchAny(r.Prefixes, ev.Prefix) {
@@ -281,7 +301,10 @@ func (tr *tracker) observe(r *Rule, ev *parsers.Event, t int64) bool {
 	tr.hits++
 	tr.last = t
 	tr.flags |= ev.Flags
-	if int(tr.nlisted) < len(tr.listed) && !containsPort(tr.listed[:tr.nlisted], ev.DstPort) {
+	// Without a transport header the port is unknown, not 0: it counts
+	// as a packet, not as a distinct port.
+	known := !ev.NoL4Header
+	if known && int(tr.nlisted) < len(tr.listed) && !containsPort(tr.listed[:tr.nlisted], ev.DstPort) {
 		tr.listed[tr.nlisted] = ev.DstPort
 		tr.nlisted++
 	}
@@ -300,7 +323,7 @@ func (tr *tracker) observe(r *Rule, ev *parsers.Event, t int64) bool {
 			if p.t < cutoff {
 				continue
 			}
-			if p.port == ev.DstPort {
+			if known && p.port == ev.DstPort {
 				p.t = t
 				found = true
 			}
@@ -309,7 +332,7 @@ func (tr *tracker) observe(r *Rule, ev *parsers.Event, t int64) bool {
 		tr.ports = kept
 		// At capacity the threshold is already reached, so a further port
 		// adds nothing the decision needs.
-		if !found && len(tr.ports) < cap(tr.ports) {
+		if known && !found && len(tr.ports) < cap(tr.ports) {
 			tr.ports = append(tr.ports, portSeen{t: t, port: ev.DstPort})
 		}
 		portsOK = len(tr.ports) >= r.DistinctPorts

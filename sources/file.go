@@ -359,7 +359,7 @@ func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start
 			old = &fileReader{f: cur.f, id: cur.id, off: cur.off, parser: cur.parser}
 			cur.f, cur.id, cur.off = n.f, n.id, 0
 			reread.reset()
-			cur.parser = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})
+			cur.parser = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now(), Clock: time.Now})
 			if !s.drain(ctx, out, old, &buf) {
 				return nil
 			}
@@ -414,7 +414,7 @@ func (s *FileSource) open(ctx context.Context, out chan<- parsers.Event, start *
 		f.Close()
 		return nil, err
 	}
-	r := &fileReader{f: f, id: fileIDOf(fi), parser: parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})}
+	r := &fileReader{f: f, id: fileIDOf(fi), parser: parsers.NewLineParser(parsers.LineOptions{Reference: time.Now(), Clock: time.Now})}
 	size := fi.Size()
 	switch {
 	case start == nil:
@@ -466,7 +466,7 @@ func (s *FileSource) drainRotated(ctx context.Context, out chan<- parsers.Event,
 	ok := s.drain(ctx, out, r, &buf)
 	// The new file gets a parser of its own, as its first lines may be
 	// of another day than the old file's last ones.
-	*p = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now()})
+	*p = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now(), Clock: time.Now})
 	return ok
 }
 

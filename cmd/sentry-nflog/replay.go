@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ type replayStats struct {
 	lines     uint64
 	outcomes  [parsers.NumOutcomes]uint64
 	tooLong   uint64
+	undated   uint64
 	bySource  map[netip.Prefix]*sourceCount
 	uncounted uint64
 	bytes     int64
@@ -46,18 +48,23 @@ func cmdReplay(ctx context.Context, e *env, args []string) int {
 decision as it would have happened: which source, when, for how long and why.
 Nothing is banned. Use it to tune rules before enforcing them.
 
-FILE is a kernel log (syslog, rsyslog RFC 3339, journalctl -k -o short-iso
-or short-precise, dmesg, /dev/kmsg records); .gz is read transparently; - is
-standard input. Decisions go to standard output, a summary to standard error.
+FILE is a kernel or firewall log: syslog (classic, RFC 3339, <PRI>, RFC 5424,
+localized month names), journalctl -k (short, short-iso, short-precise,
+short-monotonic, json, json-seq), OpenWrt logread, dmesg (plain, -T, -r),
+/dev/kmsg records, Proxmox VE's pve-firewall.log, and records relayed by
+UniFi, EdgeOS, Shorewall or ulogd; .gz is read transparently; - is standard
+input. Decisions go to standard output, a summary to standard error.
 
 Examples:
   sentry-nflog replay /var/log/kern.log /var/log/kern.log.1.gz
-  journalctl -k -o short-iso --since yesterday | sentry-nflog replay -
+  journalctl -k -o json --since yesterday | sentry-nflog replay -
+  sentry-nflog replay --tz Europe/Berlin /var/log/pve-firewall.log
   sentry-nflog replay --json --config my.yaml ufw.log | jq .source`)
 	cfgPath := fs.String("config", "", "config `FILE` (default: the embedded sentry.yaml)")
 	asJSON := fs.Bool("json", false, "print one JSON object per decision")
 	year := fs.Int("year", 0, "year of the first classic-syslog line, which carries none (default: inferred from the file's modification time)")
 	boot := fs.String("boot-time", "", "wall time of boot (RFC 3339) for dmesg and kmsg lines, which carry only time since boot")
+	tz := fs.String("tz", "", "time `ZONE` of timestamps that carry none (classic syslog, logread, dmesg -T, zone-less templates): a name such as Europe/Berlin or UTC, or an offset such as +02:00 (default: local time)")
 	top := fs.Int("top", 10, "how many top sources the summary lists")
 	reportPath := fs.String("report", "", "also write a self-contained HTML report with charts to `FILE`")
 	if c := parseFlags(fs, args); c >= 0 {
@@ -73,7 +80,13 @@ Examples:
 		fmt.Fprintln(e.stderr, err)
 		return exitUsage
 	}
-	opts := parsers.LineOptions{}
+	opts := parsers.LineOptions{Location: time.Local}
+	if *tz != "" {
+		if opts.Location, err = parseZone(*tz); err != nil {
+			fmt.Fprintf(e.stderr, "replay: --tz: %v\n", err)
+			return exitUsage
+		}
+	}
 	if *boot != "" {
 		if opts.Boot, err = time.Parse(time.RFC3339Nano, *boot); err != nil {
 			fmt.Fprintf(e.stderr, "replay: --boot-time: %v\n", err)
@@ -101,7 +114,7 @@ Examples:
 		}
 		o := opts
 		if *year != 0 {
-			o.Reference = time.Date(*year, 12, 31, 23, 59, 59, 0, time.Local)
+			o.Reference = time.Date(*year, 12, 31, 23, 59, 59, 0, opts.Location)
 		}
 		if err := replayFile(ctx, e, name, o, engine, report, st); err != nil {
 			fmt.Fprintf(e.stderr, "replay: %v\n", err)
@@ -123,6 +136,9 @@ func replayFile(ctx context.Context, e *env, name string, opts parsers.LineOptio
 	var size int64
 	if name == "-" {
 		in = e.stdin
+		// A record without a timestamp before any dated line takes the
+		// file's modification time; a pipe's is now.
+		opts.Undated = time.Now()
 	} else {
 		f, err := os.Open(name)
 		if err != nil {
@@ -137,6 +153,7 @@ func replayFile(ctx context.Context, e *env, name string, opts parsers.LineOptio
 		if opts.Reference.IsZero() {
 			opts.Reference = fi.ModTime()
 		}
+		opts.Undated = fi.ModTime()
 		in = f
 	}
 	counted := &countingReader{r: in}
@@ -162,9 +179,10 @@ func replayFile(ctx context.Context, e *env, name string, opts parsers.LineOptio
 		free <- &lineBatch{events: make([]parsers.Event, 0, batchEvents)}
 	}
 	var readErr error
+	parser := parsers.NewLineParser(opts)
 	go func() {
 		defer close(full)
-		readErr = readBatches(ctx, br, parsers.NewLineParser(opts), bar, free, full)
+		readErr = readBatches(ctx, br, parser, bar, free, full)
 	}()
 	var actErr error
 	for b := range full {
@@ -187,6 +205,8 @@ func replayFile(ctx context.Context, e *env, name string, opts parsers.LineOptio
 		}
 		free <- b
 	}
+	// The reader has returned (full is closed), so its parser is ours now.
+	st.undated += parser.UndatedRecords()
 	if actErr != nil {
 		return actErr
 	}
@@ -289,6 +309,32 @@ func (st *replayStats) decided(d *rules.Decision) {
 	}
 }
 
+// parseZone reads --tz: a zone name (Europe/Berlin, UTC, Local) or a fixed
+// offset (+02:00, -0500, +01).
+func parseZone(s string) (*time.Location, error) {
+	if s[0] == '+' || s[0] == '-' {
+		digits := strings.ReplaceAll(s[1:], ":", "")
+		if len(digits) == 2 {
+			digits += "00"
+		}
+		h, errh := strconv.Atoi(digits[:min(2, len(digits))])
+		m, errm := strconv.Atoi(digits[min(2, len(digits)):])
+		if len(digits) != 4 || errh != nil || errm != nil || h > 23 || m > 59 || strings.ContainsAny(digits, "+-") {
+			return nil, fmt.Errorf("%q is not an offset such as +02:00", s)
+		}
+		off := h*3600 + m*60
+		if s[0] == '-' {
+			off = -off
+		}
+		return time.FixedZone(s, off), nil
+	}
+	loc, err := time.LoadLocation(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", s, err)
+	}
+	return loc, nil
+}
+
 type countingReader struct {
 	r io.Reader
 	n int64
@@ -310,7 +356,8 @@ func writeSummary(w io.Writer, cfg *config.Config, engine *rules.Engine, st *rep
 			reasons = append(reasons, fmt.Sprintf("%s %d", o, st.outcomes[o]))
 		}
 	}
-	firewall := st.outcomes[parsers.Parsed] + malformed
+	unspecified := st.outcomes[parsers.UnspecifiedSource]
+	firewall := st.outcomes[parsers.Parsed] + unspecified + malformed
 	fmt.Fprintf(w, "replay summary (%s)\n", cfg.File)
 	fmt.Fprintf(w, "  lines read      %d\n", st.lines)
 	fmt.Fprintf(w, "  firewall lines  %d\n", firewall)
@@ -319,6 +366,10 @@ func writeSummary(w io.Writer, cfg *config.Config, engine *rules.Engine, st *rep
 		fmt.Fprintf(w, "; %d over 1 MiB", st.tooLong)
 	}
 	fmt.Fprintln(w, ")")
+	fmt.Fprintf(w, "  unspecified     %d (from 0.0.0.0 or ::, as DHCP, IGMP and address probes send: not evidence)\n", unspecified)
+	if st.undated > 0 {
+		fmt.Fprintf(w, "  undated         %d (firewall lines without a timestamp: each took the time of the line before, or the file's)\n", st.undated)
+	}
 	fmt.Fprintf(w, "  malformed       %d", malformed)
 	if len(reasons) > 0 {
 		fmt.Fprintf(w, " (%s)", strings.Join(reasons, ", "))

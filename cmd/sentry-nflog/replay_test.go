@@ -73,6 +73,15 @@ func TestReplayGolden(t *testing.T) {
 		{"replay-dmesg.json", []string{"replay", "--json", "--boot-time", "2026-11-24T10:00:00Z", logs + "dmesg.log", logs + "kmsg.txt"}},
 		{"replay-rollover.json", []string{"replay", "--json", "--year", "2025", logs + "rollover.log"}},
 		{"replay-broken.json", []string{"replay", "--json", "--year", "2026", logs + "broken.log"}},
+		// Real lines of other firewalls and formats (testdata/logs/real/README.md).
+		{"replay-real-relays.json", []string{"replay", "--json", "--tz", "UTC", "--year", "2026", logs + "real/relays.log"}},
+		{"replay-real-suse-shorewall.json", []string{"replay", "--json", "--tz", "UTC", "--year", "2026", logs + "real/suse-shorewall.log"}},
+		{"replay-real-proxmox.json", []string{"replay", "--json", logs + "real/proxmox.log"}},
+		{"replay-real-journal.json", []string{"replay", "--json", logs + "real/journal.json", logs + "real/journal.json-seq"}},
+		{"replay-real-locales.json", []string{"replay", "--json", "--tz", "+08:00", "--year", "2018", logs + "real/journal-zh_CN.log", logs + "real/journal-es.log"}},
+		{"replay-real-misc.json", []string{"replay", "--json", "--tz", "UTC", "--year", "2021", "--boot-time", "2021-10-16T00:00:00Z",
+			logs + "real/crowdsec-hub.log", logs + "real/busybox-udm.log", logs + "real/ulogd-logemu.log", logs + "real/dmesg-T.log", logs + "real/dmesg-firewalld.log"}},
+		{"replay-real-cut.json", []string{"replay", "--json", "--tz", "UTC", "--year", "2026", logs + "real/cut.log"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.golden, func(t *testing.T) {
@@ -102,6 +111,43 @@ func TestReplayStdinAndGzip(t *testing.T) {
 	}
 }
 
+// A record without a timestamp takes the file's modification time when no
+// dated line comes before it, and --tz says where zone-less times are.
+func TestReplayUndatedAndZone(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tripwire.yaml")
+	writeFile(t, cfg, "rules:\n  - {name: any-tcp, proto: tcp, threshold: {hits: 1}, ban: 1h}\n")
+	rec := "SENTRY IN=eth0 OUT= SRC=203.0.113.7 DST=192.0.2.10 LEN=44 TOS=0x00 PREC=0x00 TTL=41 ID=1 PROTO=TCP SPT=4444 DPT=23 WINDOW=1024 RES=0x00 SYN URGP=0 \n"
+	undated := filepath.Join(dir, "undated.log")
+	writeFile(t, undated, "gw kernel: "+rec)
+	mtime := time.Date(2026, 11, 24, 15, 58, 19, 0, time.UTC)
+	if err := os.Chtimes(undated, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, nil, "replay", "--json", "--config", cfg, undated)
+	if code != 0 || !strings.Contains(out, `"time":"2026-11-24T15:58:19Z"`) || !strings.Contains(errOut, "undated         1 ") {
+		t.Errorf("undated: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	zoneless := filepath.Join(dir, "zoneless.log")
+	writeFile(t, zoneless, "2026-11-24 17:58:19 gw kernel: "+rec)
+	code, out, errOut = runCLI(t, nil, "replay", "--json", "--config", cfg, "--tz", "+02:00", zoneless)
+	if code != 0 || !strings.Contains(out, `"time":"2026-11-24T15:58:19Z"`) {
+		t.Errorf("--tz: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, nil, "replay", "--json", "--config", cfg, "--tz", "Europe/Berlin", zoneless)
+	if code != 0 || !strings.Contains(out, `"time":"2026-11-24T16:58:19Z"`) {
+		t.Errorf("--tz Europe/Berlin: exit %d\n%s", code, out)
+	}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCLIErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args     []string
@@ -115,6 +161,9 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"check-config", "/nonexistent.yaml"}, exitUsage, "no such file"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"replay", "--nope"}, exitUsage, "flag provided but not defined"},
+		{[]string{"replay", "--tz", "Mars/Olympus", "x"}, exitUsage, "--tz"},
+		{[]string{"replay", "--tz", "+25:00", "x"}, exitUsage, "not an offset"},
+		{[]string{"replay", "--tz", "+2", "x"}, exitUsage, "not an offset"},
 		{[]string{"run", "--health-interval", "0s"}, exitUsage, "want 1s or more"},
 		{[]string{"run", "--config", "../../testdata/config/invalid/nflog.yaml"}, exitUsage, "inputs.files[0]: must be an absolute path"},
 		{[]string{"unblock", "not-an-address"}, exitUsage, `"not-an-address" is not an address or prefix`},

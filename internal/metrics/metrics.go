@@ -21,6 +21,9 @@ type Input struct {
 	Overruns  uint64
 	// Failures counts the times the input failed and was restarted.
 	Failures uint64
+	// Unspecified counts records of packets from 0.0.0.0 or :: (DHCP,
+	// IGMP): normal traffic, never evidence, and not malformed either.
+	Unspecified uint64
 }
 
 // Snapshot is the state of the daemon's cumulative counters, taken by the
@@ -48,6 +51,7 @@ var (
 	descMalformed = prometheus.NewDesc("sentry_nflog_input_malformed_total", "Firewall records that were broken, by input and reason; never taken as data.", []string{"input", "reason"}, nil)
 	descOverruns  = prometheus.NewDesc("sentry_nflog_nflog_overruns_total", "NFLOG socket overruns (ENOBUFS): the kernel dropped log messages.", []string{"input"}, nil)
 	descFailures  = prometheus.NewDesc("sentry_nflog_input_failures_total", "Times an input failed and was restarted (the others go on).", []string{"input"}, nil)
+	descUnspec    = prometheus.NewDesc("sentry_nflog_input_unspecified_source_total", "Records of packets from 0.0.0.0 or :: (DHCP, IGMP): never evidence, not malformed.", []string{"input"}, nil)
 	descRule      = prometheus.NewDesc("sentry_nflog_rule_events_total", "Events matched, by rule.", []string{"rule"}, nil)
 	descBans      = prometheus.NewDesc("sentry_nflog_bans_active", "Elements in the ban sets.", nil, nil)
 	descTracked   = prometheus.NewDesc("sentry_nflog_tracked_sources", "Sources the engine holds evidence for.", nil, nil)
@@ -96,7 +100,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descFailures, descRule, descBans, descTracked} {
+	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descFailures, descUnspec, descRule, descBans, descTracked} {
 		ch <- d
 	}
 }
@@ -109,6 +113,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(in.Events), in.Name)
 		ch <- prometheus.MustNewConstMetric(descOverruns, prometheus.CounterValue, float64(in.Overruns), in.Name)
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(in.Failures), in.Name)
+		ch <- prometheus.MustNewConstMetric(descUnspec, prometheus.CounterValue, float64(in.Unspecified), in.Name)
 		for _, reason := range sortedKeys(in.Malformed) {
 			ch <- prometheus.MustNewConstMetric(descMalformed, prometheus.CounterValue, float64(in.Malformed[reason]), in.Name, reason)
 		}

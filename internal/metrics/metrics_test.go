@@ -13,7 +13,7 @@ import (
 func TestTextfile(t *testing.T) {
 	m := New()
 	m.Update(Snapshot{
-		Inputs:     []Input{{Name: "nflog:7", Events: 1234, Overruns: 2, Malformed: map[string]uint64{"bad-port": 3, "truncated": 1}}},
+		Inputs:     []Input{{Name: "nflog:7", Events: 1234, Overruns: 2, Failures: 1, Unspecified: 5, Malformed: map[string]uint64{"bad-port": 3, "truncated": 1}}},
 		RuleEvents: map[string]uint64{"tcp-portscan": 1000, "udp-portscan": 34},
 		BansActive: 5, Tracked: 17,
 	})
@@ -34,6 +34,8 @@ func TestTextfile(t *testing.T) {
 		`sentry_nflog_input_events_total{input="nflog:7"} 1234`,
 		`sentry_nflog_input_malformed_total{input="nflog:7",reason="bad-port"} 3`,
 		`sentry_nflog_nflog_overruns_total{input="nflog:7"} 2`,
+		`sentry_nflog_input_failures_total{input="nflog:7"} 1`,
+		`sentry_nflog_input_unspecified_source_total{input="nflog:7"} 5`,
 		`sentry_nflog_rule_events_total{rule="udp-portscan"} 34`,
 		`sentry_nflog_decisions_total{action="ban",rule="tcp-portscan"} 2`,
 		`sentry_nflog_decisions_total{action="rate-limited",rule="udp-portscan"} 1`,
