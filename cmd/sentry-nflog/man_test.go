@@ -7,7 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sentry-nflog/sentry-nflog/internal/clidoc"
 )
+
+// manCode is how the page spells a command or option: hyphens as minus
+// signs.
+func manCode(s string) string { return strings.ReplaceAll(s, "-", `\-`) }
 
 // TestHelpTable: the man page and completions see every command, and the
 // flags and text of each command that has them, the same as --help.
@@ -17,31 +23,31 @@ func TestHelpTable(t *testing.T) {
 		t.Fatalf("%d commands read, want %d", len(table), len(commands()))
 	}
 	for _, h := range table {
-		if h.name == "version" {
+		if h.Name == "version" {
 			continue
 		}
-		if h.about == "" {
-			t.Errorf("%s: its --help text was not seen", h.name)
+		if h.About == "" {
+			t.Errorf("%s: its --help text was not seen", h.Name)
 			continue
 		}
-		_, _, help := runCLI(t, nil, h.name, "--help")
-		if !strings.Contains(help, h.about) {
-			t.Errorf("%s: text differs from --help", h.name)
+		_, _, help := runCLI(t, nil, h.Name, "--help")
+		if !strings.Contains(help, h.About) {
+			t.Errorf("%s: text differs from --help", h.Name)
 		}
-		for _, f := range h.flags {
+		for _, f := range h.Flags {
 			if !strings.Contains(help, "-"+f.Name) {
-				t.Errorf("%s: flag %s not in --help", h.name, f.Name)
+				t.Errorf("%s: flag %s not in --help", h.Name, f.Name)
 			}
 		}
 	}
-	var replay commandHelp
+	var replay clidoc.Command
 	for _, h := range table {
-		if h.name == "replay" {
+		if h.Name == "replay" {
 			replay = h
 		}
 	}
 	var names []string
-	for _, f := range replay.flags {
+	for _, f := range replay.Flags {
 		names = append(names, f.Name)
 	}
 	if got := strings.Join(names, " "); !strings.Contains(got, "config json") || !strings.Contains(got, "report") {
@@ -55,16 +61,16 @@ func TestMan(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	if !strings.HasPrefix(page, `.\"`) || !strings.Contains(page, "\n.TH SENTRY-NFLOG 1 ") ||
-		!strings.Contains(page, "\n.SH NAME\nsentry-nflog \\- catch port scanners") {
+		!strings.Contains(page, "\n.SH NAME\nsentry\\-nflog \\- catch port scanners") {
 		t.Errorf("no roff man page header:\n%.400s", page)
 	}
 	for _, h := range helpTable() {
-		if !strings.Contains(page, "\n.SS \""+roffCode(h.name)) {
-			t.Errorf("command %s has no subsection", h.name)
+		if !strings.Contains(page, "\n.SS \""+manCode(h.Name)) {
+			t.Errorf("command %s has no subsection", h.Name)
 		}
-		for _, f := range h.flags {
-			if !strings.Contains(page, "\n.B "+roffCode("--"+f.Name)+"\n") && !strings.Contains(page, "\n.BI "+roffCode("--"+f.Name)+" ") {
-				t.Errorf("flag --%s of %s missing", f.Name, h.name)
+		for _, f := range h.Flags {
+			if !strings.Contains(page, "\n.B "+manCode("--"+f.Name)+"\n") && !strings.Contains(page, "\n.BI "+manCode("--"+f.Name)+" ") {
+				t.Errorf("flag --%s of %s missing", f.Name, h.Name)
 			}
 		}
 	}
@@ -131,8 +137,8 @@ func TestCompletionZsh(t *testing.T) {
 		t.Errorf("zsh completion lacks its #compdef line")
 	}
 	for _, h := range helpTable() {
-		if !strings.Contains(script, "\t"+h.name+")\n") {
-			t.Errorf("no case for %s", h.name)
+		if !strings.Contains(script, "\t"+h.Name+")\n") {
+			t.Errorf("no case for %s", h.Name)
 		}
 	}
 	if code, _, _ := runCLI(t, nil, "completion", "fish"); code != exitUsage {

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/replay"
 	"github.com/sentry-nflog/sentry-nflog/report"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
@@ -32,9 +33,9 @@ func openReplayReport(path string, engine *rules.Engine) (*replayReport, error) 
 
 // finish hands the collector the counts only replay has and writes the
 // page.
-func (r *replayReport) finish(cfg *config.Config, engine *rules.Engine, st *replayStats, inputs []string) error {
+func (r *replayReport) finish(cfg *config.Config, engine *rules.Engine, st replay.Stats, inputs []string) error {
 	es := engine.Stats()
-	t := report.Totals{Inputs: inputs, Config: cfg.File, Lines: st.lines, Outcomes: st.outcomes}
+	t := report.Totals{Inputs: inputs, Config: cfg.File, Lines: st.Lines, Outcomes: st.Outcomes}
 	for i, rule := range engine.Rules() {
 		t.Rules = append(t.Rules, report.RuleEvents{Name: rule.Name, Events: es.RuleEvents[i]})
 	}
