@@ -72,7 +72,8 @@ func buildInputs(cfg *config.Config, st *state.State, log *slog.Logger) []*input
 		var start *sources.FilePosition
 		for _, p := range st.Files {
 			if p.Path == path {
-				start = &sources.FilePosition{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset, Sum: p.Sum, SumLen: p.SumLen, Size: p.Size}
+				start = &sources.FilePosition{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset,
+					Sum: p.Sum, SumLen: p.SumLen, Size: p.Size, Lines: p.Lines, Events: p.Events}
 			}
 		}
 		src := sources.NewFileSource(sources.FileConfig{Path: path, Start: start, Logger: log})

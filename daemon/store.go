@@ -59,7 +59,8 @@ func (d *Daemon) positions() []state.Position {
 	for _, in := range d.inputs {
 		if in.file != nil {
 			p := in.file.Position()
-			out = append(out, state.Position{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset, Sum: p.Sum, SumLen: p.SumLen, Size: p.Size})
+			out = append(out, state.Position{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset,
+				Sum: p.Sum, SumLen: p.SumLen, Size: p.Size, Lines: p.Lines, Events: p.Events})
 		}
 	}
 	return out

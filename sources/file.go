@@ -53,10 +53,15 @@ type FilePosition struct {
 	// gone at the next start, at least Size-Offset bytes of it are lost,
 	// and the source says so.
 	Size int64
+	// Lines and Events count the lines read and the events sent up to
+	// the position, from the first start of the source on (across
+	// restarts and rotations): saved with the position, they account for
+	// every line exactly once.
+	Lines, Events uint64
 }
 
 func (p *FilePosition) point() filePoint {
-	return filePoint{id: fileID{p.Dev, p.Inode}, off: p.Offset, sum: p.Sum, n: p.SumLen}
+	return filePoint{id: fileID{p.Dev, p.Inode}, off: p.Offset, sum: p.Sum, n: p.SumLen, lines: p.Lines, events: p.Events}
 }
 
 // FileConfig configures a FileSource.
@@ -146,11 +151,12 @@ type FileSource struct {
 	readyOnce sync.Once
 
 	// Owned by Run's goroutine.
-	resume   *filePoint // where a new Run or follow goes on: the last line read
-	rotated  fileID     // the file the last rotation seen while running moved away
-	pathKind string     // what the path was at the last look: "" (a regular file), "missing", "a FIFO", ...
-	lastWarn time.Time
-	buf      []byte
+	nlines, nevents uint64     // lines read and events sent so far
+	resume          *filePoint // where a new Run or follow goes on: the last line read
+	rotated         fileID     // the file the last rotation seen while running moved away
+	pathKind        string     // what the path was at the last look: "" (a regular file), "missing", "a FIFO", ...
+	lastWarn        time.Time
+	buf             []byte
 }
 
 // Name returns "file:" and the followed path.
@@ -172,6 +178,7 @@ func NewFileSource(cfg FileConfig) *FileSource {
 	s := &FileSource{cfg: cfg, log: log.With("input", "file", "path", cfg.Path), ready: make(chan struct{})}
 	if cfg.Start != nil {
 		s.pos = cfg.Start.point()
+		s.nlines, s.nevents = s.pos.lines, s.pos.events
 		p := s.pos
 		s.resume = &p
 		s.seen = filePoint{id: s.pos.id, off: max(cfg.Start.Size, cfg.Start.Offset)}
@@ -190,7 +197,8 @@ func NewFileSource(cfg FileConfig) *FileSource {
 func (s *FileSource) Position() FilePosition {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := FilePosition{Path: s.cfg.Path, Dev: s.pos.id.dev, Inode: s.pos.id.ino, Offset: s.pos.off, Sum: s.pos.sum, SumLen: s.pos.n, Size: s.pos.off}
+	p := FilePosition{Path: s.cfg.Path, Dev: s.pos.id.dev, Inode: s.pos.id.ino, Offset: s.pos.off, Sum: s.pos.sum, SumLen: s.pos.n, Size: s.pos.off,
+		Lines: s.pos.lines, Events: s.pos.events}
 	if s.seen.id == s.pos.id && s.seen.off > p.Size {
 		p.Size = s.seen.off
 	}
@@ -229,6 +237,7 @@ func (s *FileSource) commit(at filePoint) {
 // advance records that the source moved to at without sending an event
 // (a line that is no firewall record, a new file after a rotation).
 func (s *FileSource) advance(at filePoint) {
+	at.lines, at.events = s.nlines, s.nevents
 	s.mu.Lock()
 	if s.done == s.sent {
 		s.pos = at
@@ -248,6 +257,8 @@ func (s *FileSource) sawUpTo(id fileID, off int64) {
 // send hands an event to out with the mark at, counting it in flight;
 // false if ctx ended first (the event is not sent, and not in flight).
 func (s *FileSource) send(ctx context.Context, out chan<- Item, ev *parsers.Event, at filePoint) bool {
+	s.nevents++
+	at.lines, at.events = s.nlines, s.nevents
 	s.mu.Lock()
 	s.sent++
 	s.idleSet = false
@@ -257,6 +268,7 @@ func (s *FileSource) send(ctx context.Context, out chan<- Item, ev *parsers.Even
 		s.events.Add(1)
 		return true
 	case <-ctx.Done():
+		s.nevents--
 		s.mu.Lock()
 		s.sent--
 		s.mu.Unlock()

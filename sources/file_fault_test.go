@@ -272,6 +272,15 @@ func TestFileSourceRotationsWhileStopped(t *testing.T) {
 				t.Errorf("lost: Stats %+v; log:\n%s", st, lg.String())
 			}
 			fileTestCheckPos(t, r.src, path)
+			// Every line accounted for once, across both runs.
+			lines, events := fileTestCount(1, 3)+fileTestCount(2000, 2009), uint64(3+10)
+			if c.want != [2]int{} {
+				lines += fileTestCount(c.want[0], c.want[1])
+				events += uint64(c.want[1] - c.want[0] + 1)
+			}
+			if p := r.src.Position(); p.Lines != lines || p.Events != events {
+				t.Errorf("position accounts for %d lines and %d events, want %d and %d", p.Lines, p.Events, lines, events)
+			}
 			// Stopped again at once: nothing is read twice.
 			r.stop()
 			p2 := r.src.Position()
@@ -280,6 +289,11 @@ func TestFileSourceRotationsWhileStopped(t *testing.T) {
 			r2.expect(3000, 3000)
 		})
 	}
+}
+
+// fileTestCount is the number of lines fileTestLines(from, to) writes.
+func fileTestCount(from, to int) uint64 {
+	return uint64(strings.Count(fileTestLines(from, to), "\n"))
 }
 
 // TestFileSourcePositionFollowsDecisions: the position never moves past
@@ -322,6 +336,9 @@ func TestFileSourcePositionFollowsDecisions(t *testing.T) {
 		t.Errorf("first run decided %v", seen)
 	}
 	// Every event decided: the position moves past the trailing lines
-	// that gave none.
+	// that gave none, and accounts for each line once.
 	fileTestCheckPos(t, r.src, path)
+	if p := r.src.Position(); p.Lines != fileTestCount(1, 30) || p.Events != 30 {
+		t.Errorf("position accounts for %d lines, %d events; want %d, 30", p.Lines, p.Events, fileTestCount(1, 30))
+	}
 }

@@ -314,6 +314,7 @@ func (f *follower) read(o *openFile, late bool) (bool, error) {
 				at = f.curAt
 			}
 			s.lines.Add(1)
+			s.nlines++
 			if st == lineTooLong {
 				f.tooLong(o)
 				s.advance(at)

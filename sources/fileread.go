@@ -44,6 +44,9 @@ type filePoint struct {
 	off int64
 	sum uint32
 	n   uint32
+	// lines and events count the lines read and the events sent by the
+	// source up to this point, from its first start on (FilePosition).
+	lines, events uint64
 }
 
 // pointAfter is the point just after tail's last byte, at off.

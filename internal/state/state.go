@@ -70,6 +70,8 @@ type Position struct {
 	Sum    uint32 `json:"sum,omitempty"`
 	SumLen uint32 `json:"sum_len,omitempty"`
 	Size   int64  `json:"size,omitempty"`
+	Lines  uint64 `json:"lines,omitempty"`
+	Events uint64 `json:"events,omitempty"`
 }
 
 // header is format 2's first line.
