@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,5 +224,24 @@ func TestOffenceHistoryIsBounded(t *testing.T) {
 	saved, err := state.Load(filepath.Join(r.dir, "state"))
 	if err != nil || len(saved.Offences) > 1024 {
 		t.Errorf("saved %d offences (%v)", len(saved.Offences), err)
+	}
+}
+
+// TestFIFOAtFollowedPathHoldsNothingUp: a FIFO at one followed path (at
+// start) neither blocks the daemon from running, nor the other inputs, nor
+// its stop.
+func TestFIFOAtFollowedPathHoldsNothingUp(t *testing.T) {
+	r := newRig(t, tripwireRules, "")
+	fifo := filepath.Join(r.dir, "fifo.log")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.cfg.Inputs.Files = append([]string{fifo}, r.cfg.Inputs.Files...)
+	_, stop := r.start(false) // waits for "running"
+	r.waitLog(`msg="the path is not a regular file: waiting for a regular file there"`, `is="a FIFO"`)
+	r.appendLines(line(time.Now(), "203.0.113.7", 23, "FIN"))
+	r.waitBans(1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

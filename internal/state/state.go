@@ -105,7 +105,12 @@ func LoadBounded(dir string, max int, now time.Time) (*State, error) {
 	path := filepath.Join(dir, FileName)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return &State{}, nil
+		// Positions may have been saved before any offence.
+		st := &State{}
+		if p, err := readPositions(dir); err == nil && p.Generation == 0 {
+			st.Files = p.Files
+		}
+		return st, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)

@@ -95,6 +95,19 @@ func TestPositionsGoWithTheirGeneration(t *testing.T) {
 	}
 }
 
+// Positions saved before any state.json are read back.
+func TestPositionsWithoutState(t *testing.T) {
+	dir := t.TempDir()
+	files := []Position{{Path: "/var/log/kern.log", Dev: 1, Inode: 2, Offset: 100, Lines: 3, Events: 1}}
+	if err := SavePositions(dir, 0, files); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Load(dir)
+	if err != nil || !reflect.DeepEqual(st.Files, files) {
+		t.Errorf("Load = %+v, %v; want the positions", st, err)
+	}
+}
+
 // Format 1 files (one JSON document) are still read, whole or bounded.
 func TestLoadReadsFormat1(t *testing.T) {
 	dir := t.TempDir()
