@@ -13,7 +13,9 @@ func TestForgetOldestKeepsActiveBans(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 24, 15, 0, 0, 0, time.UTC)
-	key := func(i int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32) }
+	key := func(i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32)
+	}
 	for i := range 100 {
 		o := Offence{Key: key(i), Count: 1, LastBan: now.Add(-time.Duration(i) * time.Hour)}
 		if i >= 90 {
