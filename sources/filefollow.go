@@ -42,6 +42,7 @@ type follower struct {
 	old    *openFile // the file rotated away, read for its late lines until graceC
 	graceC <-chan time.Time
 	ev     parsers.Event
+	sumBuf [fileSumMax]byte // for holdsAt
 }
 
 // follow waits for a regular file at the path, reads what was left unread
@@ -80,8 +81,14 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Item) error {
 		if ok, err := f.read(f.cur, false); !ok || err != nil {
 			return err
 		}
+		cur, reader := f.cur, f.cur.r
 		if ok, err := f.check(); !ok || err != nil {
 			return err
+		}
+		if f.cur != cur || f.cur.r != reader {
+			// A new file, or this one truncated: it may hold lines
+			// already, whose writes woke us before it was noticed.
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -289,8 +296,8 @@ func (f *follower) holdsAt(file *os.File, size int64, p filePoint) bool {
 		n, _ := file.ReadAt(b[:], p.off-1)
 		return n == 1 && b[0] == '\n'
 	}
-	b := make([]byte, p.n)
-	if n, _ := file.ReadAt(b, p.off-int64(p.n)); n != len(b) {
+	b := f.sumBuf[:min(int(p.n), fileSumMax)]
+	if n, _ := file.ReadAt(b, p.off-int64(len(b))); n != len(b) {
 		return false
 	}
 	return b[len(b)-1] == '\n' && crc32.Checksum(b, castagnoli) == p.sum
