@@ -245,3 +245,33 @@ func TestFIFOAtFollowedPathHoldsNothingUp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartAfterRotationWithABacklog: stopped, more lines than the event
+// queue holds written, the file rotated by rename, started: the daemon
+// reads the rest of the rotated file and decides it while getting ready,
+// reports running, and stops cleanly (nothing waits for anything).
+func TestRestartAfterRotationWithABacklog(t *testing.T) {
+	r := newRig(t, tripwireRules, "bans: {max_new_per_minute: 0}\n")
+	r.appendLines("")
+	_, stop := r.start(false)
+	r.appendLines(line(time.Now(), "203.0.113.7", 23, "FIN"))
+	r.waitBans(1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2 * eventQueue
+	var lines []string
+	for i := range n {
+		lines = append(lines, line(time.Now(), netip.AddrFrom4([4]byte{10, 4, byte(i >> 8), byte(i)}).String(), 23, "FIN"))
+	}
+	r.appendLines(lines...)
+	if err := os.Rename(r.log, r.log+".1"); err != nil {
+		t.Fatal(err)
+	}
+	r.appendLines(line(time.Now(), "203.0.113.8", 23, "FIN"))
+	_, stop = r.start(false) // waits for "running"
+	r.waitBans(1 + n + 1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
