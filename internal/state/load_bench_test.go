@@ -125,3 +125,13 @@ func BenchmarkSave(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadV2AtBound loads a state at limits.max_offences' default:
+// the largest a bounded daemon writes.
+func BenchmarkLoadV2AtBound(b *testing.B) {
+	dir := b.TempDir()
+	if err := Save(dir, benchState(benchMax)); err != nil {
+		b.Fatal(err)
+	}
+	benchLoad(b, dir, benchMax)
+}
