@@ -21,6 +21,7 @@ package state
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"container/heap"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -341,7 +343,11 @@ func (k *keeper) add(o rules.Offence) {
 		return
 	}
 	if len(k.rest) < k.max {
-		heap.Push(&k.rest, o)
+		// A heap only once full: a state within the bound costs appends.
+		k.rest = append(k.rest, o)
+		if len(k.rest) == k.max {
+			heap.Init(&k.rest)
+		}
 		return
 	}
 	if recency(&o) > recency(&k.rest[0]) {
@@ -351,10 +357,15 @@ func (k *keeper) add(o rules.Offence) {
 }
 
 func (k *keeper) result() []rules.Offence {
-	for k.max > 0 && len(k.rest) > 0 && len(k.active)+len(k.rest) > k.max {
-		heap.Pop(&k.rest)
+	if over := len(k.active) + len(k.rest) - k.max; k.max > 0 && over > 0 {
+		// The active ones take their room from the oldest others.
+		slices.SortFunc(k.rest, func(a, b rules.Offence) int { return cmp.Compare(recency(&b), recency(&a)) })
+		k.rest = k.rest[:max(len(k.rest)-over, 0)]
 	}
-	return append(k.active, k.rest...)
+	if len(k.rest) == 0 {
+		return k.active
+	}
+	return append(k.rest, k.active...)
 }
 
 type offenceHeap []rules.Offence
@@ -362,7 +373,9 @@ type offenceHeap []rules.Offence
 func (h offenceHeap) Len() int           { return len(h) }
 func (h offenceHeap) Less(i, j int) bool { return recency(&h[i]) < recency(&h[j]) }
 func (h offenceHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *offenceHeap) Push(x any)        { *h = append(*h, x.(rules.Offence)) }
+
+// Push and Pop complete heap.Interface; the keeper only uses Init and Fix.
+func (h *offenceHeap) Push(x any) { *h = append(*h, x.(rules.Offence)) }
 func (h *offenceHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
