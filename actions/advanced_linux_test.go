@@ -280,10 +280,21 @@ func TestAdvancedApplyConflicts(t *testing.T) {
 func advEvents(t *testing.T, p *netnstest.Pair, fd int, group uint16, warm netip.Addr) <-chan parsers.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	items := make(chan sources.Item, 4096)
 	out := make(chan parsers.Event, 4096)
 	done := make(chan error, 1)
 	src := sources.NewNFLOGSource(sources.NFLOGConfig{Group: group, NetNS: fd})
-	go func() { done <- src.Run(ctx, out) }()
+	go func() { done <- src.Run(ctx, items) }()
+	go func() {
+		for {
+			select {
+			case it := <-items:
+				out <- it.Event
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -122,8 +122,12 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 		if !e.active() || e.addr != key.Addr() {
 			continue
 		}
-		kernel := e.comment != BanComment
-		if e.timeout == 0 || (e.expires >= timeout && !kernel) {
+		origin := t.origin4(e)
+		if origin == OriginManual || (origin == OriginDaemon && e.expires >= timeout) {
+			// An administrator's element is left as it is: it drops the
+			// key meanwhile, and once it is gone the daemon's ban goes in
+			// again (the daemon re-inserts the bans it holds that the
+			// kernel lacks).
 			t.rec.put(key, now, left(e.timeout, e.expires))
 			return nil
 		}
@@ -132,7 +136,7 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 		// would do on this kernel for the timeout; older ones keep the old
 		// timeout, and none changes the comment, unless the element is
 		// deleted first.
-		if !kernel {
+		if origin == OriginDaemon {
 			timeout = max(timeout, e.expires)
 		}
 		replace = true
@@ -167,15 +171,17 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
 		return err
 	}
 	first, last := key.Addr(), lastAddr(key)
-	var inside []span
+	var inside, manual []span
 	for _, sp := range spans {
 		if !sp.overlaps(first, last) {
 			continue
 		}
 		if sp.contains(first, last) {
-			// key is already banned: extend the covering range if needed.
+			// key is already banned: extend the covering range if needed,
+			// unless an administrator made it (it is never changed; the
+			// daemon's ban goes in once it is gone).
 			t.rec.putSpan(sp, now)
-			if sp.permanent() || sp.expires >= timeout {
+			if sp.manual || sp.permanent() || sp.expires >= timeout {
 				return nil
 			}
 			err := t.commit(func() string { return fmt.Sprintf("extend %s in %s", sp, s.Name) }, func(c *nftables.Conn) error {
@@ -193,8 +199,11 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
 		if !sp.within(first, last) {
 			return fmt.Errorf("nftables: ban %s: overlaps range %s in %s that is not a prefix of it: %w", key, sp, s.Name, syscall.EEXIST)
 		}
-		if sp.permanent() {
-			return fmt.Errorf("nftables: ban %s: contains %s in %s, which has no timeout: %w", key, sp, s.Name, syscall.EEXIST)
+		if sp.manual || sp.permanent() {
+			// Someone else's element inside key stays as it is; the ban
+			// covers the rest of key around it.
+			manual = append(manual, sp)
+			continue
 		}
 		inside = append(inside, sp)
 	}
@@ -210,7 +219,14 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
 				return err
 			}
 		}
-		return c.SetAddElements(s, rangeElements(first, last, d))
+		var els []nftables.SetElement
+		for _, g := range gaps(first, last, manual) {
+			els = append(els, rangeElements(g.first, g.last, d)...)
+		}
+		if len(els) == 0 {
+			return nil
+		}
+		return c.SetAddElements(s, els)
 	})
 	if err != nil {
 		return err
@@ -220,6 +236,42 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
 	}
 	t.rec.put(key, now, d)
 	return nil
+}
+
+// gaps returns the parts of [first, last] outside the spans holes, which
+// lie inside it.
+func gaps(first, last netip.Addr, holes []span) []addrRange {
+	slices.SortFunc(holes, func(a, b span) int { return a.first.Compare(b.first) })
+	var out []addrRange
+	at := first
+	for _, h := range holes {
+		if !at.IsValid() {
+			break
+		}
+		if h.first.Compare(at) > 0 {
+			out = append(out, addrRange{at, h.first.Prev()})
+		}
+		if h.last.Compare(at) >= 0 {
+			at = h.last.Next()
+		}
+	}
+	if at.IsValid() && at.Compare(last) <= 0 {
+		out = append(out, addrRange{at, last})
+	}
+	return out
+}
+
+// origin4 says who made an element of blocked4: the daemon (its comment),
+// first strike (no comment, and its provisional timeout at most: the
+// packet path cannot comment what it adds), or someone else.
+func (t *Table) origin4(e element) string {
+	if e.comment == BanComment {
+		return OriginDaemon
+	}
+	if fs := t.spec.FirstStrike; fs != nil && e.timeout > 0 && e.timeout <= fs.Provisional {
+		return OriginKernel
+	}
+	return OriginManual
 }
 
 // deleteSpan queues the deletion of both elements of sp, as the kernel
@@ -258,7 +310,8 @@ func (t *Table) dropStrike6(key netip.Prefix) error {
 // Unblock removes every active ban that overlaps key: the ban equal to key,
 // a ban containing it (a single address inside a banned /64, or inside a
 // banned IPv4 network when IPv4Prefix is below 32, lifts that ban) and bans
-// inside it, first strike's included. It returns the removed prefixes, or
+// inside it, first strike's included. Elements the daemon did not make
+// (OriginManual) are left as they are. It returns the removed prefixes, or
 // an error wrapping ErrNotBanned if nothing matched.
 func (t *Table) Unblock(key netip.Prefix) ([]netip.Prefix, error) {
 	key, err := normalizeKey(key)
@@ -284,6 +337,7 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 	var removed []netip.Prefix
 	var del4, delStrike []nftables.SetElement
 	var spans6 []span
+	var kept []netip.Prefix // elements the daemon did not make: left
 	if key.Addr().Is4() {
 		els, err := t.elements(c, s)
 		if err != nil {
@@ -291,6 +345,10 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 		}
 		for _, e := range els {
 			if k := key4(e.addr, t.spec.IPv4Prefix); e.active() && !e.end && k.Overlaps(key) {
+				if t.origin4(e) == OriginManual {
+					kept = append(kept, k)
+					continue
+				}
 				del4 = append(del4, nftables.SetElement{Key: e.addr.AsSlice()})
 				removed = append(removed, k)
 			}
@@ -302,10 +360,15 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 		}
 		first, last := key.Addr(), lastAddr(key)
 		for _, sp := range spans {
-			if sp.overlaps(first, last) {
-				spans6 = append(spans6, sp)
-				removed = append(removed, rangePrefixes(sp.first, sp.last)...)
+			if !sp.overlaps(first, last) {
+				continue
 			}
+			if sp.manual {
+				kept = append(kept, rangePrefixes(sp.first, sp.last)...)
+				continue
+			}
+			spans6 = append(spans6, sp)
+			removed = append(removed, rangePrefixes(sp.first, sp.last)...)
 		}
 		strikes, err := t.strikes6(c)
 		if err != nil {
@@ -321,6 +384,9 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 	slices.SortFunc(removed, comparePrefix)
 	removed = slices.Compact(removed)
 	if len(removed) == 0 {
+		if len(kept) > 0 {
+			return nil, fmt.Errorf("nftables: unblock %s: only elements the daemon did not make (%v), left as they are: %w", key, kept, ErrNotBanned)
+		}
 		return nil, fmt.Errorf("nftables: unblock %s: %w", key, ErrNotBanned)
 	}
 	err = t.commit(func() string { return fmt.Sprintf("unblock %s from %s", key, s.Name) }, func(c *nftables.Conn) error {
@@ -349,7 +415,8 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 }
 
 // List returns the active bans, IPv4 first, each family in address order,
-// first strike's IPv6 bans that no daemon ban covers after the others.
+// first strike's IPv6 bans that no daemon ban covers after the others, each
+// with its origin (elements the daemon did not make are OriginManual).
 // Expired leftovers and interval-end elements are skipped. An IPv6 range
 // that is not a prefix (someone else's) is listed as the prefixes that
 // cover it. List also refreshes Ban's record of what is banned.
@@ -377,10 +444,7 @@ func (t *Table) loadLocked(c *nftables.Conn) ([]BanEntry, error) {
 		if !e.active() || !e.addr.Is4() {
 			continue
 		}
-		b := BanEntry{Key: key4(e.addr, t.spec.IPv4Prefix), Timeout: e.timeout, Expires: e.expires, Origin: OriginDaemon}
-		if e.comment != BanComment {
-			b.Origin = OriginKernel
-		}
+		b := BanEntry{Key: key4(e.addr, t.spec.IPv4Prefix), Timeout: e.timeout, Expires: e.expires, Origin: t.origin4(e)}
 		if b.Timeout == 0 {
 			b.Expires = 0
 		}
@@ -393,8 +457,12 @@ func (t *Table) loadLocked(c *nftables.Conn) ([]BanEntry, error) {
 	}
 	n6 := len(out)
 	for _, sp := range spans {
+		origin := OriginDaemon
+		if sp.manual {
+			origin = OriginManual
+		}
 		for _, p := range rangePrefixes(sp.first, sp.last) {
-			out = append(out, BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires, Origin: OriginDaemon})
+			out = append(out, BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires, Origin: origin})
 		}
 	}
 	for _, b := range out {

@@ -50,11 +50,17 @@ type BanEntry struct {
 	Timeout time.Duration
 	// Expires is the time left; zero when Timeout is zero.
 	Expires time.Duration
-	// Origin is OriginKernel for a provisional ban made by first strike
-	// (an element of blocked4 without BanComment, or of strike6), and
-	// OriginDaemon otherwise.
+	// Origin is OriginDaemon for the daemon's bans (elements with
+	// BanComment), OriginKernel for a provisional ban made by first strike
+	// (an element of strike6, or of blocked4 without BanComment whose
+	// timeout is at most first strike's provisional one) and OriginManual
+	// for any other element (an administrator's, with or without a
+	// timeout), which the daemon never changes or removes.
 	Origin string
 }
+
+// OriginManual is the Origin of an element the daemon did not make.
+const OriginManual = "manual"
 
 // Counters are the drop rules' counters, summed over the ban chains.
 type Counters struct {

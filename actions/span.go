@@ -62,6 +62,9 @@ type span struct {
 	first, last netip.Addr
 	timeout     time.Duration // zero: the element has no timeout
 	expires     time.Duration
+	// manual: its start element lacks BanComment, so the daemon did not
+	// make it (an administrator did): never changed or removed.
+	manual bool
 }
 
 func (s span) permanent() bool { return s.timeout == 0 }
@@ -113,7 +116,7 @@ func spansFromElements(els []element) []span {
 		if open.timeout != 0 && open.expires == 0 {
 			return // expired, not yet collected
 		}
-		out = append(out, span{first: open.addr, last: last, timeout: open.timeout, expires: open.expires})
+		out = append(out, span{first: open.addr, last: last, timeout: open.timeout, expires: open.expires, manual: open.comment != BanComment})
 	}
 	for i := range list {
 		e := &list[i]

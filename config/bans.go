@@ -56,4 +56,11 @@ func (l *loader) bans(raw *rawConfig, cfg *Config) {
 		}
 		cfg.Engine.MaxTrackedSources = m.V
 	}
+	cfg.MaxOffences = DefaultMaxOffences
+	if m := raw.Limits.MaxOffences; m.Set {
+		if m.V < 1024 || m.V > 1<<24 {
+			l.add(m.Line, m.Col, "limits.max_offences", "%d out of range 1024-16777216", m.V)
+		}
+		cfg.MaxOffences = m.V
+	}
 }

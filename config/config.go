@@ -35,6 +35,10 @@ type Config struct {
 	Metrics Metrics
 	// FirstStrike configures the kernel's own provisional bans.
 	FirstStrike FirstStrike
+	// MaxOffences bounds the offence history the daemon keeps and saves
+	// (limits.max_offences): past it, the oldest offences that are not
+	// active bans are forgotten.
+	MaxOffences int
 }
 
 // FirstStrike lets nftables ban a fast scanner by itself at the threshold,
@@ -121,6 +125,7 @@ const (
 	DefaultFlushTimeout      = 0
 	DefaultReadBuffer        = 8 << 20
 	DefaultMaxTrackedSources = 65536
+	DefaultMaxOffences       = 262144
 	DefaultStateDir          = "/var/lib/sentry-nflog"
 	defaultIgnore            = "127.0.0.0/8 ::1/128 self gateways resolvers"
 )

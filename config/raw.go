@@ -81,6 +81,7 @@ type rawBans struct {
 
 type rawLimits struct {
 	MaxTrackedSources field[int] `yaml:"max_tracked_sources"`
+	MaxOffences       field[int] `yaml:"max_offences"`
 }
 
 type rawNFTables struct {

@@ -9,13 +9,16 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
 	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
+	"github.com/sentry-nflog/sentry-nflog/internal/state"
 	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/rules"
+	"github.com/sentry-nflog/sentry-nflog/sources"
 )
 
 // eventQueue is the channel between the inputs and the engine. When the
@@ -25,9 +28,12 @@ const eventQueue = 4096
 
 // Periods of the daemon's housekeeping.
 const (
-	tamperEvery   = 2 * time.Second  // missing table, set or chain noticed within this
-	stateEvery    = 30 * time.Second // file positions saved at least this often
-	stateMinDelay = time.Second      // offences saved at most this long after a ban
+	tamperEvery = 2 * time.Second // missing table, set or chain noticed within this
+	// verifyEvery paces the comparison of the ban sets' elements with the
+	// engine's bans (a set dump, off the loop): a flushed set is refilled
+	// within it.
+	verifyEvery   = 10 * time.Second
+	stateMinDelay = time.Second // offences and positions saved at most this long after they change
 	// reapplyEvery paces attempts to reach the desired table after one
 	// failed (a kernel without a feature first strike needs, a batch
 	// refused): the daemon keeps banning with what is in place meanwhile.
@@ -38,7 +44,8 @@ const (
 )
 
 // Table is the nftables table the daemon owns; *actions.Table is the real
-// one. Every method is called from the daemon's goroutine only.
+// one. Its methods must be safe for concurrent use: the loop bans while the
+// table keeper checks, repairs and reads the sets.
 type Table interface {
 	// Apply makes the kernel hold spec, in one batch.
 	Apply(spec actions.TableSpec) error
@@ -94,25 +101,43 @@ type Daemon struct {
 	deps Deps
 	log  *slog.Logger
 
-	engine  *rules.Engine
+	engine *rules.Engine
+	// tmu guards what the table keeper shares with the loop: ignore,
+	// desired and listen (written by the loop, read by the keeper) and
+	// applied, lastApply and raced (the keeper's).
+	tmu     sync.Mutex
 	ignore  []netip.Prefix
 	desired Desired
 	// applied is the table spec last applied with success; it differs
 	// from desired.Table while first strike could not be installed.
-	applied    actions.TableSpec
-	lastApply  time.Time
-	listen     actions.ListenPorts
+	applied   actions.TableSpec
+	lastApply time.Time
+	raced     bool // the last Apply failed racing a change of the table
+	listen    actions.ListenPorts
+	// tableWake asks the keeper to apply the plan (a reload); calls
+	// carries its requests to the loop; looping says the loop serves
+	// them; verifySoon asks it to verify the ban sets at its next check
+	// (a ban failed).
+	tableWake  chan struct{}
+	calls      chan call
+	looping    atomic.Bool
+	verifySoon atomic.Bool
+
 	door       []actions.Action
 	exec       *actions.ExecAction
 	retired    []*actions.ExecAction // replaced by a reload, closed when Run ends
 	inputs     []*input
 	metrics    *metrics.Metrics
 	store      store
+	saver      *saver
 	pardons    pardonReader
 	strikePfx  string
 	reloadReq  chan struct{}
 	stateDirty bool
-	lastSave   time.Time
+	// gen is the generation of the last state.json written (or read);
+	// savedFiles the positions last saved.
+	gen        uint64
+	savedFiles []state.Position
 
 	c counters
 }
@@ -139,7 +164,8 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	if deps.Report == nil {
 		deps.Report = io.Discard
 	}
-	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, reloadReq: make(chan struct{}, 1)}
+	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, reloadReq: make(chan struct{}, 1),
+		tableWake: make(chan struct{}, 1), calls: make(chan call)}
 	d.ignore = d.resolveIgnore(cfg)
 	d.desired = d.derive(cfg, d.ignore)
 	for _, n := range d.desired.Notes {
@@ -157,7 +183,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		d.store = noStore{}
 		d.log.Info("dry run: decisions are printed, nothing is banned, no state is saved")
 	} else {
-		d.store = dirStore{dir: cfg.StateDir}
+		d.store = dirStore{dir: cfg.StateDir, max: cfg.MaxOffences}
 	}
 	st, err := d.store.load()
 	if err != nil {
@@ -167,6 +193,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		d.log.Error("state", "err", err)
 	}
 	d.restore(st)
+	d.gen, d.savedFiles = st.Generation, st.Files
 	d.pardons = pardonReader{path: d.store.pardonPath(), offset: st.PardonOffset}
 	// Pardons given while the daemon was down apply now, each once, to
 	// what was decided before it.
@@ -180,7 +207,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 			return nil, err
 		}
 		if !deps.DryRun {
-			d.syncBans("start")
+			d.syncBans(context.Background(), "start", true)
 		}
 	}
 	ex, err := newExecAction(cfg, d.log)
@@ -278,7 +305,7 @@ func (d *Daemon) resolveIgnore(cfg *config.Config) []netip.Prefix {
 func (d *Daemon) Run(ctx context.Context) error {
 	inCtx, stopInputs := context.WithCancel(context.Background())
 	defer stopInputs()
-	events := make(chan parsers.Event, eventQueue)
+	events := make(chan sources.Item, eventQueue)
 	fatal := make(chan error, len(d.inputs))
 	var wg sync.WaitGroup
 	for _, in := range d.inputs {
@@ -293,11 +320,41 @@ func (d *Daemon) Run(ctx context.Context) error {
 	inputsDone := make(chan struct{})
 	go func() { wg.Wait(); close(inputsDone) }()
 
+	// The table keeper and the state writer work beside the loop, so that
+	// neither a slow kernel nor a slow disk holds up decisions.
+	d.looping.Store(true)
+	keepCtx, stopKeeper := context.WithCancel(context.Background())
+	keeperDone := make(chan struct{})
+	if d.deps.Table != nil {
+		go func() { defer close(keeperDone); d.keepTable(keepCtx) }()
+	} else {
+		close(keeperDone)
+	}
+	d.saver = newSaver(d.store, d.log)
+	stopBeside := func() {
+		stopKeeper()
+		// The keeper may be waiting for the loop: serve it until it ends.
+		for done := false; !done; {
+			select {
+			case c := <-d.calls:
+				c.fn()
+				close(c.done)
+			case <-keeperDone:
+				done = true
+			}
+		}
+		d.looping.Store(false)
+	}
+	defer func() {
+		if d.looping.Load() {
+			stopBeside()
+		}
+	}()
+
 	tick := func(every time.Duration) *time.Ticker { return time.NewTicker(every) }
-	health, second, tamper, metricsT := tick(d.deps.HealthEvery), tick(time.Second), tick(tamperEvery), tick(d.cfg.Metrics.Interval)
+	health, second, metricsT := tick(d.deps.HealthEvery), tick(stateMinDelay), tick(d.cfg.Metrics.Interval)
 	defer health.Stop()
 	defer second.Stop()
-	defer tamper.Stop()
 	defer metricsT.Stop()
 	// Listening ports are refreshed for advanced mode and first strike.
 	listenEvery := config.DefaultAdvancedRefresh
@@ -317,8 +374,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 loop:
 	for {
 		select {
-		case ev := <-events:
-			d.step(&ev)
+		case it := <-events:
+			d.decide(&it)
 		case <-ready:
 			ready = nil
 			d.log.Info("running", "inputs", d.inputNames(), "table", "inet "+d.cfg.NFTables.Table,
@@ -326,11 +383,13 @@ loop:
 		case err := <-fatal:
 			runErr = err
 			break loop
+		case c := <-d.calls:
+			c.fn()
+			close(c.done)
 		case <-second.C:
 			d.applyPardons()
+			d.bound()
 			d.maybeSave(false)
-		case <-tamper.C:
-			d.checkTamper()
 		case <-listenT.C:
 			d.refreshListening()
 		case <-metricsT.C:
@@ -344,20 +403,21 @@ loop:
 			break loop
 		}
 	}
+	stopBeside()
 	// Stop reading, then decide every event already read: its file
 	// position may be saved below, so it must not be lost.
 	stopInputs()
 	for done := false; !done; {
 		select {
-		case ev := <-events:
-			d.step(&ev)
+		case it := <-events:
+			d.decide(&it)
 		case <-inputsDone:
 			done = true
 		}
 	}
 	for n := len(events); n > 0; n-- {
-		ev := <-events
-		d.step(&ev)
+		it := <-events
+		d.decide(&it)
 	}
 	d.healthLine(time.Since(last), d.c.events-lastEvents)
 	d.maybeSave(true)
@@ -368,6 +428,21 @@ loop:
 	}
 	d.log.Info("stopped; bans stay in the kernel until they expire")
 	return nil
+}
+
+// decide steps one item's event and then commits its mark: the position of
+// its input moves past it only once every action has had the decision.
+func (d *Daemon) decide(it *sources.Item) {
+	d.step(&it.Event)
+	it.Mark.Commit()
+}
+
+// bound forgets the oldest offences past limits.max_offences.
+func (d *Daemon) bound() {
+	if n := d.engine.ForgetOldest(d.cfg.MaxOffences, time.Now()); n > 0 {
+		d.stateDirty = true
+		d.log.Info("offence history over limits.max_offences: the oldest forgotten", "forgotten", n, "max", d.cfg.MaxOffences)
+	}
 }
 
 // readiness returns a channel closed once every input has settled: it is
@@ -391,7 +466,7 @@ func (d *Daemon) readiness(ctx context.Context) <-chan struct{} {
 // counted and run again after a pause that doubles up to inputRetryMax,
 // while the others go on; only a fatal failure before the input was ever
 // ready (another process reads its NFLOG group) stops the daemon.
-func (d *Daemon) supervise(ctx context.Context, in *input, out chan<- parsers.Event) error {
+func (d *Daemon) supervise(ctx context.Context, in *input, out chan<- sources.Item) error {
 	go func() {
 		select {
 		case <-in.src.Ready():
@@ -486,8 +561,10 @@ func (d *Daemon) refreshListening() {
 		d.log.Warn("cannot read the listening ports", "err", err)
 		return
 	}
+	d.tmu.Lock()
 	d.listen = actions.ListenPorts{TCP: tcp, UDP: udp}
-	if d.applied.FirstStrike == nil && d.applied.Advanced == nil {
+	d.tmu.Unlock()
+	if a := d.appliedSpec(); a.FirstStrike == nil && a.Advanced == nil {
 		return
 	}
 	if err := d.deps.Table.SetListening(tcp, udp); err != nil {

@@ -70,14 +70,14 @@ func TestFirstStrikeRefusedTheRestStillApplies(t *testing.T) {
 		t.Fatal("the degraded table counts as whole")
 	}
 	// Not retried before reapplyEvery...
-	d.checkTamper()
+	d.checkTamper(context.Background(), false)
 	if n := len(r.table.applied); n != 1 {
 		t.Fatalf("%d applies, want 1 before reapplyEvery", n)
 	}
 	// ...and after it, the whole spec goes in.
 	refuse = false
 	d.lastApply = time.Now().Add(-reapplyEvery)
-	d.checkTamper()
+	d.checkTamper(context.Background(), false)
 	if got := r.table.lastSpec(); got.FirstStrike == nil {
 		t.Fatal("first strike never retried")
 	}
@@ -225,7 +225,7 @@ func TestTamperReappliesAndRestoresBans(t *testing.T) {
 	stop()
 	applies := len(r.table.applied)
 	r.table.flush()
-	d.checkTamper()
+	d.checkTamper(context.Background(), false)
 	if len(r.table.applied) != applies+1 {
 		t.Fatal("table not applied again after it went missing")
 	}

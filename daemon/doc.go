@@ -10,6 +10,14 @@
 // decision in order. A dry run is a different list, without the table, and
 // a store that neither reads nor writes state.
 //
+// Two goroutines work beside the loop so that nothing slow holds up
+// decisions: the table keeper (checks the table every 2 s, repairs it,
+// compares the ban sets with the engine's bans every 10 s, applies
+// reloads) and the state writer. Each asks the loop for what it needs of
+// the engine, a snapshot taken on the loop. Positions of followed files
+// move only over decided events (sources.Mark), and are saved within a
+// second, with the offences of the same moment.
+//
 // What the daemon wants in the kernel is a value, Desired, derived from the
 // config and the host's facts (Derive is pure). Start, reload and tamper
 // repair all apply that value to the table; a reload builds everything new

@@ -24,6 +24,9 @@ func (a *banAction) Act(dec *rules.Decision) error {
 	d.stateDirty = true
 	if err := d.deps.Table.Ban(dec.Key, dec.Ban); err != nil {
 		d.c.banErrors++
+		// The engine holds the ban: the keeper puts it in once the table
+		// takes it again (a flush may be under way).
+		d.verifySoon.Store(true)
 		return fmt.Errorf("ban %s (rule %s): %w", dec.Key, dec.Rule, err)
 	}
 	d.c.bans++

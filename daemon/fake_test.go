@@ -17,7 +17,7 @@ import (
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
-	"github.com/sentry-nflog/sentry-nflog/parsers"
+	"github.com/sentry-nflog/sentry-nflog/sources"
 )
 
 // fakeTable is a Table in memory: it records what the daemon asks and
@@ -32,6 +32,9 @@ type fakeTable struct {
 	missing  []string
 	applyErr func(actions.TableSpec) error
 	banHook  func(netip.Prefix)
+	// missingHook runs at the start of Missing, outside the lock: a slow
+	// kernel.
+	missingHook func()
 }
 
 func newFakeTable() *fakeTable {
@@ -52,6 +55,9 @@ func (f *fakeTable) Apply(spec actions.TableSpec) error {
 }
 
 func (f *fakeTable) Missing() ([]string, error) {
+	if f.missingHook != nil {
+		f.missingHook()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.missing), nil
@@ -106,6 +112,22 @@ func (f *fakeTable) SetListening(tcp, udp []uint16) error {
 	defer f.mu.Unlock()
 	f.listen = append(f.listen, actions.ListenPorts{TCP: tcp, UDP: udp})
 	return nil
+}
+
+// flushSets empties the ban sets as `nft flush set` would: every object
+// stays.
+func (f *fakeTable) flushSets() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bans = map[netip.Prefix]actions.BanEntry{}
+}
+
+// has reports whether key is in the fake's sets now.
+func (f *fakeTable) has(key netip.Prefix) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.bans[key]
+	return ok
 }
 
 // flush empties the table as `nft flush ruleset` would.
@@ -307,7 +329,7 @@ type fakeSource struct {
 }
 
 func (f *fakeSource) Name() string { return f.name }
-func (f *fakeSource) Run(context.Context, chan<- parsers.Event) error {
+func (f *fakeSource) Run(context.Context, chan<- sources.Item) error {
 	return f.err
 }
 func (f *fakeSource) Ready() <-chan struct{} { return f.ready }

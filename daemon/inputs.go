@@ -34,7 +34,7 @@ func newInput(src sources.Source, counts func() metrics.Input) *input {
 func (in *input) stats() metrics.Input {
 	s := in.counts()
 	s.Name = in.src.Name()
-	s.Failures = in.failures.Load()
+	s.Failures += in.failures.Load()
 	return s
 }
 
@@ -72,13 +72,20 @@ func buildInputs(cfg *config.Config, st *state.State, log *slog.Logger) []*input
 		var start *sources.FilePosition
 		for _, p := range st.Files {
 			if p.Path == path {
-				start = &sources.FilePosition{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset}
+				start = &sources.FilePosition{Path: p.Path, Dev: p.Dev, Inode: p.Inode, Offset: p.Offset,
+					Sum: p.Sum, SumLen: p.SumLen, Size: p.Size, Lines: p.Lines, Events: p.Events}
 			}
 		}
 		src := sources.NewFileSource(sources.FileConfig{Path: path, Start: start, Logger: log})
 		in := newInput(src, func() metrics.Input {
 			s := src.Stats()
-			return metrics.Input{Events: s.Events, Malformed: outcomeCounts(&s.Outcomes), Unspecified: s.Outcomes[parsers.UnspecifiedSource]}
+			m := metrics.Input{Events: s.Events, Malformed: outcomeCounts(&s.Outcomes), Failures: s.Unusable, SkippedBytes: &s.SkippedBytes,
+				Unspecified: s.Outcomes[parsers.UnspecifiedSource]}
+			if s.TooLong > 0 {
+				// Counted by the source, apart from the parser's reasons.
+				m.Malformed["too-long"] = s.TooLong
+			}
+			return m
 		})
 		in.file = src
 		ins = append(ins, in)

@@ -48,15 +48,15 @@ func (d *Daemon) reload() {
 		d.engine.SetIgnore(want.Engine.Ignore)
 	}
 	tableChanged := !reflect.DeepEqual(want.Table, d.desired.Table)
+	d.tmu.Lock()
 	d.cfg, d.ignore, d.desired = next, ignore, want
+	d.tmu.Unlock()
 	for _, n := range want.Notes {
 		d.log.Info("first strike: " + n)
 	}
 	d.setDoor(ex)
 	if d.deps.Table != nil && (tableChanged || !d.whole()) {
-		if err := d.applyTable("reload"); err != nil {
-			d.log.Error("reload: cannot apply the table; retrying", "err", err)
-		}
+		d.applyLater("reload")
 	}
 	for _, c := range changed {
 		d.log.Warn("reload: a changed section takes effect at the next restart", "section", c)

@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
@@ -12,25 +15,59 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
+// The table is kept whole by a goroutine of its own, the keeper, so that
+// reading the kernel's sets and rebuilding the table never hold up
+// decisions: the loop bans through the table while the keeper checks and
+// repairs it (actions.Table serialises the two). What the keeper needs of
+// the engine (the bans it holds, the bans to learn) it asks of the loop
+// (onLoop), at most once per check.
+
+// tablePlan is what the keeper works from: the desired spec (with the
+// listening ports last read) and what admissible checks. The loop changes
+// it (reload, listening ports) under Daemon.tmu.
+type tablePlan struct {
+	spec   actions.TableSpec
+	ignore []netip.Prefix
+	v4, v6 int // the ban key lengths
+}
+
+// plan returns the current plan.
+func (d *Daemon) plan() tablePlan {
+	d.tmu.Lock()
+	defer d.tmu.Unlock()
+	p := tablePlan{spec: d.desired.Table, ignore: d.ignore, v4: d.desired.Engine.Bans.IPv4Prefix, v6: d.desired.Engine.Bans.IPv6Prefix}
+	p.spec.Listen = d.listen
+	return p
+}
+
 // applyTable makes the kernel hold the desired table, with the listening
-// ports last read. If the kernel refuses a spec with first strike, the
-// table is applied without it, so bans still work (only later, from the
-// daemon), and checkTamper tries the whole spec again every reapplyEvery.
+// ports last read. If the kernel refuses a spec with first strike for a
+// reason that lasts (a missing feature), the table is applied without it,
+// so bans still work (only later, from the daemon), and the keeper tries
+// the whole spec again every reapplyEvery. A failure that comes from the
+// table changing under the batch (a `nft flush ruleset` racing it) keeps
+// first strike in the spec and is retried at the next check.
 func (d *Daemon) applyTable(why string) error {
-	spec := d.desired.Table
-	spec.Listen = d.listen
-	d.lastApply = time.Now()
+	p := d.plan()
+	spec := p.spec
+	start := time.Now()
 	err := d.deps.Table.Apply(spec)
-	if err != nil && spec.FirstStrike != nil {
+	transient := err != nil && raced(err)
+	if err != nil && spec.FirstStrike != nil && !transient {
 		d.log.Error("first strike unavailable; bans come from the daemon only", "when", why, "err", err)
 		spec.FirstStrike = nil
 		err = d.deps.Table.Apply(spec)
 	}
+	d.tmu.Lock()
+	d.lastApply, d.raced = start, transient
+	before := d.applied
+	if err == nil {
+		d.applied = spec
+	}
+	d.tmu.Unlock()
 	if err != nil {
 		return err
 	}
-	before := d.applied
-	d.applied = spec
 	if fs := spec.FirstStrike; fs != nil && (before.FirstStrike == nil || !reflect.DeepEqual(*fs, *before.FirstStrike)) {
 		var names []string
 		for _, r := range fs.Rules {
@@ -44,19 +81,96 @@ func (d *Daemon) applyTable(why string) error {
 	return nil
 }
 
+// raced reports whether a failed Apply failed because the table changed
+// under it (objects it read went away before the batch), which the next
+// attempt does not meet again.
+func raced(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR)
+}
+
 // whole reports whether the applied table is the desired one (listening
 // ports aside, which change on their own).
 func (d *Daemon) whole() bool {
+	d.tmu.Lock()
+	defer d.tmu.Unlock()
 	a := d.applied
 	a.Listen = actions.ListenPorts{}
 	return reflect.DeepEqual(a, d.desired.Table)
 }
 
+// appliedSpec returns the spec last applied with success.
+func (d *Daemon) appliedSpec() actions.TableSpec {
+	d.tmu.Lock()
+	defer d.tmu.Unlock()
+	return d.applied
+}
+
+// retryDue reports whether a desired table not applied whole is due for
+// another attempt: at the next check after a race, every reapplyEvery
+// after a refusal.
+func (d *Daemon) retryDue() bool {
+	d.tmu.Lock()
+	last, raced := d.lastApply, d.raced
+	d.tmu.Unlock()
+	if d.whole() {
+		return false
+	}
+	return raced || time.Since(last) >= reapplyEvery
+}
+
+// applyLater has the keeper apply the plan, off the loop: requests made
+// while one is pending are merged, so a storm of reloads costs one Apply
+// per check at most. Without a running keeper (before Run), it applies at
+// once.
+func (d *Daemon) applyLater(why string) {
+	if !d.looping.Load() {
+		if err := d.applyTable(why); err != nil {
+			d.log.Error(why+": cannot apply the table; retrying", "err", err)
+		}
+		return
+	}
+	select {
+	case d.tableWake <- struct{}{}:
+	default:
+	}
+}
+
+// keepTable is the keeper: until ctx ends it checks the table every
+// tamperEvery, verifies the ban sets against the engine every verifyEvery
+// (and soon after a ban failed), and applies the plan when the loop asks
+// (a reload).
+func (d *Daemon) keepTable(ctx context.Context) {
+	tick := time.NewTicker(tamperEvery)
+	defer tick.Stop()
+	lastVerify := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.tableWake:
+			if !d.whole() || !reflect.DeepEqual(d.plan().spec, d.appliedSpec()) {
+				if err := d.applyTable("reload"); err != nil {
+					d.log.Error("reload: cannot apply the table; retrying", "err", err)
+				}
+			}
+		case <-tick.C:
+			verify := time.Since(lastVerify) >= verifyEvery || d.verifySoon.Swap(false)
+			if verify {
+				lastVerify = time.Now()
+			}
+			d.checkTamper(ctx, verify)
+		}
+	}
+}
+
 // checkTamper notices a table, set or chain removed behind the daemon's
 // back (a firewall reload, `nft flush ruleset`) and applies the desired
 // table again, putting the active bans back with their remaining time. It
-// also retries a desired table that could not be applied whole.
-func (d *Daemon) checkTamper() {
+// also retries a desired table that could not be applied whole. With
+// verify, it compares the ban sets' elements with the bans the engine
+// holds (a `nft flush set` leaves every object in place) and puts back
+// what is missing.
+func (d *Daemon) checkTamper(ctx context.Context, verify bool) {
 	if d.deps.Table == nil {
 		return
 	}
@@ -65,8 +179,11 @@ func (d *Daemon) checkTamper() {
 		d.log.Warn("cannot check the nftables table", "err", err)
 		return
 	}
-	retry := !d.whole() && time.Since(d.lastApply) >= reapplyEvery
+	retry := d.retryDue()
 	if len(missing) == 0 && !retry {
+		if verify && !d.deps.DryRun {
+			d.syncBans(ctx, "verify", false)
+		}
 		return
 	}
 	if len(missing) > 0 {
@@ -77,42 +194,87 @@ func (d *Daemon) checkTamper() {
 		return
 	}
 	if len(missing) > 0 && !d.deps.DryRun {
-		d.syncBans("tamper")
+		d.syncBans(ctx, "tamper", true)
 	}
 }
 
-// syncBans makes the kernel and the engine agree, at start and after the
-// table was tampered with. The daemon's own bans in the kernel that the
-// engine does not know are learned, so their keys are not banned again;
-// the kernel's provisional first-strike bans are not: they are not
-// offences, and the engine must still decide on the probes that follow.
-// Bans the engine knows with time left that are missing from the kernel
-// (after a reboot or a `nft flush ruleset`) are inserted again with the
-// time left, if they pass the same checks as a new ban.
-func (d *Daemon) syncBans(why string) {
+// onLoop runs fn on the loop's goroutine and waits for it: how the keeper
+// reads and changes the engine. Before Run (New's start), or without a
+// loop, fn runs at once. It reports false if ctx ended first.
+func (d *Daemon) onLoop(ctx context.Context, fn func()) bool {
+	if !d.looping.Load() {
+		fn()
+		return true
+	}
+	done := make(chan struct{})
+	select {
+	case d.calls <- call{fn: fn, done: done}:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// call is a function the loop runs for the keeper.
+type call struct {
+	fn   func()
+	done chan struct{}
+}
+
+// syncBans makes the kernel and the engine agree, at start, after the table
+// was tampered with, and at each verification. With learn, the daemon's
+// own bans in the kernel that the engine does not know are learned, so
+// their keys are not banned again; the kernel's provisional first-strike
+// bans are not: they are not offences, and the engine must still decide on
+// the probes that follow. Bans the engine holds with time left that no
+// element of the kernel covers (after a reboot, a `nft flush ruleset` or a
+// `nft flush set`) are inserted again with the time left, if they pass
+// the same checks as a new ban. Elements the daemon did not make are left
+// as they are, and count as covering what they cover.
+func (d *Daemon) syncBans(ctx context.Context, why string, learn bool) {
 	kernel, err := d.deps.Table.List()
 	if err != nil {
 		d.log.Warn("cannot read bans", "err", err)
 		return
 	}
 	now := time.Now()
-	present := map[netip.Prefix]bool{}
-	for _, b := range kernel {
-		present[b.Key] = true
-		if b.Origin != actions.OriginDaemon || b.Timeout == 0 {
-			continue
+	if learn {
+		var known []rules.Offence
+		for _, b := range kernel {
+			if b.Origin == actions.OriginDaemon && b.Timeout != 0 {
+				known = append(known, rules.Offence{Key: b.Key, Count: 1, LastBan: now.Add(b.Expires - b.Timeout), BannedUntil: now.Add(b.Expires)})
+			}
 		}
-		d.engine.Restore(rules.Offence{Key: b.Key, Count: 1, LastBan: now.Add(b.Expires - b.Timeout), BannedUntil: now.Add(b.Expires)})
+		if !d.onLoop(ctx, func() {
+			for _, o := range known {
+				d.engine.Restore(o)
+			}
+		}) {
+			return
+		}
 	}
+	var active []rules.Offence
+	if !d.onLoop(ctx, func() { active = d.engine.ActiveBans(now, nil) }) {
+		return
+	}
+	p := d.plan()
+	cov := newCoverage(kernel)
 	restored, refused := 0, 0
-	for _, o := range d.engine.Offences() {
+	for _, o := range active {
 		left := o.BannedUntil.Sub(now)
-		if left < time.Second || present[o.Key] {
+		if left < time.Second || cov.covers(o.Key) {
 			continue
 		}
-		if err := d.admissible(o.Key); err != nil {
+		if err := p.admissible(o.Key); err != nil {
 			refused++
-			d.log.Warn("not restoring a ban", "source", o.Key, "why", err)
+			if why != "verify" {
+				d.log.Warn("not restoring a ban", "source", o.Key, "why", err)
+			}
 			continue
 		}
 		if err := d.deps.Table.Ban(o.Key, left.Round(time.Second)); err != nil {
@@ -121,7 +283,53 @@ func (d *Daemon) syncBans(why string) {
 		}
 		restored++
 	}
+	if why == "verify" {
+		if restored > 0 {
+			d.log.Warn("bans were missing from the kernel's sets (flushed?): put back", "restored", restored)
+		}
+		return
+	}
 	d.log.Info("bans in the kernel", "when", why, "kept", len(kernel), "restored", restored, "refused", refused)
+}
+
+// coverage indexes the kernel's bans that cover keys: the daemon's and
+// anyone else's, not the provisional strikes (which the daemon's ban
+// replaces).
+type coverage struct {
+	keys map[netip.Prefix]bool
+	lens [2][129]bool // lengths in use, per family
+}
+
+func newCoverage(kernel []actions.BanEntry) *coverage {
+	c := &coverage{keys: make(map[netip.Prefix]bool, len(kernel))}
+	for _, b := range kernel {
+		if b.Origin == actions.OriginKernel {
+			continue
+		}
+		c.keys[b.Key] = true
+		c.lens[family(b.Key)][b.Key.Bits()] = true
+	}
+	return c
+}
+
+func family(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return 0
+	}
+	return 1
+}
+
+// covers reports whether an indexed ban equals or contains key.
+func (c *coverage) covers(key netip.Prefix) bool {
+	f := family(key)
+	for l := 0; l <= key.Bits(); l++ {
+		if c.lens[f][l] {
+			if p, err := key.Addr().Prefix(l); err == nil && c.keys[p] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // admissible says why key must not be banned here, or nil: a ban put back
@@ -129,21 +337,20 @@ func (d *Daemon) syncBans(why string) {
 // be one the engine makes (the configured key length, or a single address
 // when the key was narrowed around an ignored address) and it must cover
 // no address of the ignore list.
-func (d *Daemon) admissible(key netip.Prefix) error {
+func (p tablePlan) admissible(key netip.Prefix) error {
 	if !key.IsValid() {
 		return fmt.Errorf("invalid key")
 	}
-	bans := d.desired.Engine.Bans
-	want := bans.IPv4Prefix
+	want := p.v4
 	if key.Addr().Is6() {
-		want = bans.IPv6Prefix
+		want = p.v6
 	}
 	if b := key.Bits(); b != want && b != key.Addr().BitLen() {
 		return fmt.Errorf("a /%d key where bans are /%d or single addresses", b, want)
 	}
-	for _, p := range d.ignore {
-		if p.Overlaps(key) {
-			return fmt.Errorf("it covers %s, which is never banned", p)
+	for _, i := range p.ignore {
+		if i.Overlaps(key) {
+			return fmt.Errorf("it covers %s, which is never banned", i)
 		}
 	}
 	return nil

@@ -1,7 +1,6 @@
 package sources
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,27 +8,28 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 const (
-	// fileWaitInterval is how often a missing file is looked for.
+	// fileWaitInterval is how often a missing or unusable path is looked
+	// at again, and how often a followed file is checked in poll mode.
 	fileWaitInterval = 250 * time.Millisecond
+	// fileCheckInterval is how often the path is checked with inotify on:
+	// a safety net for events inotify does not give (network file
+	// systems, an overflowed queue).
+	fileCheckInterval = time.Second
 	// fileRotateGrace is how long a rotated file is kept open for lines its
 	// writer still appends (rsyslog writes to the renamed file until
-	// logrotate's postrotate signal) when the new file stays quiet.
+	// logrotate's postrotate signal).
 	fileRotateGrace = 30 * time.Second
-	// fileRetryMax caps the pause between attempts after tail fails.
+	// fileRetryMax caps the pause between attempts after following failed.
 	fileRetryMax = 30 * time.Second
-	// fileDrainBuf is the read buffer for rotated files; a longer line is
-	// taken in pieces (each Skipped or malformed).
-	fileDrainBuf = 64 << 10
-	// fileRotatedSuffix is the name logrotate (create mode) and most
-	// syslog setups give the previous file.
-	fileRotatedSuffix = ".1"
+	// fileLogEvery rate-limits the warnings a writer of the file can
+	// cause (lines over MaxLineLen).
+	fileLogEvery = 10 * time.Second
 )
 
 // FilePosition is where a followed file was read up to; the daemon saves it
@@ -40,8 +40,28 @@ type FilePosition struct {
 	// Dev and Inode identify the file the offset belongs to; both 0 if it
 	// is not known (nothing opened yet).
 	Dev, Inode uint64
-	// Offset is the byte offset just after the last line consumed.
+	// Offset is the byte offset just after the last line decided.
 	Offset int64
+	// Sum is the CRC-32C (Castagnoli) of the SumLen bytes just before
+	// Offset (at most 256): after a rotation while stopped, the file is
+	// found by its content when its inode is gone (compressed into
+	// kern.log.1.gz). SumLen 0 (a position saved by an older version)
+	// finds files by inode only.
+	Sum    uint32
+	SumLen uint32
+	// Size is how much of the file the source had seen: if the file is
+	// gone at the next start, at least Size-Offset bytes of it are lost,
+	// and the source says so.
+	Size int64
+	// Lines and Events count the lines read and the events sent up to
+	// the position, from the first start of the source on (across
+	// restarts and rotations): saved with the position, they account for
+	// every line exactly once.
+	Lines, Events uint64
+}
+
+func (p *FilePosition) point() filePoint {
+	return filePoint{id: fileID{p.Dev, p.Inode}, off: p.Offset, sum: p.Sum, n: p.SumLen, lines: p.Lines, events: p.Events}
 }
 
 // FileConfig configures a FileSource.
@@ -64,7 +84,7 @@ type FileConfig struct {
 // FileStats are the counters of a FileSource.
 type FileStats struct {
 	// Lines counts complete lines read, from the followed file and from
-	// rotated files drained after a rotation.
+	// rotated files read after a rotation.
 	Lines uint64
 	// Events counts Events sent to the output channel.
 	Events uint64
@@ -72,44 +92,79 @@ type FileStats struct {
 	// parsers.LineParser.Parse. Events is Outcomes[parsers.Parsed] minus an
 	// event cut off at shutdown.
 	Outcomes [parsers.NumOutcomes]uint64
+	// TooLong counts lines longer than MaxLineLen, skipped unparsed: a
+	// malformed record, counted apart from the parser's reasons.
+	TooLong uint64
 	// Rotations counts files replaced under the path (rename rotation),
 	// seen while running or at start.
 	Rotations uint64
 	// Truncations counts files truncated in place (copytruncate).
 	Truncations uint64
+	// Recovered counts rotated files read after a start: the rest of the
+	// file the saved position was in, found by inode or, compressed, by
+	// content, and the files rotated after it.
+	Recovered uint64
+	// Unusable counts the times the path was found to be something other
+	// than a regular file (a FIFO, a directory, a device): the source
+	// waits for a regular file there, and says so once per change.
+	Unusable uint64
+	// Lost counts files whose unread lines could not be recovered at a
+	// start (the file the saved position was in is gone), and
+	// SkippedBytes the bytes known to be skipped unread: those of lines
+	// over MaxLineLen and, for a lost file, the part it had been seen to
+	// hold past the position (what was written after the stop is not
+	// known, and not counted).
+	Lost, SkippedBytes uint64
 }
 
-// FileSource follows a kernel log file with github.com/nxadm/tail, through
-// rename rotation and copytruncate, and turns its firewall lines into
-// Events. Make it with NewFileSource; Position and Stats may be called at
-// any time from any goroutine.
+// FileSource follows a kernel log file through rename rotation and
+// copytruncate, and turns its firewall lines into Events. It reads the file
+// itself, in fixed chunks with lines capped at MaxLineLen, opens nothing
+// that could block (a FIFO at the path is never opened for reading), and
+// wakes on inotify events (or polls). Make it with NewFileSource; Position
+// and Stats may be called at any time from any goroutine.
 type FileSource struct {
 	cfg FileConfig
 	log *slog.Logger
 
-	lines       atomic.Uint64
-	events      atomic.Uint64
-	outcomes    outcomeCounters
-	rotations   atomic.Uint64
-	truncations atomic.Uint64
+	lines, events, tooLong atomic.Uint64
+	rotations, truncations atomic.Uint64
+	recovered, unusable    atomic.Uint64
+	lost, skippedBytes     atomic.Uint64
+	outcomes               outcomeCounters
 
+	// mu guards the decided position and what moves it.
 	mu  sync.Mutex
-	pos FilePosition
+	pos filePoint // the decided position
+	// sent and done count the events sent and those whose Mark was
+	// committed; while they differ, a line without an event cannot move
+	// the position (an event before it is undecided) and is kept in idle
+	// until the last event in flight is committed.
+	sent, done uint64
+	idle       filePoint
+	idleSet    bool
+	// seen is the file and offset the source has read up to, for
+	// Position's Size.
+	seen filePoint
 
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	// rotatedTo is the file the last rotation seen while running moved
-	// to; only Run's goroutine uses it.
-	rotatedTo fileID
+	// Owned by Run's goroutine.
+	nlines, nevents uint64     // lines read and events sent so far
+	resume          *filePoint // where a new Run or follow goes on: the last line read
+	rotated         fileID     // the file the last rotation seen while running moved away
+	pathKind        string     // what the path was at the last look: "" (a regular file), "missing", "a FIFO", ...
+	lastWarn        time.Time
+	buf             []byte
 }
 
 // Name returns "file:" and the followed path.
 func (s *FileSource) Name() string { return "file:" + s.cfg.Path }
 
-// Ready is closed once Run knows where it starts: a line appended after
-// that is read. Callers wait for it before reporting that they are
-// running.
+// Ready is closed once Run knows where it starts, or waits for the path to
+// become a regular file: a line appended after that is read. Callers wait
+// for it before reporting that they are running.
 func (s *FileSource) Ready() <-chan struct{} { return s.ready }
 
 func (s *FileSource) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
@@ -122,80 +177,138 @@ func NewFileSource(cfg FileConfig) *FileSource {
 	}
 	s := &FileSource{cfg: cfg, log: log.With("input", "file", "path", cfg.Path), ready: make(chan struct{})}
 	if cfg.Start != nil {
-		s.pos = *cfg.Start
+		s.pos = cfg.Start.point()
+		s.nlines, s.nevents = s.pos.lines, s.pos.events
+		p := s.pos
+		s.resume = &p
+		s.seen = filePoint{id: s.pos.id, off: max(cfg.Start.Size, cfg.Start.Offset)}
 	}
-	s.pos.Path = cfg.Path
 	return s
 }
 
-// Position returns where the source has read up to: the offset just after
-// the last line whose event was sent (or which was skipped or malformed),
-// with the device and inode of the file it belongs to. Before the first line
-// it is the starting point; it never moves past a line whose event was not
-// sent. Saved and given back as FileConfig.Start, it resumes without losing
-// or repeating a line.
+// Position returns where the source stands once every event it sent has
+// been decided: the offset just after the last line whose event was
+// committed (Mark.Commit), or past lines without an event that follow
+// only committed ones, with the device and inode of the file it belongs to
+// and a checksum of the bytes before it. Before the first line it is the
+// starting point. Saved and given back as FileConfig.Start, it resumes
+// without losing or repeating a line, even across a rotation (and
+// compression) of the file while stopped.
 func (s *FileSource) Position() FilePosition {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pos
+	p := FilePosition{Path: s.cfg.Path, Dev: s.pos.id.dev, Inode: s.pos.id.ino, Offset: s.pos.off, Sum: s.pos.sum, SumLen: s.pos.n, Size: s.pos.off,
+		Lines: s.pos.lines, Events: s.pos.events}
+	if s.seen.id == s.pos.id && s.seen.off > p.Size {
+		p.Size = s.seen.off
+	}
+	return p
 }
 
 // Stats returns a snapshot of the counters.
 func (s *FileSource) Stats() FileStats {
-	st := FileStats{
-		Lines:       s.lines.Load(),
-		Events:      s.events.Load(),
-		Rotations:   s.rotations.Load(),
-		Truncations: s.truncations.Load(),
-		Outcomes:    s.outcomes.load(),
+	return FileStats{
+		Lines:        s.lines.Load(),
+		Events:       s.events.Load(),
+		TooLong:      s.tooLong.Load(),
+		Rotations:    s.rotations.Load(),
+		Truncations:  s.truncations.Load(),
+		Recovered:    s.recovered.Load(),
+		Unusable:     s.unusable.Load(),
+		Lost:         s.lost.Load(),
+		SkippedBytes: s.skippedBytes.Load(),
+		Outcomes:     s.outcomes.load(),
 	}
-	return st
 }
 
-func (s *FileSource) setPos(id fileID, off int64) {
+// commit moves the position to at, the mark of the oldest event not yet
+// decided; once nothing is in flight, to a later place reached by lines
+// without events.
+func (s *FileSource) commit(at filePoint) {
 	s.mu.Lock()
-	s.pos.Dev, s.pos.Inode, s.pos.Offset = id.dev, id.ino, off
+	s.done++
+	s.pos = at
+	if s.done == s.sent && s.idleSet {
+		s.pos, s.idleSet = s.idle, false
+	}
 	s.mu.Unlock()
 }
 
-func (s *FileSource) setOffset(off int64) {
+// advance records that the source moved to at without sending an event
+// (a line that is no firewall record, a new file after a rotation).
+func (s *FileSource) advance(at filePoint) {
+	at.lines, at.events = s.nlines, s.nevents
 	s.mu.Lock()
-	s.pos.Offset = off
+	if s.done == s.sent {
+		s.pos = at
+	} else {
+		s.idle, s.idleSet = at, true
+	}
 	s.mu.Unlock()
 }
 
-// Run follows the file and sends one Event per firewall line to out until
-// ctx ends. It never closes out, and returns nil when ctx ends, after the
-// tail it started has stopped.
+// sawUpTo records how far the source has read in file id.
+func (s *FileSource) sawUpTo(id fileID, off int64) {
+	s.mu.Lock()
+	s.seen = filePoint{id: id, off: off}
+	s.mu.Unlock()
+}
+
+// send hands an event to out with the mark at, counting it in flight;
+// false if ctx ended first (the event is not sent, and not in flight).
+func (s *FileSource) send(ctx context.Context, out chan<- Item, ev *parsers.Event, at filePoint) bool {
+	s.nevents++
+	at.lines, at.events = s.nlines, s.nevents
+	s.mu.Lock()
+	s.sent++
+	s.idleSet = false
+	s.mu.Unlock()
+	select {
+	case out <- Item{Event: *ev, Mark: Mark{src: s, at: at}}:
+		s.events.Add(1)
+		return true
+	case <-ctx.Done():
+		s.nevents--
+		s.mu.Lock()
+		s.sent--
+		s.mu.Unlock()
+		return false
+	}
+}
+
+// Run follows the file and sends one Item per firewall line to out until
+// ctx ends. It never closes out, and returns nil when ctx ends.
 //
-// A file that does not exist yet is waited for and read from its start.
-// Without Start the source begins at the end of the file. With Start it
-// resumes at Start.Offset if the file is the same one (device and inode)
-// and still holds a complete line ending there; a file truncated since is
-// read from 0, and a file replaced since is read from its start, after the
-// rest of the old one if it is found under Path+".1".
+// A path that does not exist yet, or is not a regular file (a FIFO, a
+// directory), is waited for, visibly: the change is logged once and counted
+// (Stats.Unusable), and a regular file that appears is read from its
+// start. Without Start the source begins at the end of the file. With
+// Start it resumes at Start.Offset if the file is the same one (device and
+// inode) and still holds the same line ending there; a file truncated since
+// is read from 0, after what its copy (Path+".1", copytruncate) holds past
+// the offset. A file replaced since is read from its start, after the rest
+// of the old one and of any file rotated after it: the old file is looked
+// for under Path+".1" and Path+".2", by inode, and compressed
+// (Path+".1.gz", Path+".2.gz") by its content at the offset. When it is
+// not found, the lines it held past the offset are lost, and the source
+// says so (Stats.Lost, Stats.SkippedBytes).
 //
 // Files are told apart by device and inode: a file created after the old
 // one was deleted may get its inode number back, and then counts as the
-// same file truncated (read from 0 unless a line still ends at the saved
-// offset).
+// same file truncated (read from 0 unless the same line still ends at the
+// saved offset).
 //
 // Run returns an error only if the file exists but cannot be opened at
 // start (errors.Is(err, os.ErrPermission) without read access). Later
-// failures of the tail are logged and the tail restarted at Position.
-func (s *FileSource) Run(ctx context.Context, out chan<- parsers.Event) error {
-	if !s.cfg.Poll {
-		filePrimeInotify(s.cfg.Path)
-	}
-	start := s.cfg.Start
-	if p := s.Position(); p.Inode != 0 || p.Dev != 0 {
-		// Run again after it failed: go on where the last run stopped.
-		start = &p
+// failures are logged and following starts again where it stopped.
+func (s *FileSource) Run(ctx context.Context, out chan<- Item) error {
+	if s.buf == nil {
+		s.buf = make([]byte, fileChunk)
 	}
 	first := true
 	pause := time.Second
 	for {
-		err := s.follow(ctx, out, start)
+		err := s.follow(ctx, out)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -203,13 +316,6 @@ func (s *FileSource) Run(ctx context.Context, out chan<- parsers.Event) error {
 			return fmt.Errorf("file %s: %w", s.cfg.Path, err)
 		}
 		first = false
-		if p := s.Position(); p.Inode != 0 || p.Dev != 0 {
-			start = &p
-		}
-		if errors.Is(err, errFileStuck) {
-			s.log.Debug("restarting tail", "reason", err)
-			continue
-		}
 		s.log.Warn("following the file failed; retrying", "err", err, "in", pause)
 		select {
 		case <-ctx.Done():
@@ -217,322 +323,5 @@ func (s *FileSource) Run(ctx context.Context, out chan<- parsers.Event) error {
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, fileRetryMax)
-	}
-}
-
-// fileID is a file's device and inode.
-type fileID struct{ dev, ino uint64 }
-
-func fileIDOf(fi os.FileInfo) fileID {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
-	}
-	return fileID{}
-}
-
-// fileReader is a file the source reads itself, rather than through tail:
-// the followed file (kept open to drain it once rotated) or a rotated one.
-type fileReader struct {
-	f      *os.File
-	id     fileID
-	off    int64
-	parser *parsers.LineParser
-}
-
-func (r *fileReader) close() {
-	if r != nil && r.f != nil {
-		r.f.Close()
-	}
-}
-
-// fileNotice is what the tail goroutine reports through the logger
-// adapter: it reopened the path, which now holds f (nil if it could not be
-// opened again).
-type fileNotice struct {
-	truncated bool
-	f         *os.File
-	id        fileID
-}
-
-// follow opens the file, tails it until ctx ends or the tail fails, and
-// stops the tail.
-func (s *FileSource) follow(ctx context.Context, out chan<- parsers.Event, start *FilePosition) error {
-	cur, err := s.open(ctx, out, start)
-	if cur == nil {
-		return err
-	}
-	defer cur.close()
-
-	done := make(chan struct{})
-	notices := make(chan fileNotice)
-	t, err := fileStartTail(s.cfg.Path, cur.off, s.cfg.Poll,
-		&fileTailLogger{log: s.log, path: s.cfg.Path, notices: notices, done: done})
-	if err != nil {
-		return fmt.Errorf("tail: %w", err)
-	}
-	defer func() {
-		close(done)
-		fileStopTail(t, s.cfg.Path, s.cfg.Poll)
-	}()
-	if !fileTailOpened(s.cfg.Path, cur.id) {
-		return errFileStuck
-	}
-
-	var (
-		ev     parsers.Event
-		buf    []byte
-		old    *fileReader // rotated file, drained until its writer moves on
-		graceC <-chan time.Time
-		stuck  fileStuckWatch
-		reread = newFileReread()
-	)
-	defer func() { old.close() }()
-	finishOld := func() bool {
-		ok := s.drain(ctx, out, old, &buf)
-		old.close()
-		old, graceC = nil, nil
-		s.setPos(cur.id, cur.off)
-		return ok
-	}
-	tick := time.NewTicker(fileStuckInterval)
-	defer tick.Stop()
-
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-
-		case l, ok := <-t.Lines:
-			if !ok {
-				return fmt.Errorf("tail stopped: %w", t.Err())
-			}
-			stuck.activity()
-			if l.Err != nil || reread.skip(l.SeekInfo.Offset) {
-				continue
-			}
-			if old != nil && !finishOld() {
-				return nil
-			}
-			buf = append(buf[:0], l.Text...)
-			if !s.emit(ctx, out, cur.parser, buf, &ev) {
-				return nil
-			}
-			// tail reports Tell() after reading the line's newline: the
-			// offset just after the line.
-			cur.off = l.SeekInfo.Offset
-			if old == nil {
-				s.setOffset(cur.off)
-			}
-
-		case n := <-notices:
-			stuck.activity()
-			if n.f != nil && n.id == cur.id && !n.truncated {
-				// tail reopened the file it already follows (see
-				// fileReread) and reads it again from the start.
-				n.f.Close()
-				reread.reopened(cur.off)
-				continue
-			}
-			if n.truncated && (n.f == nil || n.id == cur.id) {
-				// The same file, smaller than tail had seen it.
-				if n.f != nil {
-					n.f.Close()
-				}
-				reread.reset()
-				s.truncations.Add(1)
-				s.log.Info("log file truncated (copytruncate); reading it from the start", "read_to", cur.off)
-				cur.off = 0
-				if old == nil {
-					s.setOffset(0)
-				}
-				continue
-			}
-			// Replaced: drain what tail left of the old file, and keep it
-			// open for what its writer still appends.
-			s.rotations.Add(1)
-			s.rotatedTo = n.id
-			s.log.Info("log file rotated; following the new file", "old_inode", cur.id.ino, "new_inode", n.id.ino)
-			if old != nil && !finishOld() {
-				n.f.Close()
-				return nil
-			}
-			old = &fileReader{f: cur.f, id: cur.id, off: cur.off, parser: cur.parser}
-			cur.f, cur.id, cur.off = n.f, n.id, 0
-			reread.reset()
-			cur.parser = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now(), Clock: time.Now})
-			if !s.drain(ctx, out, old, &buf) {
-				return nil
-			}
-			graceC = time.After(fileRotateGrace)
-
-		case <-graceC:
-			if !finishOld() {
-				return nil
-			}
-
-		case <-tick.C:
-			if stuck.check(func() bool { return s.pending(cur) }) {
-				return errFileStuck
-			}
-		}
-	}
-}
-
-// open waits for the file, opens it and decides where to start (see Run),
-// draining the old file first if it was replaced while the source was
-// stopped. It returns nil and the reason if the file could not be opened,
-// nil and nil if ctx ended.
-func (s *FileSource) open(ctx context.Context, out chan<- parsers.Event, start *FilePosition) (*fileReader, error) {
-	waited := false
-	var (
-		f   *os.File
-		err error
-	)
-	for {
-		f, err = os.Open(s.cfg.Path)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		if !waited {
-			s.log.Info("waiting for the file to appear")
-			waited = true
-			// A file that appears later is read from its start: nothing
-			// can be missed while waiting.
-			s.markReady()
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil
-		case <-time.After(fileWaitInterval):
-		}
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	r := &fileReader{f: f, id: fileIDOf(fi), parser: parsers.NewLineParser(parsers.LineOptions{Reference: time.Now(), Clock: time.Now})}
-	size := fi.Size()
-	switch {
-	case start == nil:
-		// A file that appeared while we waited is all new; an existing
-		// one is history.
-		if !waited {
-			r.off = size
-		}
-	case r.id == fileID{start.Dev, start.Inode}:
-		if start.Offset <= size && fileLineEndsAt(f, start.Offset) {
-			r.off = start.Offset
-		} else {
-			s.truncations.Add(1)
-			s.log.Info("log file truncated while stopped; reading it from the start", "saved_offset", start.Offset, "size", size)
-		}
-	default:
-		// A tail restarted right after a rotation it saw (before the new
-		// file's first line moved the position) finds that rotation again:
-		// count it once.
-		if r.id != s.rotatedTo {
-			s.rotations.Add(1)
-			s.log.Info("log file replaced while stopped; reading the new one from the start", "saved_inode", start.Inode, "inode", r.id.ino)
-		}
-		if !s.drainRotated(ctx, out, start, &r.parser) {
-			f.Close()
-			return nil, nil
-		}
-	}
-	s.setPos(r.id, r.off)
-	s.markReady()
-	return r, nil
-}
-
-// drainRotated reads the rest of the file start refers to if it is found
-// under the usual rotated name; its lines come before the new file's.
-func (s *FileSource) drainRotated(ctx context.Context, out chan<- parsers.Event, start *FilePosition, p **parsers.LineParser) bool {
-	f, err := os.Open(s.cfg.Path + fileRotatedSuffix)
-	if err != nil {
-		return true
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fileIDOf(fi) != (fileID{start.Dev, start.Inode}) || fi.Size() <= start.Offset || !fileLineEndsAt(f, start.Offset) {
-		return true
-	}
-	s.log.Info("reading the rest of the rotated file", "rotated", f.Name(), "from", start.Offset)
-	var buf []byte
-	r := &fileReader{f: f, id: fileIDOf(fi), off: start.Offset, parser: *p}
-	ok := s.drain(ctx, out, r, &buf)
-	// The new file gets a parser of its own, as its first lines may be
-	// of another day than the old file's last ones.
-	*p = parsers.NewLineParser(parsers.LineOptions{Reference: time.Now(), Clock: time.Now})
-	return ok
-}
-
-// fileLineEndsAt reports whether off is 0 or just after a newline: a saved
-// offset that is not at a line boundary belongs to another content.
-func fileLineEndsAt(f *os.File, off int64) bool {
-	if off == 0 {
-		return true
-	}
-	var b [1]byte
-	n, _ := f.ReadAt(b[:], off-1)
-	return n == 1 && b[0] == '\n'
-}
-
-// drain reads r's complete lines from r.off to the end of the file, sending
-// their events and moving the position along. A last line without its
-// newline is left for later. It reports false if ctx ended.
-func (s *FileSource) drain(ctx context.Context, out chan<- parsers.Event, r *fileReader, bufp *[]byte) bool {
-	if r == nil || r.f == nil {
-		return true
-	}
-	if cap(*bufp) < fileDrainBuf {
-		*bufp = make([]byte, 0, fileDrainBuf)
-	}
-	buf := (*bufp)[:fileDrainBuf]
-	var ev parsers.Event
-	for {
-		n, err := r.f.ReadAt(buf, r.off)
-		chunk := buf[:n]
-		consumed := 0
-		for consumed < len(chunk) {
-			nl := bytes.IndexByte(chunk[consumed:], '\n')
-			if nl < 0 {
-				if consumed > 0 || n < len(buf) {
-					break
-				}
-				nl = len(chunk) - 1 // a line longer than the buffer: take a piece
-			}
-			line := chunk[consumed : consumed+nl+1]
-			consumed += nl + 1
-			if !s.emit(ctx, out, r.parser, line, &ev) {
-				return false
-			}
-			s.setPos(r.id, r.off+int64(consumed))
-		}
-		r.off += int64(consumed)
-		if consumed == 0 || err != nil && n < len(buf) {
-			return true
-		}
-	}
-}
-
-// emit parses one line and sends its event, counting both; false when ctx
-// ended first.
-func (s *FileSource) emit(ctx context.Context, out chan<- parsers.Event, p *parsers.LineParser, line []byte, ev *parsers.Event) bool {
-	s.lines.Add(1)
-	o := p.Parse(line, ev)
-	s.outcomes.add(o)
-	if o != parsers.Parsed {
-		return true
-	}
-	select {
-	case out <- *ev:
-		s.events.Add(1)
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -82,14 +82,16 @@ func fileTestStart(t *testing.T, cfg FileConfig) *fileTestRun {
 		ports:  make(map[int]int),
 		cond:   make(chan struct{}, 1),
 	}
-	out := make(chan parsers.Event)
+	out := make(chan Item)
 	go func() { r.done <- r.src.Run(ctx, out) }()
 	go func() {
 		for {
 			select {
-			case ev := <-out:
+			case it := <-out:
+				// Decided: the position may move past it.
+				it.Mark.Commit()
 				r.mu.Lock()
-				r.ports[int(ev.DstPort)]++
+				r.ports[int(it.Event.DstPort)]++
 				r.mu.Unlock()
 				select {
 				case r.cond <- struct{}{}:
@@ -101,7 +103,7 @@ func fileTestStart(t *testing.T, cfg FileConfig) *fileTestRun {
 		}
 	}()
 	t.Cleanup(func() { r.stop() })
-	if _, err := os.Stat(cfg.Path); err == nil {
+	if fi, err := os.Stat(cfg.Path); err == nil && fi.Mode().IsRegular() {
 		deadline := time.Now().Add(fileTestWait)
 		for r.src.Position().Inode == 0 {
 			if time.Now().After(deadline) {
@@ -451,9 +453,9 @@ func TestFileSourceTruncatedWhileStopped(t *testing.T) {
 	}
 }
 
-// BenchmarkFileSourceLine measures the whole per-line path: nxadm/tail's
-// read and hand-over (a string and a *Line per line, its allocations), the
-// copy into the source's buffer, parsing and the send.
+// BenchmarkFileSourceLine measures the whole per-line path: the chunked
+// read, cutting the line, its checksum, parsing, the send and the commit of
+// its mark.
 func BenchmarkFileSourceLine(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "kern.log")
 	var buf bytes.Buffer
@@ -471,13 +473,14 @@ func BenchmarkFileSourceLine(b *testing.B) {
 	src := NewFileSource(FileConfig{Path: path, Start: &FilePosition{Path: path, Dev: id.dev, Inode: id.ino}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan parsers.Event, 1024)
+	out := make(chan Item, 1024)
 	done := make(chan error, 1)
 	b.ReportAllocs()
 	b.ResetTimer()
 	go func() { done <- src.Run(ctx, out) }()
 	for range b.N {
-		<-out
+		it := <-out
+		it.Mark.Commit()
 	}
 	b.StopTimer()
 	cancel()

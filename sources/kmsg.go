@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,10 @@ import (
 
 // DefaultKmsgPath is the kernel log device.
 const DefaultKmsgPath = "/dev/kmsg"
+
+// ErrKmsgEnded is matched (errors.Is) by the error of a KmsgSource whose
+// device returned end of file, as /dev/kmsg never does.
+var ErrKmsgEnded = errors.New("kernel log device ended")
 
 // KmsgConfig configures a KmsgSource.
 type KmsgConfig struct {

@@ -44,10 +44,11 @@ const (
 //
 // Run returns an error if the device cannot be opened (one matching
 // os.ErrPermission without CAP_SYSLOG or read access to the device when
-// kernel.dmesg_restrict is set) or a read fails for another reason. Given a
-// regular file as Path, Run reads it from the start and returns nil at its
-// end.
-func (s *KmsgSource) Run(ctx context.Context, out chan<- parsers.Event) error {
+// kernel.dmesg_restrict is set), a read fails for another reason, or the
+// device ends (ErrKmsgEnded: it is not /dev/kmsg, say /dev/null mounted
+// over it). Given a regular file as Path, Run reads it from the start and
+// returns nil at its end.
+func (s *KmsgSource) Run(ctx context.Context, out chan<- Item) error {
 	path := s.cfg.Path
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -83,6 +84,13 @@ func (s *KmsgSource) Run(ctx context.Context, out chan<- parsers.Event) error {
 	if err != nil {
 		return fmt.Errorf("kmsg: read %s: %w", path, err)
 	}
+	if st.Mode&unix.S_IFMT == unix.S_IFCHR {
+		// The kernel log device never ends: a device that does is another
+		// one (/dev/null bind-mounted over /dev/kmsg), which would make the
+		// input stop reading without a word.
+		return fmt.Errorf("kmsg: %s (char %d:%d) reached its end: it is not the kernel log device (char 1:11): %w",
+			path, unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)), ErrKmsgEnded)
+	}
 	return nil
 }
 
@@ -100,7 +108,7 @@ func kmsgBoot() time.Time {
 // read of the device returns one whole record; from a file or a pipe a read
 // returns any number of lines, and a line cut by the end of a read is
 // completed by the next one.
-func (s *KmsgSource) loop(ctx context.Context, r io.Reader, out chan<- parsers.Event) error {
+func (s *KmsgSource) loop(ctx context.Context, r io.Reader, out chan<- Item) error {
 	k := &kmsgRun{
 		src:     s,
 		ctx:     ctx,
@@ -160,7 +168,7 @@ func (s *KmsgSource) loop(ctx context.Context, r io.Reader, out chan<- parsers.E
 type kmsgRun struct {
 	src    *KmsgSource
 	ctx    context.Context
-	out    chan<- parsers.Event
+	out    chan<- Item
 	parser *parsers.LineParser
 	ev     parsers.Event
 
@@ -194,7 +202,7 @@ func (k *kmsgRun) line(b []byte) bool {
 	}
 	k.ev.Time = k.ev.Time.Add(k.drift())
 	select {
-	case k.out <- k.ev:
+	case k.out <- Item{Event: k.ev}:
 		s.events.Add(1)
 		return true
 	case <-k.ctx.Done():

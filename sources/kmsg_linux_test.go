@@ -4,6 +4,7 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,14 +59,14 @@ func (d *kmsgFakeDevice) Read(b []byte) (int, error) {
 // kmsgTestCollect runs the record loop over r and returns the events.
 func kmsgTestCollect(t *testing.T, s *KmsgSource, r io.Reader) []parsers.Event {
 	t.Helper()
-	out := make(chan parsers.Event, 100)
+	out := make(chan Item, 100)
 	if err := s.loop(context.Background(), r, out); err != nil {
 		t.Fatalf("loop: %v", err)
 	}
 	close(out)
 	var evs []parsers.Event
-	for ev := range out {
-		evs = append(evs, ev)
+	for it := range out {
+		evs = append(evs, it.Event)
 	}
 	return evs
 }
@@ -151,7 +152,7 @@ func TestKmsgRunFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := NewKmsgSource(KmsgConfig{Path: path})
-	out := make(chan parsers.Event, 100)
+	out := make(chan Item, 100)
 	select {
 	case <-s.Ready():
 		t.Fatal("Ready closed before Run")
@@ -173,7 +174,7 @@ func TestKmsgRunFile(t *testing.T) {
 // TestKmsgAllocs: a record that gives an event allocates nothing.
 func TestKmsgAllocs(t *testing.T) {
 	s := NewKmsgSource(KmsgConfig{})
-	out := make(chan parsers.Event, 1)
+	out := make(chan Item, 1)
 	k := &kmsgRun{src: s, ctx: context.Background(), out: out, boot: kmsgBoot(), lastSeq: -1}
 	k.parser = parsers.NewLineParser(parsers.LineOptions{Boot: k.boot})
 	rec := []byte("4,101,15154445737,-;" + kmsgTestMsg("SENTRY", 22))
@@ -228,11 +229,11 @@ func TestKmsgDevice(t *testing.T) {
 	defer cancel()
 	type run struct {
 		src  *KmsgSource
-		out  chan parsers.Event
+		out  chan Item
 		done chan error
 	}
 	start := func(acceptUser bool) *run {
-		r := &run{src: NewKmsgSource(KmsgConfig{}), out: make(chan parsers.Event, 1000), done: make(chan error, 1)}
+		r := &run{src: NewKmsgSource(KmsgConfig{}), out: make(chan Item, 1000), done: make(chan error, 1)}
 		r.src.acceptUser = acceptUser
 		go func() { r.done <- r.src.Run(ctx, r.out) }()
 		return r
@@ -246,7 +247,8 @@ func TestKmsgDevice(t *testing.T) {
 		deadline := time.After(timeout)
 		for {
 			select {
-			case ev := <-r.out:
+			case it := <-r.out:
+				ev := it.Event
 				if ev.Prefix == prefix && !(synced && ev.DstPort == 1) {
 					return ev, true
 				}
@@ -335,8 +337,20 @@ func TestKmsgDevice(t *testing.T) {
 // TestKmsgOpenError: a missing device is an error, not a hang.
 func TestKmsgOpenError(t *testing.T) {
 	s := NewKmsgSource(KmsgConfig{Path: filepath.Join(t.TempDir(), "none")})
-	err := s.Run(context.Background(), make(chan parsers.Event))
+	err := s.Run(context.Background(), make(chan Item))
 	if err == nil || !strings.Contains(err.Error(), "kmsg: open") {
 		t.Errorf("Run = %v, want an open error", err)
+	}
+}
+
+// TestKmsgDeviceThatEndsIsAnError: /dev/null bind-mounted over /dev/kmsg
+// (or given as the path) ends at once, which the kernel log device never
+// does: Run says so with an error instead of returning as if cancelled, so
+// the daemon logs, counts and retries it.
+func TestKmsgDeviceThatEndsIsAnError(t *testing.T) {
+	s := NewKmsgSource(KmsgConfig{Path: os.DevNull})
+	err := s.Run(context.Background(), make(chan Item))
+	if !errors.Is(err, ErrKmsgEnded) || !strings.Contains(err.Error(), "not the kernel log device") {
+		t.Errorf("Run on /dev/null = %v, want ErrKmsgEnded", err)
 	}
 }

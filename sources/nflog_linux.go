@@ -37,7 +37,7 @@ const nflogIfRefreshInterval = time.Second
 // process lacks it. It returns an error later only if receiving fails for
 // another reason than an overrun. Run must not be called concurrently with
 // itself on the same source.
-func (s *NFLOGSource) Run(ctx context.Context, out chan<- parsers.Event) error {
+func (s *NFLOGSource) Run(ctx context.Context, out chan<- Item) error {
 	cfg := s.cfg
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -150,7 +150,7 @@ func nflogHasCapNetAdmin() bool {
 type nflogRun struct {
 	src *NFLOGSource
 	ctx context.Context // Run's: ends before stop, giving up pending sends
-	out chan<- parsers.Event
+	out chan<- Item
 
 	mu       sync.Mutex
 	stopped  bool // set by stop: no hook call starts a send any more
@@ -196,7 +196,7 @@ func (r *nflogRun) hook(a nflog.Attribute) int {
 	r.sending.Add(1)
 	r.mu.Unlock()
 	select {
-	case r.out <- ev:
+	case r.out <- Item{Event: ev}:
 		r.src.events.Add(1)
 		r.sending.Done()
 		return 0

@@ -25,10 +25,10 @@ const nflogTestGroup = 4242
 // events, by sending UDP probes to port 9 from the attacker until one
 // arrives. Warm-up events are drained. It returns the channel and a stop
 // function that cancels Run and returns its result.
-func nflogTestStart(t *testing.T, n *nflogTestNet, src *NFLOGSource, buf int) (<-chan parsers.Event, func() error) {
+func nflogTestStart(t *testing.T, n *nflogTestNet, src *NFLOGSource, buf int) (<-chan Item, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := make(chan parsers.Event, buf)
+	out := make(chan Item, buf)
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, out) }()
 	stop := func() error {
@@ -137,7 +137,8 @@ func TestNFLOGSource(t *testing.T) {
 		for len(want) > 0 {
 			var ev parsers.Event
 			select {
-			case ev = <-out:
+			case it := <-out:
+				ev = it.Event
 			case <-deadline:
 				t.Fatalf("missing events: %v", want)
 			}
@@ -179,7 +180,7 @@ func TestNFLOGSource(t *testing.T) {
 		second := NewNFLOGSource(NFLOGConfig{Group: nflogTestGroup, NetNS: n.VictimFd})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err := second.Run(ctx, make(chan parsers.Event))
+		err := second.Run(ctx, make(chan Item))
 		if !errors.Is(err, ErrNFLOGGroupBusy) {
 			t.Fatalf("second Run = %v, want ErrNFLOGGroupBusy", err)
 		}
@@ -230,7 +231,7 @@ func TestNFLOGSourceNoCapability(t *testing.T) {
 		defer cancel()
 		// A group nobody uses, in the test's own namespace: the bind fails
 		// before anything is changed.
-		errc <- NewNFLOGSource(NFLOGConfig{Group: 65001}).Run(ctx, make(chan parsers.Event))
+		errc <- NewNFLOGSource(NFLOGConfig{Group: 65001}).Run(ctx, make(chan Item))
 	}()
 	err := <-errc
 	t.Log(err)

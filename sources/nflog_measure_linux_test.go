@@ -57,7 +57,8 @@ func TestNFLOGMeasure(t *testing.T) {
 			timeout := time.After(probes*30*time.Millisecond + 3*time.Second)
 			for len(ds) < probes {
 				select {
-				case ev := <-out:
+				case it := <-out:
+					ev := it.Event
 					if ev.Proto == parsers.ProtoTCP && ev.DstPort >= 10000 && ev.Flags == parsers.SYN {
 						ds = append(ds, time.Since(ev.Time))
 					}
@@ -116,7 +117,8 @@ func TestNFLOGMeasure(t *testing.T) {
 		go func() {
 			for {
 				select {
-				case ev := <-out:
+				case it := <-out:
+					ev := it.Event
 					if ev.DstPort == 7777 {
 						events.Add(1)
 					}

@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
 // nflogTestRecorder is a slog handler that keeps the warnings logged.
@@ -61,7 +59,7 @@ func TestNFLOGRunSlowConsumer(t *testing.T) {
 	defer cancel()
 	var mu sync.Mutex
 	var switched []bool
-	out := make(chan parsers.Event) // nobody reads
+	out := make(chan Item) // nobody reads
 	r := &nflogRun{
 		src:      src,
 		ctx:      ctx,
@@ -127,7 +125,7 @@ func TestNFLOGRunSlowConsumer(t *testing.T) {
 	}
 
 	// After stop, even a consumer ready to read gets nothing.
-	r.out = make(chan parsers.Event, 1)
+	r.out = make(chan Item, 1)
 	if ret := r.hook(nflogBenchAttr()); ret != 1 || len(r.out) != 0 {
 		t.Errorf("hook after stop returned %d and sent %d events", ret, len(r.out))
 	}

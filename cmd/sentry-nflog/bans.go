@@ -25,7 +25,13 @@ func configAndTable(e *env, cmd, path string) (*config.Config, *actions.Table, i
 		fmt.Fprintln(e.stderr, err)
 		return nil, nil, exitUsage
 	}
-	t, err := actions.OpenTable(daemon.TableSpec(cfg), 0)
+	spec := daemon.TableSpec(cfg)
+	// First strike's provisional timeout tells its bans in blocked4 (no
+	// comment: the packet path cannot write one) from an administrator's.
+	if fc, _, ok := daemon.StrikeConfig(cfg); ok {
+		spec.FirstStrike = &fc
+	}
+	t, err := actions.OpenTable(spec, 0)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", cmd, err)
 		return nil, nil, exitFailure
@@ -35,8 +41,10 @@ func configAndTable(e *env, cmd, path string) (*config.Config, *actions.Table, i
 
 func cmdList(_ context.Context, e *env, args []string) int {
 	fs := flags(e, "list", "[--config FILE] [--json]", `Show the active bans, read from the kernel's sets (inet sentry by default):
-each banned prefix with the time left and its full ban, then the packets and
-bytes the drop rules have stopped.
+each banned prefix with the time left, its full ban and who made it (the
+daemon, first strike in the kernel, or manual: an element added by hand,
+which the daemon never changes), then the packets and bytes the drop rules
+have stopped.
 
 Examples:
   sentry-nflog list
@@ -98,10 +106,17 @@ Examples:
 		fmt.Fprintln(tw, "SOURCE\tTIME LEFT\tBAN\tBY")
 		for _, b := range bans {
 			by := "daemon"
-			if b.Origin == actions.OriginKernel {
+			switch b.Origin {
+			case actions.OriginKernel:
 				by = "kernel (first strike, provisional)"
+			case actions.OriginManual:
+				by = "manual (not made by sentry-nflog; never changed by it)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Key, actions.FormatDuration(b.Expires.Round(time.Second)), actions.FormatDuration(b.Timeout), by)
+			left, full := actions.FormatDuration(b.Expires.Round(time.Second)), actions.FormatDuration(b.Timeout)
+			if b.Timeout == 0 {
+				left, full = "-", "no timeout"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Key, left, full, by)
 		}
 		tw.Flush()
 	}

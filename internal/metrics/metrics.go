@@ -19,11 +19,17 @@ type Input struct {
 	Events    uint64
 	Malformed map[string]uint64 // by reason
 	Overruns  uint64
-	// Failures counts the times the input failed and was restarted.
+	// Failures counts the times the input failed and was restarted (for
+	// a followed file, also the times its path was found not to be a
+	// regular file).
 	Failures uint64
 	// Unspecified counts records of packets from 0.0.0.0 or :: (DHCP,
 	// IGMP): normal traffic, never evidence, and not malformed either.
 	Unspecified uint64
+	// SkippedBytes counts bytes of a followed file known to be skipped
+	// unread (lines over 1 MiB, what a rotated file that is gone held past
+	// the saved position); nil for inputs that are not files.
+	SkippedBytes *uint64
 }
 
 // Snapshot is the state of the daemon's cumulative counters, taken by the
@@ -52,6 +58,7 @@ var (
 	descOverruns  = prometheus.NewDesc("sentry_nflog_nflog_overruns_total", "NFLOG socket overruns (ENOBUFS): the kernel dropped log messages.", []string{"input"}, nil)
 	descFailures  = prometheus.NewDesc("sentry_nflog_input_failures_total", "Times an input failed and was restarted (the others go on).", []string{"input"}, nil)
 	descUnspec    = prometheus.NewDesc("sentry_nflog_input_unspecified_source_total", "Records of packets from 0.0.0.0 or :: (DHCP, IGMP): never evidence, not malformed.", []string{"input"}, nil)
+	descSkipped   = prometheus.NewDesc("sentry_nflog_input_skipped_bytes_total", "Bytes of a followed file skipped unread: lines over 1 MiB, and the rest of a rotated file gone before it was read.", []string{"input"}, nil)
 	descRule      = prometheus.NewDesc("sentry_nflog_rule_events_total", "Events matched, by rule.", []string{"rule"}, nil)
 	descBans      = prometheus.NewDesc("sentry_nflog_bans_active", "Elements in the ban sets.", nil, nil)
 	descTracked   = prometheus.NewDesc("sentry_nflog_tracked_sources", "Sources the engine holds evidence for.", nil, nil)
@@ -100,7 +107,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descFailures, descUnspec, descRule, descBans, descTracked} {
+	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descFailures, descUnspec, descSkipped, descRule, descBans, descTracked} {
 		ch <- d
 	}
 }
@@ -114,6 +121,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOverruns, prometheus.CounterValue, float64(in.Overruns), in.Name)
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(in.Failures), in.Name)
 		ch <- prometheus.MustNewConstMetric(descUnspec, prometheus.CounterValue, float64(in.Unspecified), in.Name)
+		if in.SkippedBytes != nil {
+			ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(*in.SkippedBytes), in.Name)
+		}
 		for _, reason := range sortedKeys(in.Malformed) {
 			ch <- prometheus.MustNewConstMetric(descMalformed, prometheus.CounterValue, float64(in.Malformed[reason]), in.Name, reason)
 		}
