@@ -35,6 +35,8 @@ type Config struct {
 	Metrics Metrics
 	// FirstStrike configures the kernel's own provisional bans.
 	FirstStrike FirstStrike
+	// Fleet, when set, shares bans with the other hosts (fleet.go).
+	Fleet *Fleet
 }
 
 // FirstStrike lets nftables ban a fast scanner by itself at the threshold,
