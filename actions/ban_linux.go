@@ -26,6 +26,12 @@ import (
 // the longest remaining time; an IPv6 range that overlaps key without
 // nesting (someone else's) is an error wrapping syscall.EEXIST.
 func (t *Table) Ban(key netip.Prefix, timeout time.Duration) error {
+	return t.ban(key, timeout, BanComment)
+}
+
+// ban is Ban, its elements carrying comment (BanComment, or a remote
+// ban's FleetComment).
+func (t *Table) ban(key netip.Prefix, timeout time.Duration, comment string) error {
 	key, err := normalizeKey(key)
 	if err != nil {
 		return err
@@ -61,7 +67,7 @@ func (t *Table) Ban(key netip.Prefix, timeout time.Duration) error {
 		s := t.setFor(key)
 		err := t.commit(func() string { return fmt.Sprintf("add %s to %s", key, s.Name) }, func(c *nftables.Conn) error {
 			if !is4 {
-				return c.SetAddElements(s, rangeElements(key.Addr(), lastAddr(key), timeout))
+				return c.SetAddElements(s, rangeElements(key.Addr(), lastAddr(key), timeout, comment))
 			}
 			// The key may hold a kernel ban (first strike's, without our
 			// comment), which a plain add would keep as it is, comment
@@ -75,7 +81,7 @@ func (t *Table) Ban(key netip.Prefix, timeout time.Duration) error {
 			if err := c.SetDeleteElements(s, []nftables.SetElement{{Key: k}}); err != nil {
 				return err
 			}
-			return c.SetAddElements(s, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: BanComment}})
+			return c.SetAddElements(s, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: comment}})
 		})
 		if err == nil {
 			t.rec.put(key, now, timeout)
@@ -90,11 +96,11 @@ func (t *Table) Ban(key netip.Prefix, timeout time.Duration) error {
 	if is4 {
 		slow = t.ban4Slow
 	}
-	err = slow(key, timeout)
+	err = slow(key, timeout, comment)
 	if errnoOf(err) == unix.ENOENT {
 		// An element we meant to replace expired between read and write,
 		// which aborted the whole batch: read again.
-		err = slow(key, timeout)
+		err = slow(key, timeout, comment)
 	}
 	return err
 }
@@ -107,7 +113,7 @@ func (t *Table) setFor(key netip.Prefix) *nftables.Set {
 }
 
 // ban4Slow reads blocked4 and bans key without shortening its ban.
-func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
+func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration, comment string) error {
 	c, err := t.ready()
 	if err != nil {
 		return err
@@ -122,7 +128,7 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 		if !e.active() || e.addr != key.Addr() {
 			continue
 		}
-		kernel := e.comment != BanComment
+		kernel := !ownComment(e.comment)
 		if e.timeout == 0 || (e.expires >= timeout && !kernel) {
 			t.rec.put(key, now, left(e.timeout, e.expires))
 			return nil
@@ -145,7 +151,7 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 				return fmt.Errorf("nftables: extend %s in %s: %w", key, Set4, err)
 			}
 		}
-		return c.SetAddElements(t.set4, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: BanComment}})
+		return c.SetAddElements(t.set4, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: comment}})
 	})
 	if err != nil {
 		return err
@@ -155,7 +161,7 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 }
 
 // banSlow reads blocked6 and bans key without shortening any active ban.
-func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
+func (t *Table) banSlow(key netip.Prefix, timeout time.Duration, comment string) error {
 	c, err := t.ready()
 	if err != nil {
 		return err
@@ -182,7 +188,7 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
 				if err := deleteSpan(c, s, sp); err != nil {
 					return err
 				}
-				return c.SetAddElements(s, rangeElements(sp.first, sp.last, timeout))
+				return c.SetAddElements(s, rangeElements(sp.first, sp.last, timeout, comment))
 			})
 			if err != nil {
 				return err
@@ -210,7 +216,7 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
 				return err
 			}
 		}
-		return c.SetAddElements(s, rangeElements(first, last, d))
+		return c.SetAddElements(s, rangeElements(first, last, d, comment))
 	})
 	if err != nil {
 		return err
@@ -378,7 +384,9 @@ func (t *Table) loadLocked(c *nftables.Conn) ([]BanEntry, error) {
 			continue
 		}
 		b := BanEntry{Key: key4(e.addr, t.spec.IPv4Prefix), Timeout: e.timeout, Expires: e.expires, Origin: OriginDaemon}
-		if e.comment != BanComment {
+		if o, ok := fleetOrigin(e.comment); ok {
+			b.Origin = o
+		} else if e.comment != BanComment {
 			b.Origin = OriginKernel
 		}
 		if b.Timeout == 0 {
@@ -394,7 +402,11 @@ func (t *Table) loadLocked(c *nftables.Conn) ([]BanEntry, error) {
 	n6 := len(out)
 	for _, sp := range spans {
 		for _, p := range rangePrefixes(sp.first, sp.last) {
-			out = append(out, BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires, Origin: OriginDaemon})
+			b := BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires, Origin: OriginDaemon}
+			if o, ok := fleetOrigin(sp.comment); ok {
+				b.Origin = o
+			}
+			out = append(out, b)
 		}
 	}
 	for _, b := range out {

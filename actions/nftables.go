@@ -51,7 +51,8 @@ type BanEntry struct {
 	// Expires is the time left; zero when Timeout is zero.
 	Expires time.Duration
 	// Origin is OriginKernel for a provisional ban made by first strike
-	// (an element of blocked4 without BanComment, or of strike6), and
+	// (an element of blocked4 without BanComment, or of strike6),
+	// "fleet:<origin>" for a ban received from the fleet (BanFrom), and
 	// OriginDaemon otherwise.
 	Origin string
 }

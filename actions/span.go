@@ -62,6 +62,7 @@ type span struct {
 	first, last netip.Addr
 	timeout     time.Duration // zero: the element has no timeout
 	expires     time.Duration
+	comment     string // the start element's
 }
 
 func (s span) permanent() bool { return s.timeout == 0 }
@@ -113,7 +114,7 @@ func spansFromElements(els []element) []span {
 		if open.timeout != 0 && open.expires == 0 {
 			return // expired, not yet collected
 		}
-		out = append(out, span{first: open.addr, last: last, timeout: open.timeout, expires: open.expires})
+		out = append(out, span{first: open.addr, last: last, timeout: open.timeout, expires: open.expires, comment: open.comment})
 	}
 	for i := range list {
 		e := &list[i]
