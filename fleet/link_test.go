@@ -113,7 +113,7 @@ func TestPublishReachesOtherHostsNotItself(t *testing.T) {
 	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1"})
 	b := dial(t, Config{Servers: []string{srv.url()}, Name: "web2"})
 	ra, rb := receive(t, a), receive(t, b)
-	pub := a.Publisher(0)
+	pub := a.Publisher()
 	defer pub.Close()
 	before := time.Now()
 	if err := pub.Act(banDecision("203.0.113.7/32", time.Hour)); err != nil {
@@ -149,7 +149,7 @@ func TestPublishReachesOtherHostsNotItself(t *testing.T) {
 func TestFreshReceiverGetsActiveBansOnly(t *testing.T) {
 	srv := startServer(t, "")
 	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1"})
-	pub := a.Publisher(0)
+	pub := a.Publisher()
 	defer pub.Close()
 	pub.Act(banDecision("203.0.113.1/32", time.Hour))
 	pub.Act(banDecision("203.0.113.1/32", 2*time.Hour)) // escalated: replaces the first
@@ -193,7 +193,7 @@ func TestServerUnreachableAtStart(t *testing.T) {
 	if a.Stats().Connected {
 		t.Fatal("connected to nothing")
 	}
-	pub := a.Publisher(0)
+	pub := a.Publisher()
 	defer pub.Close()
 	decided := time.Now()
 	pub.Act(banDecision("203.0.113.9/32", 10*time.Second))
@@ -238,7 +238,7 @@ func TestRestartLosesNothingNoDuplicates(t *testing.T) {
 	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1"})
 	b := dial(t, Config{Servers: []string{srv.url()}, Name: "web2"})
 	rb := receive(t, b)
-	pub := a.Publisher(0)
+	pub := a.Publisher()
 	defer pub.Close()
 	pub.Act(banDecision("203.0.113.1/32", time.Hour))
 	rb.wait(t, 1, 5*time.Second)
@@ -271,7 +271,7 @@ func TestRestartLosesNothingNoDuplicates(t *testing.T) {
 func TestSameMessageIDIsStoredOnce(t *testing.T) {
 	srv := startServer(t, "")
 	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1"})
-	pub := a.Publisher(0)
+	pub := a.Publisher()
 	defer pub.Close()
 	m := FromDecision("web1", banDecision("203.0.113.1/32", time.Hour), time.Now())
 	pub.Enqueue(m)
@@ -287,7 +287,7 @@ func TestExpiredBansAreNotPublished(t *testing.T) {
 	srv := &testServer{t: t, dir: t.TempDir(), port: port}
 	t.Cleanup(srv.stop)
 	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1"})
-	pub := a.Publisher(0)
+	pub := a.Publisher()
 	pub.Act(banDecision("203.0.113.1/32", 1500*time.Millisecond))
 	time.Sleep(time.Second)
 	srv.start()
@@ -304,7 +304,7 @@ func TestExpiredBansAreNotPublished(t *testing.T) {
 func TestCloseGivesUpAfterGrace(t *testing.T) {
 	srv := &testServer{t: t, port: freePort(t)}
 	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1"})
-	pub := a.Publisher(4)
+	pub := a.newPublisher(4)
 	for i := range 6 {
 		pub.Act(banDecision(netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32).String(), time.Hour))
 	}
@@ -330,7 +330,7 @@ func TestCredentialsBindTheOrigin(t *testing.T) {
 	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1", Creds: web1.seedFile, Log: newLogger(&log1)})
 	c := dial(t, Config{Servers: []string{srv.url()}, Name: "web3", Creds: web3.seedFile})
 	rc := receive(t, c)
-	pub := a.Publisher(0)
+	pub := a.Publisher()
 	defer pub.Close()
 	pub.Act(banDecision("203.0.113.1/32", time.Hour))
 	rc.wait(t, 1, 5*time.Second)
@@ -338,7 +338,7 @@ func TestCredentialsBindTheOrigin(t *testing.T) {
 	// web1's credentials under web2's name: the server refuses.
 	var logX logBuf
 	x := dial(t, Config{Servers: []string{srv.url()}, Name: "web2", Creds: web1.seedFile, Log: newLogger(&logX)})
-	px := x.Publisher(0)
+	px := x.Publisher()
 	px.Act(banDecision("203.0.113.66/32", time.Hour))
 	// A raw client with web1's credentials: web1's subject, web2 inside.
 	opt, err := nats.NkeyOptionFromSeed(web1.seedFile)
@@ -385,7 +385,7 @@ func TestPardonAndActive(t *testing.T) {
 	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1"})
 	b := dial(t, Config{Servers: []string{srv.url()}, Name: "admin"})
 	rb := receive(t, b)
-	pub := a.Publisher(0)
+	pub := a.Publisher()
 	defer pub.Close()
 	pub.Act(banDecision("203.0.113.1/32", time.Hour))
 	pub.Act(banDecision("203.0.113.2/32", 1500*time.Millisecond))

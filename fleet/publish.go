@@ -48,11 +48,10 @@ type Publisher struct {
 }
 
 // Publisher starts the goroutine that publishes this host's bans, with
-// room for queue of them (DefaultQueue if 0). Close stops it.
-func (l *Link) Publisher(queue int) *Publisher {
-	if queue <= 0 {
-		queue = DefaultQueue
-	}
+// room for DefaultQueue of them. Close stops it.
+func (l *Link) Publisher() *Publisher { return l.newPublisher(DefaultQueue) }
+
+func (l *Link) newPublisher(queue int) *Publisher {
 	p := &Publisher{l: l, q: make(chan Message, queue), stop: make(chan struct{}), done: make(chan struct{}), clock: time.Now}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	l.states.init("queue", "ok")
