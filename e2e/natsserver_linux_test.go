@@ -92,7 +92,9 @@ func startNats(t *testing.T, name string, h *netnstest.Host, extra string) *nats
 	return p
 }
 
-func (p *natsProc) url() string { return fmt.Sprintf("nats://%s", netip.AddrPortFrom(p.host.IP4, 4222)) }
+func (p *natsProc) url() string {
+	return fmt.Sprintf("nats://%s", netip.AddrPortFrom(p.host.IP4, 4222))
+}
 
 func (p *natsProc) start() {
 	p.t.Helper()
