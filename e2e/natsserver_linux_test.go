@@ -53,12 +53,14 @@ func natsServerBin(t *testing.T) string {
 	return natsBin
 }
 
-// natsProc is a nats-server running in a namespace, with its store in a
-// directory that outlives a restart.
+// natsProc is a nats-server running in a namespace (or, for the
+// measurements, on the loopback address of the machine's own), with its
+// store in a directory that outlives a restart.
 type natsProc struct {
 	t    *testing.T
 	name string
-	host *netnstest.Host
+	ns   *netnstest.NS // nil: the machine's namespace
+	addr netip.AddrPort
 	dir  string
 	conf string
 
@@ -68,18 +70,26 @@ type natsProc struct {
 	done chan struct{}
 }
 
-// natsConf is a server's config: JetStream on, listening on the host's
-// address, with extra text (cluster, authorization).
-func natsConf(name string, h *netnstest.Host, dir, extra string) string {
+// natsConf is a server's config: JetStream on, listening on addr, with
+// extra text (cluster, authorization).
+func natsConf(name string, addr netip.AddrPort, dir, extra string) string {
 	return fmt.Sprintf("server_name: %s\nlisten: %q\njetstream: {store_dir: %q}\n%s\n",
-		name, netip.AddrPortFrom(h.IP4, 4222), filepath.Join(dir, "store"), extra)
+		name, addr, filepath.Join(dir, "store"), extra)
 }
 
+// startNats starts a server on h's address, port 4222.
 func startNats(t *testing.T, name string, h *netnstest.Host, extra string) *natsProc {
 	t.Helper()
-	p := &natsProc{t: t, name: name, host: h, dir: t.TempDir()}
+	return startNatsAt(t, name, h.NS, netip.AddrPortFrom(h.IP4, 4222), extra)
+}
+
+// startNatsAt starts a server in ns (nil: the machine's namespace)
+// listening on addr.
+func startNatsAt(t *testing.T, name string, ns *netnstest.NS, addr netip.AddrPort, extra string) *natsProc {
+	t.Helper()
+	p := &natsProc{t: t, name: name, ns: ns, addr: addr, dir: t.TempDir()}
 	p.conf = filepath.Join(p.dir, "server.conf")
-	if err := os.WriteFile(p.conf, []byte(natsConf(name, h, p.dir, extra)), 0o600); err != nil {
+	if err := os.WriteFile(p.conf, []byte(natsConf(name, addr, p.dir, extra)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p.start()
@@ -93,12 +103,17 @@ func startNats(t *testing.T, name string, h *netnstest.Host, extra string) *nats
 }
 
 func (p *natsProc) url() string {
-	return fmt.Sprintf("nats://%s", netip.AddrPortFrom(p.host.IP4, 4222))
+	return fmt.Sprintf("nats://%s", p.addr)
 }
 
 func (p *natsProc) start() {
 	p.t.Helper()
-	p.cmd = p.host.Command(context.Background(), natsServerBin(p.t), "-c", p.conf)
+	if p.ns != nil {
+		p.cmd = p.ns.Command(context.Background(), natsServerBin(p.t), "-c", p.conf)
+	} else {
+		p.cmd = exec.Command(natsServerBin(p.t), "-c", p.conf)
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		p.t.Fatal(err)

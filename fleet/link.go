@@ -25,7 +25,7 @@ const (
 	pingInterval   = time.Second
 	maxPingsOut    = 2
 	heartbeat      = time.Second
-	reconnectWait  = time.Second
+	reconnectWait  = 500 * time.Millisecond
 	dialTimeout    = 2 * time.Second
 	requestTimeout = 5 * time.Second
 	// dupWindow is the stream's deduplication window: a publish retried
@@ -72,6 +72,9 @@ type Link struct {
 
 	mu       sync.Mutex
 	streamOK bool // the stream was found or made with our settings
+	// up is closed at the next connection or reconnection, then
+	// replaced: the publisher retries and the receiver resumes at once.
+	up chan struct{}
 
 	published, dropped, received, invalid atomic.Uint64
 }
@@ -115,7 +118,7 @@ func Dial(cfg Config) (*Link, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	l := &Link{cfg: cfg, log: cfg.Log}
+	l := &Link{cfg: cfg, log: cfg.Log, up: make(chan struct{})}
 	l.states.log = cfg.Log
 	opts, err := l.options()
 	if err != nil {
@@ -165,9 +168,11 @@ func (l *Link) options() ([]nats.Option, error) {
 		nats.ReconnectBufSize(-1),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			l.states.set("connection", "up", slog.LevelInfo, "fleet: connected", "server", redact(nc.ConnectedUrl()))
+			l.signalUp()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			l.states.set("connection", "up", slog.LevelInfo, "fleet: reconnected", "server", redact(nc.ConnectedUrl()))
+			l.signalUp()
 		}),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if nc.IsClosed() {
@@ -269,6 +274,21 @@ func (l *Link) ensureStream(ctx context.Context) error {
 	}
 	l.streamOK = true
 	return nil
+}
+
+// nextUp returns a channel closed at the next connection or
+// reconnection.
+func (l *Link) nextUp() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.up
+}
+
+func (l *Link) signalUp() {
+	l.mu.Lock()
+	close(l.up)
+	l.up = make(chan struct{})
+	l.mu.Unlock()
 }
 
 // forgetStream makes the next ensureStream look again (after a publish

@@ -22,9 +22,12 @@ const (
 	// server is away.
 	DefaultQueue = 4096
 	// publishRetryMax caps the pause between retries of one publish.
-	publishRetryMax = 2 * time.Second
+	publishRetryMax = time.Second
 	// closeGrace is how long Close keeps publishing what is queued.
 	closeGrace = 2 * time.Second
+	// publishTimeout bounds one try: a lost ack is retried (with the same
+	// message id) rather than waited for.
+	publishTimeout = 2 * time.Second
 )
 
 // Publisher is the action that publishes the daemon's own ban decisions
@@ -130,7 +133,9 @@ func (p *Publisher) publish(m *Message) {
 	subject := Subject(p.l.cfg.Bucket, m.Origin, m.Key)
 	id := msgID(m)
 	pause := 100 * time.Millisecond
+	noStream := 0
 	for {
+		up := p.l.nextUp()
 		left := m.Until.Sub(p.clock())
 		if left < time.Second {
 			// Ended (or too close to its end to be worth a message)
@@ -139,6 +144,15 @@ func (p *Publisher) publish(m *Message) {
 			return
 		}
 		err := p.publishOnce(p.ctx, subject, id, data, ttlOf(left))
+		// No stream answering is what a leader election looks like for a
+		// few seconds; for longer, the stream may have been deleted, and
+		// the next try looks for it (and makes it) again.
+		if noStream++; !errors.Is(err, jetstream.ErrNoStreamResponse) {
+			noStream = 0
+		} else if noStream >= 10 {
+			p.l.forgetStream()
+			noStream = 0
+		}
 		if err == nil {
 			p.l.published.Add(1)
 			p.l.states.set("publish", "ok", slog.LevelInfo, "fleet: publishing again")
@@ -151,11 +165,13 @@ func (p *Publisher) publish(m *Message) {
 		p.l.states.set("publish", "failing", slog.LevelWarn, "fleet: cannot publish; retrying with the same message id", "err", err)
 		select {
 		case <-time.After(pause):
+			pause = min(2*pause, publishRetryMax)
+		case <-up:
+			pause = 100 * time.Millisecond // a server is back: try now
 		case <-p.ctx.Done():
 			p.l.dropped.Add(1)
 			return
 		}
-		pause = min(2*pause, publishRetryMax)
 	}
 }
 
@@ -166,14 +182,11 @@ func (p *Publisher) publishOnce(ctx context.Context, subject, id string, data []
 	if err := p.l.ensureStream(ctx); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	// A new header each try: the TTL changes.
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	_, err := p.l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithMsgTTL(ttl), jetstream.WithExpectStream(p.l.cfg.Bucket))
-	if errors.Is(err, jetstream.ErrNoStreamResponse) {
-		p.l.forgetStream()
-	}
 	return err
 }
 

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -32,6 +33,9 @@ func (l *Link) Receive(ctx context.Context, out chan<- Message) error {
 		err := l.consume(ctx, fmt.Sprintf("%s_%d", prefix, serial), &last, out)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errReconnected) {
+			continue // logged as the reconnection
 		}
 		l.states.set("receive", err.Error(), slog.LevelWarn, "fleet: receiving stopped; resuming after the last ban received", "err", err)
 		select {
@@ -98,10 +102,26 @@ func (l *Link) consume(ctx context.Context, name string, last *uint64, out chan<
 	}
 	defer it.Stop()
 	l.states.set("receive", "ok", slog.LevelInfo, "fleet: receiving bans", "from_sequence", *last+1)
+	// After a reconnection the consumer may be gone with the server that
+	// held it (a restart, a failover): resume at once on a new one rather
+	// than wait for missed heartbeats.
+	nctx, stop := context.WithCancel(ctx)
+	defer stop()
+	up := l.nextUp()
+	go func() {
+		select {
+		case <-up:
+			stop()
+		case <-nctx.Done():
+		}
+	}()
 	var dseq uint64
 	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		msg, err := it.Next(jetstream.NextContext(nctx))
 		if err != nil {
+			if ctx.Err() == nil && nctx.Err() != nil {
+				return errReconnected
+			}
 			return err
 		}
 		meta, err := msg.Metadata()
@@ -130,6 +150,9 @@ func (l *Link) consume(ctx context.Context, name string, last *uint64, out chan<
 		}
 	}
 }
+
+// errReconnected ends a consumer after a reconnection.
+var errReconnected = errors.New("reconnected")
 
 // Active returns what the stream holds: the last message of each
 // (origin, key) whose Until has not passed, in stream order, this host's
