@@ -284,6 +284,27 @@ func TestFleet(t *testing.T) {
 			t.Errorf("a logged the failing publish more than once:\n%s", a.d.log())
 		}
 	})
+
+	t.Run("unblock --fleet lifts the ban on every host", func(t *testing.T) {
+		out := c.pair.Victim.Run(t, bin, "unblock", "--fleet", "--config", c.cfg, x[0].String())
+		if !strings.Contains(out, "unblocked "+key(x[0])) || !strings.Contains(out, "pardon published to the fleet as c") {
+			t.Errorf("unblock --fleet on c: %s", out)
+		}
+		// a decided the ban: it lifts it and pardons its evidence.
+		a.d.waitLog(t, `msg="fleet: pardoned"`, "source="+key(x[0]), "origin=c", "keys=1")
+		b.d.waitLog(t, `msg="fleet: pardoned"`, "source="+key(x[0]), "origin=c")
+		for _, h := range []*fleetHost{a, b, c} {
+			if _, _, ok := h.ban(key(x[0])); ok {
+				t.Errorf("%s still bans %s", h.name, key(x[0]))
+			}
+			if st := h.connect(x[0], h.host.IP4); st != scanner.Open {
+				t.Errorf("%s: the pardoned source cannot reach the service: %v", h.name, st)
+			}
+		}
+		if fl := c.pair.Victim.Run(t, bin, "list", "--fleet", "--config", c.cfg); !strings.Contains(fl, "(pardon)") {
+			t.Errorf("list --fleet shows no pardon:\n%s", fl)
+		}
+	})
 }
 
 // TestFleetRemoteValve: a flood of bans forged by a host of the fleet is

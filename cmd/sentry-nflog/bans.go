@@ -160,6 +160,10 @@ Examples:
 		return code
 	}
 	defer nft.Close()
+	if *toFleet && cfg.Fleet == nil {
+		fmt.Fprintf(e.stderr, "unblock: --fleet: %s has no fleet section\n", cfg.File)
+		return exitUsage
+	}
 	at := time.Now()
 	code = exitOK
 	for _, k := range keys {
