@@ -311,6 +311,31 @@ func (d *Daemon) checkRemote(m *fleet.Message, now time.Time) (timeout time.Dura
 	return timeout, "", ""
 }
 
+// restoreRemote puts the remote bans this host holds back into its sets
+// with their remaining time, after the table was removed behind its back
+// (syncBans restores the daemon's own offences, which these are not).
+func (d *Daemon) restoreRemote() {
+	f := d.fleet
+	if f == nil || len(f.remote) == 0 {
+		return
+	}
+	now := time.Now()
+	f.sweep(now)
+	restored := 0
+	for k, b := range f.remote {
+		left := b.until.Sub(now)
+		if left < time.Second {
+			continue
+		}
+		if err := d.deps.Table.(remoteTable).BanFrom(k, left.Round(time.Millisecond), b.origin); err != nil {
+			d.log.Error("fleet: cannot restore a remote ban", "source", k, "origin", b.origin, "err", err)
+			continue
+		}
+		restored++
+	}
+	d.log.Info("fleet: remote bans restored", "restored", restored)
+}
+
 // remotePardon lifts the bans of a key another host pardoned, whoever
 // made them, and forgets the evidence behind them here: the origin
 // pardons its evidence this way too.

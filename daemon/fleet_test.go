@@ -233,6 +233,26 @@ func TestRemoteBansKnownAfterRestart(t *testing.T) {
 	}
 }
 
+// TestTamperRestoresRemoteBans: after the table was flushed behind the
+// daemon's back, the remote bans it held go back with their remaining
+// time, as its own do.
+func TestTamperRestoresRemoteBans(t *testing.T) {
+	r, _, deps := newFleetRig(t, 0, 100)
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	m := remoteBanMsg("a", "203.0.113.9/32", time.Now(), 30*time.Minute)
+	d.applyRemote(&m)
+	r.table.flush()
+	d.checkTamper()
+	b, ok := r.table.bans[pfx("203.0.113.9/32")]
+	if !ok || b.Origin != "fleet:a" || b.Timeout > 30*time.Minute || b.Timeout < 29*time.Minute {
+		t.Errorf("after tampering: %+v (present %t), want fleet:a with about 30m", b, ok)
+	}
+}
+
 // TestRunReceivesRemoteBans: the receiver is a source of Run's, stopped
 // with the inputs.
 func TestRunReceivesRemoteBans(t *testing.T) {

@@ -78,6 +78,7 @@ func (d *Daemon) checkTamper() {
 	}
 	if len(missing) > 0 && !d.deps.DryRun {
 		d.syncBans("tamper")
+		d.restoreRemote()
 	}
 }
 
