@@ -7,12 +7,13 @@ BIN      := bin/sentry-nflog
 PREFIX   ?= /usr/local
 # Fuzz time per target: short in `make test`, long in `make fuzz`.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzDecodePacket ./config:FuzzLoad ./internal/state:FuzzParseOffence
+FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzDecodePacket ./config:FuzzLoad ./internal/state:FuzzParseOffence ./fleet:FuzzDecode
 
-.PHONY: help build lab measure test unit fuzz-short fuzz bench lint demo install deb deps clean
+.PHONY: help build lab nats-server measure test unit fuzz-short fuzz bench lint demo demo-fleet install deb deps clean
 
 help:
 	@echo "make demo     live demo in two network namespaces (root), else a replay demo"
+	@echo "make demo-fleet  fleet mode: three hosts and a NATS server in namespaces (root)"
 	@echo "make test     gofmt, go vet, all tests (end-to-end ones need root), short fuzz"
 	@echo "make build    build $(BIN)"
 	@echo "make bench    benchmarks"
@@ -26,6 +27,12 @@ build:
 
 lab:
 	$(GO) build -o bin/sentry-lab ./cmd/sentry-lab
+
+# nats-server: the server fleet mode talks to, built from the version go.mod
+# pins (its tool line; also `go tool nats-server`), for the demo and the
+# measurements. Never linked into sentry-nflog.
+nats-server:
+	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
 
 # deps installs what the tests and the demo drive besides our own binary,
 # as command:Debian-package pairs: the nft tool, to load the printed logging
@@ -70,14 +77,18 @@ bench:
 
 # measure: the measurements behind the README's numbers (root, minutes):
 # reaction time, loss under floods, what scanners learn, ban latency.
-measure:
-	$(GO) test -tags measure -count=1 -timeout 30m -run 'Measure|BanLatency' -v ./e2e ./sources ./actions
+measure: nats-server
+	NATS_SERVER=$(CURDIR)/bin/nats-server $(GO) test -tags measure -count=1 -timeout 30m -run 'Measure|BanLatency' -v ./e2e ./sources ./actions
 
 demo: deps build lab
 	@bash scripts/demo.sh $(BIN) bin/sentry-lab
 
-# install: the binary, the config unless one exists, and the systemd unit
-# (its paths follow PREFIX). Then: systemctl daemon-reload &&
+demo-fleet: deps build lab nats-server
+	@bash scripts/demo-fleet.sh $(BIN) bin/sentry-lab bin/nats-server
+
+# install: the binary, the config unless one exists, the systemd unit (its
+# paths follow PREFIX) and, as an example in PREFIX/share/doc/sentry-nflog,
+# fleet mode's drop-in. Then: systemctl daemon-reload &&
 # systemctl enable --now sentry-nflog
 UNITDIR ?= /etc/systemd/system
 install: build
@@ -88,6 +99,9 @@ install: build
 	sed 's|/usr/local/bin/sentry-nflog|$(PREFIX)/bin/sentry-nflog|g' systemd/sentry-nflog.service > sentry-nflog.service.tmp
 	install -D -m 0644 sentry-nflog.service.tmp $(DESTDIR)$(UNITDIR)/sentry-nflog.service
 	rm -f sentry-nflog.service.tmp
+	@# Fleet mode's drop-in, as an example only: it widens the unit's
+	@# address families, which only fleet mode needs (README, Fleet).
+	install -D -m 0644 systemd/fleet.conf $(DESTDIR)$(PREFIX)/share/doc/sentry-nflog/fleet.conf
 
 # deb: the Debian package, built with nfpm (pinned in packaging/nfpm.mod,
 # run as a Go tool; no goreleaser): binary, conffile, systemd unit, man page,

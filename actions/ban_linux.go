@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,12 @@ import (
 // the longest remaining time; an IPv6 range that overlaps key without
 // nesting (someone else's) is an error wrapping syscall.EEXIST.
 func (t *Table) Ban(key netip.Prefix, timeout time.Duration) error {
+	return t.ban(key, timeout, BanComment)
+}
+
+// ban is Ban, its elements carrying comment (BanComment, or a remote
+// ban's FleetComment).
+func (t *Table) ban(key netip.Prefix, timeout time.Duration, comment string) error {
 	key, err := normalizeKey(key)
 	if err != nil {
 		return err
@@ -61,7 +68,7 @@ func (t *Table) Ban(key netip.Prefix, timeout time.Duration) error {
 		s := t.setFor(key)
 		err := t.commit(func() string { return fmt.Sprintf("add %s to %s", key, s.Name) }, func(c *nftables.Conn) error {
 			if !is4 {
-				return c.SetAddElements(s, rangeElements(key.Addr(), lastAddr(key), timeout))
+				return c.SetAddElements(s, rangeElements(key.Addr(), lastAddr(key), timeout, comment))
 			}
 			// The key may hold a kernel ban (first strike's, without our
 			// comment), which a plain add would keep as it is, comment
@@ -75,7 +82,7 @@ func (t *Table) Ban(key netip.Prefix, timeout time.Duration) error {
 			if err := c.SetDeleteElements(s, []nftables.SetElement{{Key: k}}); err != nil {
 				return err
 			}
-			return c.SetAddElements(s, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: BanComment}})
+			return c.SetAddElements(s, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: comment}})
 		})
 		if err == nil {
 			t.rec.put(key, now, timeout)
@@ -90,11 +97,11 @@ func (t *Table) Ban(key netip.Prefix, timeout time.Duration) error {
 	if is4 {
 		slow = t.ban4Slow
 	}
-	err = slow(key, timeout)
+	err = slow(key, timeout, comment)
 	if errnoOf(err) == unix.ENOENT {
 		// An element we meant to replace expired between read and write,
 		// which aborted the whole batch: read again.
-		err = slow(key, timeout)
+		err = slow(key, timeout, comment)
 	}
 	return err
 }
@@ -107,7 +114,7 @@ func (t *Table) setFor(key netip.Prefix) *nftables.Set {
 }
 
 // ban4Slow reads blocked4 and bans key without shortening its ban.
-func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
+func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration, comment string) error {
 	c, err := t.ready()
 	if err != nil {
 		return err
@@ -123,7 +130,8 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 			continue
 		}
 		origin := t.origin4(e)
-		if origin == OriginManual || (origin == OriginDaemon && e.expires >= timeout) {
+		own := origin == OriginDaemon || strings.HasPrefix(origin, OriginFleet)
+		if origin == OriginManual || (own && e.expires >= timeout) {
 			// An administrator's element is left as it is: it drops the
 			// key meanwhile, and once it is gone the daemon's ban goes in
 			// again (the daemon re-inserts the bans it holds that the
@@ -136,7 +144,7 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 		// would do on this kernel for the timeout; older ones keep the old
 		// timeout, and none changes the comment, unless the element is
 		// deleted first.
-		if origin == OriginDaemon {
+		if own {
 			timeout = max(timeout, e.expires)
 		}
 		replace = true
@@ -149,7 +157,7 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 				return fmt.Errorf("nftables: extend %s in %s: %w", key, Set4, err)
 			}
 		}
-		return c.SetAddElements(t.set4, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: BanComment}})
+		return c.SetAddElements(t.set4, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: comment}})
 	})
 	if err != nil {
 		return err
@@ -159,7 +167,7 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration) error {
 }
 
 // banSlow reads blocked6 and bans key without shortening any active ban.
-func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
+func (t *Table) banSlow(key netip.Prefix, timeout time.Duration, comment string) error {
 	c, err := t.ready()
 	if err != nil {
 		return err
@@ -188,7 +196,7 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
 				if err := deleteSpan(c, s, sp); err != nil {
 					return err
 				}
-				return c.SetAddElements(s, rangeElements(sp.first, sp.last, timeout))
+				return c.SetAddElements(s, rangeElements(sp.first, sp.last, timeout, comment))
 			})
 			if err != nil {
 				return err
@@ -221,7 +229,7 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration) error {
 		}
 		var els []nftables.SetElement
 		for _, g := range gaps(first, last, manual) {
-			els = append(els, rangeElements(g.first, g.last, d)...)
+			els = append(els, rangeElements(g.first, g.last, d, comment)...)
 		}
 		if len(els) == 0 {
 			return nil
@@ -267,6 +275,9 @@ func gaps(first, last netip.Addr, holes []span) []addrRange {
 func (t *Table) origin4(e element) string {
 	if e.comment == BanComment {
 		return OriginDaemon
+	}
+	if o, ok := fleetOrigin(e.comment); ok {
+		return o
 	}
 	if fs := t.spec.FirstStrike; fs != nil && e.timeout > 0 && e.timeout <= fs.Provisional {
 		return OriginKernel
@@ -458,7 +469,9 @@ func (t *Table) loadLocked(c *nftables.Conn) ([]BanEntry, error) {
 	n6 := len(out)
 	for _, sp := range spans {
 		origin := OriginDaemon
-		if sp.manual {
+		if o, ok := fleetOrigin(sp.comment); ok {
+			origin = o
+		} else if sp.manual {
 			origin = OriginManual
 		}
 		for _, p := range rangePrefixes(sp.first, sp.last) {

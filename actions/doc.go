@@ -43,6 +43,11 @@
 // comment, even a shorter timeout: a kernel ban is provisional. The
 // daemon's own bans are never shortened.
 //
+// BanFrom is Ban for a ban another host decided (fleet mode): its element
+// carries the comment "sentry-nflog fleet:<origin>" (FleetComment), which
+// List reports as Origin "fleet:<origin>"; it is the daemon's all the same,
+// never a provisional one.
+//
 // blocked4 is a plain hash set, one element per ban, so that an insert
 // costs the same however many bans it holds (measured on kernel 6.18: about
 // 8-9 us median and 40-70 us p99 at 5,000 and 30,000 elements, where an

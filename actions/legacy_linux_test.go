@@ -62,7 +62,7 @@ func addOldSet4(t *testing.T, ns netNS, chain bool, ranges map[string]time.Durat
 	var els []nftables.SetElement
 	for k, d := range ranges {
 		p := netip.MustParsePrefix(k)
-		els = append(els, rangeElements(p.Addr(), lastAddr(p), d)...)
+		els = append(els, rangeElements(p.Addr(), lastAddr(p), d, BanComment)...)
 	}
 	if err := c.AddSet(old, els); err != nil {
 		t.Fatal(err)

@@ -51,8 +51,9 @@ type BanEntry struct {
 	// Expires is the time left; zero when Timeout is zero.
 	Expires time.Duration
 	// Origin is OriginDaemon for the daemon's bans (elements with
-	// BanComment), OriginKernel for a provisional ban made by first strike
-	// (an element of strike6, or of blocked4 without BanComment whose
+	// BanComment), "fleet:<origin>" for a ban received from the fleet
+	// (BanFrom), OriginKernel for a provisional ban made by first strike
+	// (an element of strike6, or of blocked4 without a comment whose
 	// timeout is at most first strike's provisional one) and OriginManual
 	// for any other element (an administrator's, with or without a
 	// timeout), which the daemon never changes or removes.

@@ -255,10 +255,10 @@ func fromKernel(els []nftables.SetElement) []element {
 }
 
 // rangeElements is the interval [first, last]: a start element carrying the
-// timeout and an end element (the first address after last) without one;
-// no end element when last is the end of the address space.
-func rangeElements(first, last netip.Addr, timeout time.Duration) []nftables.SetElement {
-	start := nftables.SetElement{Key: first.AsSlice(), Timeout: timeout, Comment: BanComment}
+// timeout and comment and an end element (the first address after last)
+// without them; no end element when last is the end of the address space.
+func rangeElements(first, last netip.Addr, timeout time.Duration, comment string) []nftables.SetElement {
+	start := nftables.SetElement{Key: first.AsSlice(), Timeout: timeout, Comment: comment}
 	end := last.Next()
 	if !end.IsValid() {
 		return []nftables.SetElement{start}

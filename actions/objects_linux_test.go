@@ -62,12 +62,12 @@ func TestAllowElements(t *testing.T) {
 
 func TestRangeElements(t *testing.T) {
 	a := netip.MustParseAddr
-	els := rangeElements(a("2001:db8:aa:bb::"), a("2001:db8:aa:bb:ffff:ffff:ffff:ffff"), 3600e9)
+	els := rangeElements(a("2001:db8:aa:bb::"), a("2001:db8:aa:bb:ffff:ffff:ffff:ffff"), 3600e9, BanComment)
 	if len(els) != 2 || els[0].Comment != BanComment || els[0].Timeout == 0 || !els[1].IntervalEnd || els[1].Timeout != 0 ||
 		netip.AddrFrom16([16]byte(els[1].Key)) != a("2001:db8:aa:bc::") {
 		t.Errorf("elements of a /64: %+v", els)
 	}
-	if els := rangeElements(a("255.255.255.255"), a("255.255.255.255"), 1e9); len(els) != 1 {
+	if els := rangeElements(a("255.255.255.255"), a("255.255.255.255"), 1e9, BanComment); len(els) != 1 {
 		t.Errorf("a range to the end of the address space has an end element: %+v", els)
 	}
 }

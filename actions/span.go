@@ -62,9 +62,11 @@ type span struct {
 	first, last netip.Addr
 	timeout     time.Duration // zero: the element has no timeout
 	expires     time.Duration
-	// manual: its start element lacks BanComment, so the daemon did not
-	// make it (an administrator did): never changed or removed.
-	manual bool
+	// comment is the start element's; manual says it is none of the
+	// daemon's (BanComment or a fleet ban's), so an administrator made the
+	// range: it is never changed or removed.
+	comment string
+	manual  bool
 }
 
 func (s span) permanent() bool { return s.timeout == 0 }
@@ -116,7 +118,7 @@ func spansFromElements(els []element) []span {
 		if open.timeout != 0 && open.expires == 0 {
 			return // expired, not yet collected
 		}
-		out = append(out, span{first: open.addr, last: last, timeout: open.timeout, expires: open.expires, manual: open.comment != BanComment})
+		out = append(out, span{first: open.addr, last: last, timeout: open.timeout, expires: open.expires, comment: open.comment, manual: !ownComment(open.comment)})
 	}
 	for i := range list {
 		e := &list[i]

@@ -35,6 +35,11 @@ func (t *Table) Missing() ([]string, error) { return nil, errNeedsLinux }
 // Ban returns an error: nftables needs Linux.
 func (t *Table) Ban(key netip.Prefix, timeout time.Duration) error { return errNeedsLinux }
 
+// BanFrom returns an error: nftables needs Linux.
+func (t *Table) BanFrom(key netip.Prefix, timeout time.Duration, origin string) error {
+	return errNeedsLinux
+}
+
 // Unblock returns an error: nftables needs Linux.
 func (t *Table) Unblock(key netip.Prefix) ([]netip.Prefix, error) { return nil, errNeedsLinux }
 

@@ -39,6 +39,8 @@ type Config struct {
 	// (limits.max_offences): past it, the oldest offences that are not
 	// active bans are forgotten.
 	MaxOffences int
+	// Fleet, when set, shares bans with the other hosts (fleet.go).
+	Fleet *Fleet
 }
 
 // FirstStrike lets nftables ban a fast scanner by itself at the threshold,

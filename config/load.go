@@ -245,5 +245,6 @@ func (l *loader) build(raw *rawConfig) *Config {
 	l.advanced(raw, cfg)
 	l.metrics(raw, cfg)
 	l.firstStrike(raw, cfg)
+	l.fleet(raw, cfg)
 	return cfg
 }

@@ -17,6 +17,7 @@ type rawConfig struct {
 	Advanced       *rawAdvanced   `yaml:"advanced"`
 	Metrics        rawMetrics     `yaml:"metrics"`
 	FirstStrike    rawFirstStrike `yaml:"first_strike"`
+	Fleet          *rawFleet      `yaml:"fleet"`
 }
 
 type rawFirstStrike struct {

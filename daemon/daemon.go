@@ -93,6 +93,9 @@ type Deps struct {
 	// HealthEvery is the period of the one-line health summary; a minute
 	// when zero.
 	HealthEvery time.Duration
+	// Fleet links the daemon to the other hosts when the config has a
+	// fleet section (fleet.go); nil otherwise, and in a dry run.
+	Fleet Fleet
 }
 
 // Daemon is a running sentry-nflog: make it with New, run it with Run.
@@ -138,6 +141,7 @@ type Daemon struct {
 	// savedFiles the positions last saved.
 	gen        uint64
 	savedFiles []state.Position
+	fleet      *fleetState // nil without fleet mode
 
 	c counters
 }
@@ -214,6 +218,9 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := d.initFleet(); err != nil {
+		return nil, err
+	}
 	d.setDoor(ex)
 	d.inputs = buildInputs(cfg, st, d.log)
 	return d, nil
@@ -252,6 +259,9 @@ func (d *Daemon) setDoor(ex *actions.ExecAction) {
 	door = append(door, logAction{log: d.log})
 	if d.metrics != nil {
 		door = append(door, metricsAction{m: d.metrics})
+	}
+	if a := d.fleetAction(); a != nil {
+		door = append(door, a)
 	}
 	if d.exec != nil && d.exec != ex {
 		d.retired = append(d.retired, d.exec)
@@ -317,6 +327,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// Remote bans are a source of their own, stopped with the inputs.
+	remote := d.startFleet(inCtx, &wg)
 	inputsDone := make(chan struct{})
 	go func() { wg.Wait(); close(inputsDone) }()
 
@@ -376,6 +388,8 @@ loop:
 		select {
 		case it := <-events:
 			d.decide(&it)
+		case m := <-remote:
+			d.applyRemote(&m)
 		case <-ready:
 			ready = nil
 			d.log.Info("running", "inputs", d.inputNames(), "table", "inet "+d.cfg.NFTables.Table,
@@ -575,6 +589,7 @@ func (d *Daemon) refreshListening() {
 // Close waits for the alert commands in flight. Run calls it before it
 // returns; call it for a daemon that New made but Run never ran.
 func (d *Daemon) Close() error {
+	d.closeFleet()
 	for _, ex := range append(d.retired, d.exec) {
 		if ex != nil {
 			ex.Close()

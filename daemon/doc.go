@@ -18,6 +18,15 @@
 // move only over decided events (sources.Mark), and are saved within a
 // second, with the offences of the same moment.
 //
+// Fleet mode (Deps.Fleet, fleet.go) adds one element to the door, the
+// fleet's publisher, which therefore sees exactly the daemon's own ban
+// decisions, and one source: a goroutine Run starts and waits for, like the
+// inputs, that hands other hosts' bans and pardons to the loop. The loop
+// applies this host's checks to each (its ignore list, accept_from, the
+// prefix, max_remote_ban, the remote valve, max_remote_active) and inserts
+// it with its remaining time through the table's BanFrom; remote bans are
+// never offences, and never pass through the door.
+//
 // What the daemon wants in the kernel is a value, Desired, derived from the
 // config and the host's facts (Derive is pure). Start, reload and tamper
 // repair all apply that value to the table; a reload builds everything new

@@ -38,6 +38,7 @@ func (d *Daemon) healthLine(elapsed time.Duration, events uint64) {
 			attrs = append(attrs, "reaction_p50", p50.String(), "reaction_p99", p99.String())
 		}
 	}
+	attrs = append(attrs, d.fleetHealth()...)
 	d.log.Info("health", attrs...)
 }
 
@@ -57,6 +58,7 @@ func (d *Daemon) writeMetrics() {
 	if !d.deps.DryRun {
 		snap.BansActive = d.engine.Banned(time.Now())
 	}
+	snap.Fleet = d.fleetMetrics()
 	d.metrics.Update(snap)
 	if err := d.metrics.WriteTextfile(d.cfg.Metrics.Textfile); err != nil {
 		d.log.Warn("cannot write metrics", "path", d.cfg.Metrics.Textfile, "err", err)

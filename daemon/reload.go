@@ -24,6 +24,7 @@ func (d *Daemon) reload() {
 		return
 	}
 	next, changed := pin(loaded, d.cfg)
+	changed = append(changed, pinFleet(next, d.cfg)...)
 	ignore := d.resolveIgnore(next)
 	want := d.derive(next, ignore)
 	var engine *rules.Engine
@@ -54,6 +55,7 @@ func (d *Daemon) reload() {
 	for _, n := range want.Notes {
 		d.log.Info("first strike: " + n)
 	}
+	d.reloadFleet()
 	d.setDoor(ex)
 	if d.deps.Table != nil && (tableChanged || !d.whole()) {
 		d.applyLater("reload")

@@ -283,6 +283,7 @@ func (d *Daemon) syncBans(ctx context.Context, why string, learn bool) {
 		}
 		restored++
 	}
+	restored += d.restoreRemote(ctx, cov)
 	if why == "verify" {
 		if restored > 0 {
 			d.log.Warn("bans were missing from the kernel's sets (flushed?): put back", "restored", restored)

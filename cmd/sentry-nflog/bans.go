@@ -39,20 +39,32 @@ func configAndTable(e *env, cmd, path string) (*config.Config, *actions.Table, i
 	return cfg, t, -1
 }
 
-func cmdList(_ context.Context, e *env, args []string) int {
-	fs := flags(e, "list", "[--config FILE] [--json]", `Show the active bans, read from the kernel's sets (inet sentry by default):
-each banned prefix with the time left, its full ban and who made it (the
-daemon, first strike in the kernel, or manual: an element added by hand,
-which the daemon never changes), then the packets and bytes the drop rules
-have stopped.
+func cmdList(ctx context.Context, e *env, args []string) int {
+	fs := flags(e, "list", "[--config FILE] [--json] [--fleet]", `Show the active bans, read from the kernel's sets (inet sentry by default):
+each banned prefix with the time left, its full ban and where it came from
+(daemon; kernel for first strike's provisional bans; fleet:<origin> for a
+ban another host decided; manual for an element added by hand, which the
+daemon never changes), then the packets and bytes the drop rules have
+stopped. With --fleet, show instead the fleet's active bans and pardons,
+read from its stream, with origin and time left.
 
 Examples:
   sentry-nflog list
-  sentry-nflog list --json | jq -r '.bans[].source'`)
+  sentry-nflog list --json | jq -r '.bans[].source'
+  sentry-nflog list --fleet`)
 	cfgPath := fs.String("config", "", "config `FILE` naming the table (default: the embedded sentry.yaml)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	fromFleet := fs.Bool("fleet", false, "list the fleet's active bans from its stream (needs a fleet section)")
 	if c := parseFlags(fs, args); c >= 0 {
 		return c
+	}
+	if *fromFleet {
+		cfg, err := loadConfig(*cfgPath)
+		if err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return exitUsage
+		}
+		return listFleet(ctx, e, cfg, *asJSON)
 	}
 	cfg, nft, code := configAndTable(e, "list", *cfgPath)
 	if code >= 0 {
@@ -105,7 +117,7 @@ Examples:
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SOURCE\tTIME LEFT\tBAN\tBY")
 		for _, b := range bans {
-			by := "daemon"
+			by := b.Origin
 			switch b.Origin {
 			case actions.OriginKernel:
 				by = "kernel (first strike, provisional)"
@@ -127,16 +139,20 @@ Examples:
 	return exitOK
 }
 
-func cmdUnblock(_ context.Context, e *env, args []string) int {
-	fs := flags(e, "unblock", "[--config FILE] ADDR|PREFIX...", `Remove bans now. An address inside a banned range (an IPv6 /64) lifts that
+func cmdUnblock(ctx context.Context, e *env, args []string) int {
+	fs := flags(e, "unblock", "[--config FILE] [--fleet] ADDR|PREFIX...", `Remove bans now. An address inside a banned range (an IPv6 /64) lifts that
 range. The running daemon is told (through state_dir) and pardons the
 evidence: the same packets will not ban the source again, and this offence
-does not count towards a longer ban next time.
+does not count towards a longer ban next time. With --fleet, also publish
+a pardon that every host of the fleet applies: each lifts its bans of the
+key, whoever decided them, and forgets the evidence.
 
 Examples:
   sentry-nflog unblock 203.0.113.7
-  sentry-nflog unblock 2001:db8:bad:1::/64`)
+  sentry-nflog unblock 2001:db8:bad:1::/64
+  sentry-nflog unblock --fleet 203.0.113.7`)
 	cfgPath := fs.String("config", "", "config `FILE` naming the table and state_dir (default: the embedded sentry.yaml)")
+	toFleet := fs.Bool("fleet", false, "also publish a pardon every host of the fleet applies (needs a fleet section)")
 	if c := parseFlags(fs, args); c >= 0 {
 		return c
 	}
@@ -158,13 +174,20 @@ Examples:
 		return code
 	}
 	defer nft.Close()
+	if *toFleet && cfg.Fleet == nil {
+		fmt.Fprintf(e.stderr, "unblock: --fleet: %s has no fleet section\n", cfg.File)
+		return exitUsage
+	}
+	at := time.Now()
 	code = exitOK
 	for _, k := range keys {
 		removed, err := nft.Unblock(k)
 		switch {
 		case errors.Is(err, actions.ErrNotBanned), errors.Is(err, syscall.ENOENT):
 			fmt.Fprintf(e.stdout, "%s: not banned\n", k)
-			code = exitFailure
+			if !*toFleet { // the fleet may hold it elsewhere
+				code = exitFailure
+			}
 		case err != nil:
 			fmt.Fprintf(e.stderr, "unblock: %v\n", err)
 			return exitFailure
@@ -182,9 +205,14 @@ Examples:
 		}
 		// Pardon even what was not banned: the daemon may hold evidence
 		// about to cross a threshold, or a rate-limited decision.
-		if err := daemon.AppendPardon(cfg.StateDir, k, time.Now()); err != nil {
+		if err := daemon.AppendPardon(cfg.StateDir, k, at); err != nil {
 			fmt.Fprintf(e.stderr, "unblock: cannot tell the daemon (%v): it may ban %s again on the same evidence\n", err, k)
 			code = exitFailure
+		}
+	}
+	if *toFleet {
+		if c := pardonFleet(ctx, e, cfg, keys, at); c != exitOK {
+			return c
 		}
 	}
 	return code

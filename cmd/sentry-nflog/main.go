@@ -50,8 +50,8 @@ func commands() []command {
 		{"run", "[--config FILE] [--dry-run]", "read NFLOG groups and log files, ban scanners in nftables (the daemon)", cmdRun},
 		{"replay", "[--config FILE] [--json] FILE...", "run the rules over saved kernel logs and print what would be banned", cmdReplay},
 		{"check-config", "[FILE]", "validate a config file (default: the embedded one); exit 2 on problems", cmdCheckConfig},
-		{"list", "[--config FILE] [--json]", "show active bans with time left, read from the kernel", cmdList},
-		{"unblock", "[--config FILE] ADDR|PREFIX...", "remove bans now and pardon the evidence", cmdUnblock},
+		{"list", "[--config FILE] [--json] [--fleet]", "show active bans with time left and origin, read from the kernel (or the fleet)", cmdList},
+		{"unblock", "[--config FILE] [--fleet] ADDR|PREFIX...", "remove bans now and pardon the evidence (on every host with --fleet)", cmdUnblock},
 		{"firewall", "[--config FILE] [--iptables]", "print the rules that send probes of unused ports to sentry-nflog", cmdFirewall},
 		{"default-config", "", "print the embedded sentry.yaml", cmdDefaultConfig},
 		{"completion", "bash|zsh", "print the shell completion script for bash or zsh", cmdCompletion},
@@ -194,8 +194,12 @@ Example:
 	if words != "" {
 		words = " + " + words
 	}
-	fmt.Fprintf(e.stdout, "%s: OK: %d rules, %d NFLOG groups, %d files, ignore %d prefixes%s\n",
-		cfg.File, len(cfg.Engine.Rules), len(cfg.Inputs.NFLOG), len(cfg.Inputs.Files), len(cfg.Ignore.Prefixes), words)
+	fleetNote := ""
+	if f := cfg.Fleet; f != nil {
+		fleetNote = fmt.Sprintf(", fleet as %s (%d servers, stream %s, publish %t, apply %t)", f.Name, len(f.Servers), f.Bucket, f.Publish, f.Apply)
+	}
+	fmt.Fprintf(e.stdout, "%s: OK: %d rules, %d NFLOG groups, %d files, ignore %d prefixes%s%s\n",
+		cfg.File, len(cfg.Engine.Rules), len(cfg.Inputs.NFLOG), len(cfg.Inputs.Files), len(cfg.Ignore.Prefixes), words, fleetNote)
 	return exitOK
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
 	"github.com/sentry-nflog/sentry-nflog/daemon"
+	"github.com/sentry-nflog/sentry-nflog/fleet"
 	"github.com/sentry-nflog/sentry-nflog/internal/hostinfo"
 	"github.com/sentry-nflog/sentry-nflog/internal/ownerlock"
 )
@@ -28,8 +29,10 @@ Signals: SIGHUP reloads the config (an invalid file keeps the running one
 and logs what is wrong); SIGINT and SIGTERM stop cleanly, after deciding
 every event already read.
 
-It needs CAP_NET_ADMIN (root) and opens no network socket, only netlink.
-Add the logging rules first (sentry-nflog firewall), or use advanced mode.
+It needs CAP_NET_ADMIN (root) and opens no network socket, only netlink;
+in fleet mode (a fleet section) it also keeps one outbound connection to a
+NATS server, and still listens on nothing. Add the logging rules first
+(sentry-nflog firewall), or use advanced mode.
 
 Examples:
   sentry-nflog run --dry-run      # decisions printed, nothing banned
@@ -74,6 +77,17 @@ Examples:
 		}
 		defer t.Close()
 		deps.Table = t
+	}
+	if f := cfg.Fleet; f != nil && *dryRun {
+		log.Info("dry run: fleet mode off, nothing is published or received")
+	} else if f != nil {
+		link, err := fleet.Dial(fleet.Config{Servers: f.Servers, Name: f.Name, Creds: f.Creds, TLS: f.TLS, Bucket: f.Bucket, Log: log})
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			return exitFailure
+		}
+		defer link.Close()
+		deps.Fleet = link
 	}
 	d, err := daemon.New(cfg, deps)
 	if err != nil {

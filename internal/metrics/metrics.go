@@ -39,6 +39,8 @@ type Snapshot struct {
 	RuleEvents map[string]uint64
 	BansActive int
 	Tracked    int
+	// Fleet is fleet mode's figures; nil without fleet mode.
+	Fleet *Fleet
 }
 
 // Metrics holds the registry. Decision and ObserveReaction may be called
@@ -47,6 +49,8 @@ type Metrics struct {
 	reg       *prometheus.Registry
 	decisions *prometheus.CounterVec
 	reaction  prometheus.Histogram
+	// propagation is fleet mode's, nil until EnableFleet.
+	propagation prometheus.Histogram
 
 	mu   sync.Mutex
 	snap Snapshot
@@ -107,7 +111,8 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descFailures, descUnspec, descSkipped, descRule, descBans, descTracked} {
+	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descFailures, descUnspec, descSkipped, descRule, descBans, descTracked,
+		descFleetConnected, descFleetPublished, descFleetDropped, descFleetReceived, descFleetApplied, descFleetRefused, descFleetActive} {
 		ch <- d
 	}
 }
@@ -133,6 +138,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descBans, prometheus.GaugeValue, float64(s.BansActive))
 	ch <- prometheus.MustNewConstMetric(descTracked, prometheus.GaugeValue, float64(s.Tracked))
+	collectFleet(ch, s.Fleet)
 }
 
 func sortedKeys(m map[string]uint64) []string {

@@ -57,3 +57,38 @@ func TestTextfile(t *testing.T) {
 		t.Errorf("directory holds %d files, want only the textfile", len(entries))
 	}
 }
+
+func TestFleetMetrics(t *testing.T) {
+	m := New()
+	m.EnableFleet()
+	m.Update(Snapshot{Fleet: &Fleet{Connected: true, Published: 3, Received: 9, Applied: 5,
+		Refused: map[string]uint64{"ignored": 1, "valve": 3}, RemoteActive: 5}})
+	m.ObservePropagation(800 * time.Microsecond)
+	m.ObservePropagation(-time.Millisecond) // clocks apart: counted as 0
+	path := filepath.Join(t.TempDir(), "sentry.prom")
+	if err := m.WriteTextfile(path); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for _, want := range []string{
+		`sentry_nflog_fleet_connected 1`,
+		`sentry_nflog_fleet_published_total 3`,
+		`sentry_nflog_fleet_received_total 9`,
+		`sentry_nflog_fleet_applied_total 5`,
+		`sentry_nflog_fleet_refused_total{reason="valve"} 3`,
+		`sentry_nflog_fleet_remote_bans_active 5`,
+		`sentry_nflog_fleet_propagation_seconds_bucket{le="0.00025"} 1`,
+		`sentry_nflog_fleet_propagation_seconds_bucket{le="0.001"} 2`,
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("textfile lacks %q:\n%s", want, data)
+		}
+	}
+	// Without fleet mode none of it appears.
+	m2 := New()
+	m2.Update(Snapshot{})
+	m2.WriteTextfile(path)
+	if data, _ := os.ReadFile(path); strings.Contains(string(data), "fleet") {
+		t.Errorf("fleet metrics without fleet mode:\n%s", data)
+	}
+}

@@ -1,6 +1,8 @@
 // Package netnstest builds throwaway network namespaces for end-to-end tests
-// and benchmarks: a victim and an attacker joined by a veth pair, with
-// documentation addresses (198.51.100.0/24, 2001:db8:51::/64) on both ends.
+// and benchmarks: a victim and an attacker joined by a veth pair (Pair), or
+// any number of hosts on one segment through a bridge in a switch
+// namespace (LAN, whose Cut makes a silent partition), with documentation
+// addresses (198.51.100.0/24, 2001:db8:51::/64).
 //
 // It owns nothing outside the namespaces it creates: it never touches the
 // firewall, routes or sysctls of the host namespace, every namespace gets a

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -272,8 +273,8 @@ func (p *Pair) AddAttackerAddrs(t testing.TB, addrs ...netip.Addr) {
 	ipBatch(t, p.Victim.Name, victim)
 }
 
-// uniqueID returns 8 hex digits naming a pair: 4 from the pid, 4 random,
-// retried while a namespace of that name exists.
+// uniqueID returns 8 hex digits naming a pair or a LAN: 4 from the pid,
+// 4 random, retried while a namespace of that name exists.
 func uniqueID(t testing.TB) string {
 	t.Helper()
 	for range 16 {
@@ -282,9 +283,8 @@ func uniqueID(t testing.TB) string {
 			t.Fatalf("netnstest: random id: %v", err)
 		}
 		id := fmt.Sprintf("%04x", os.Getpid()&0xffff) + hex.EncodeToString(b[:])
-		_, errV := os.Stat("/run/netns/snt-" + id + "-v")
-		_, errA := os.Stat("/run/netns/snt-" + id + "-a")
-		if errors.Is(errV, os.ErrNotExist) && errors.Is(errA, os.ErrNotExist) {
+		matches, _ := filepath.Glob("/run/netns/snt-" + id + "-*")
+		if len(matches) == 0 {
 			return id
 		}
 	}

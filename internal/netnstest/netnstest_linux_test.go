@@ -155,3 +155,60 @@ func TestCleanup(t *testing.T) {
 		t.Fatalf("command still running 10s after cleanup")
 	}
 }
+
+// TestLAN: every host reaches every other; a cut host is unreachable
+// without any error coming back (a connect times out rather than being
+// refused), the others still reach each other, and a mended host is
+// reachable again.
+func TestLAN(t *testing.T) {
+	Require(t)
+	lan := NewLAN(t, 3)
+	extra := netip.MustParseAddr("203.0.113.9")
+	lan.Hosts[0].AddAddrs(t, extra)
+	lns := make([]*net.TCPListener, 3)
+	for i, h := range lan.Hosts {
+		lns[i] = h.ListenTCP(t, 0)
+	}
+	dial := func(from *Host, src netip.Addr, to int) error {
+		port := lns[to].Addr().(*net.TCPAddr).Port
+		return from.Do(func() error {
+			d := net.Dialer{Timeout: time.Second}
+			if src.IsValid() {
+				d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+			}
+			c, err := d.Dial("tcp", netip.AddrPortFrom(lan.Hosts[to].IP4, uint16(port)).String())
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		})
+	}
+	for i, h := range lan.Hosts {
+		for j := range lan.Hosts {
+			if i != j {
+				if err := dial(h, netip.Addr{}, j); err != nil {
+					t.Errorf("host %d -> host %d: %v", i, j, err)
+				}
+			}
+		}
+	}
+	if err := dial(lan.Hosts[0], extra, 2); err != nil {
+		t.Errorf("from an added address: %v", err)
+	}
+	lan.Hosts[2].Cut(t)
+	err := dial(lan.Hosts[0], netip.Addr{}, 2)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("host 0 -> cut host 2: %v, want a timeout (a silent partition)", err)
+	}
+	if err := dial(lan.Hosts[0], netip.Addr{}, 1); err != nil {
+		t.Errorf("host 0 -> host 1 during the cut: %v", err)
+	}
+	lan.Hosts[2].Mend(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for dial(lan.Hosts[0], netip.Addr{}, 2) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("host 2 unreachable 5s after the mend")
+		}
+	}
+}

@@ -1,0 +1,529 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/actions"
+	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/fleet"
+	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
+)
+
+// Fleet is the daemon's link to the other hosts of a fleet; *fleet.Link is
+// the real one.
+type Fleet interface {
+	// Publisher starts the action that publishes the daemon's own bans;
+	// the daemon closes it when Run ends. Nil publishes nothing.
+	Publisher() *fleet.Publisher
+	// Receive sends other hosts' bans and pardons to out until ctx ends
+	// (the contract of fleet.Link.Receive).
+	Receive(ctx context.Context, out chan<- fleet.Message) error
+	// Stats returns the link's counters.
+	Stats() fleet.Stats
+}
+
+// remoteTable is what remote bans need of the table besides Table:
+// *actions.Table has it.
+type remoteTable interface {
+	BanFrom(key netip.Prefix, timeout time.Duration, origin string) error
+}
+
+// remoteQueue is the channel between the fleet's receiver and the loop.
+// When the loop falls behind, the receiver waits and the server holds the
+// rest: nothing is lost.
+const remoteQueue = 1024
+
+// Reasons a remote ban is not applied, as counted and logged.
+const (
+	refIgnored    = "ignored"     // covers an address of this host's ignore list
+	refAcceptFrom = "accept_from" // its origin is not in fleet.accept_from
+	refTooWide    = "too_wide"    // /0, or wider than this host's ban prefixes
+	refLength     = "length"      // an IPv4 key longer than bans.ipv4_prefix, which the set cannot hold
+	refPardoned   = "pardoned"    // decided before a pardon of its key
+	refValve      = "valve"       // fleet.max_remote_per_minute
+	refCap        = "cap"         // fleet.max_remote_active
+	refExpired    = "expired"     // arrived with less than a second left
+	refError      = "error"       // the kernel refused the insert
+)
+
+// fleetState is fleet mode's part of the daemon, owned by Run's goroutine
+// like the rest.
+type fleetState struct {
+	cfg *config.Fleet
+	pub *fleet.Publisher
+	// remote holds the remote bans in the sets, by key: bounded by
+	// max_remote_active.
+	remote map[netip.Prefix]remoteBan
+	// pardons holds the pardons still in force, by key: a remote ban
+	// decided before one is refused. Bounded like remote.
+	pardons map[netip.Prefix]remotePardon
+	valve   valve
+	accept  map[string]bool // nil: every origin
+
+	received, applied uint64
+	refused           map[string]uint64
+	delay             latencies
+	// quiet counts what a backlog (a start, a reconnection) applied and
+	// refused: logged as one line when it is through.
+	quiet struct {
+		applied, refused int
+		since            time.Time
+	}
+	refusalLogged map[string]time.Time
+	refusalsSince map[string]int
+	insertFailing bool
+}
+
+type remoteBan struct {
+	origin string
+	until  time.Time
+}
+
+type remotePardon struct {
+	at, until time.Time
+}
+
+// initFleet sets up fleet mode: the publisher, and the remote bans already
+// in the kernel (a restart), so they are known, bounded and not inserted
+// again. It fails if the table cannot hold remote bans.
+func (d *Daemon) initFleet() error {
+	fc := d.cfg.Fleet
+	if fc == nil || d.deps.DryRun {
+		return nil
+	}
+	if d.deps.Fleet == nil {
+		return errNoFleet
+	}
+	f := &fleetState{
+		remote: map[netip.Prefix]remoteBan{}, pardons: map[netip.Prefix]remotePardon{},
+		refused: map[string]uint64{}, refusalLogged: map[string]time.Time{}, refusalsSince: map[string]int{},
+	}
+	f.configure(fc)
+	if fc.Apply {
+		if _, ok := d.deps.Table.(remoteTable); !ok {
+			return fmt.Errorf("fleet: the table cannot hold remote bans")
+		}
+		bans, err := d.deps.Table.List()
+		if err != nil {
+			d.log.Warn("fleet: cannot read the remote bans in the kernel", "err", err)
+		}
+		now := time.Now()
+		for _, b := range bans {
+			if origin, ok := remoteOrigin(b.Origin); ok && b.Timeout > 0 {
+				f.remote[b.Key] = remoteBan{origin: origin, until: now.Add(b.Expires)}
+			}
+		}
+		if len(f.remote) > 0 {
+			d.log.Info("fleet: remote bans in the kernel", "count", len(f.remote))
+		}
+	}
+	if fc.Publish {
+		f.pub = d.deps.Fleet.Publisher()
+	}
+	if d.metrics != nil {
+		d.metrics.EnableFleet()
+	}
+	d.fleet = f
+	return nil
+}
+
+// configure takes the settings a reload may change.
+func (f *fleetState) configure(fc *config.Fleet) {
+	f.cfg = fc
+	f.accept = nil
+	if len(fc.AcceptFrom) > 0 {
+		f.accept = map[string]bool{}
+		for _, o := range fc.AcceptFrom {
+			f.accept[o] = true
+		}
+	}
+	f.valve.resize(fc.MaxRemotePerMinute)
+}
+
+func remoteOrigin(origin string) (string, bool) {
+	if len(origin) <= len(actions.OriginFleet) || origin[:len(actions.OriginFleet)] != actions.OriginFleet {
+		return "", false
+	}
+	return origin[len(actions.OriginFleet):], true
+}
+
+// fleetAction is the door's fleet element: the publisher, or nil.
+func (d *Daemon) fleetAction() actions.Action {
+	if d.fleet == nil || d.fleet.pub == nil {
+		return nil
+	}
+	return d.fleet.pub
+}
+
+// startFleet starts the receiver of remote bans, a source of its own, in
+// wg; it returns the channel the loop reads, nil (never ready) without
+// fleet mode or with fleet.apply off.
+func (d *Daemon) startFleet(ctx context.Context, wg *sync.WaitGroup) <-chan fleet.Message {
+	if d.fleet == nil || !d.fleet.cfg.Apply {
+		return nil
+	}
+	out := make(chan fleet.Message, remoteQueue)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.deps.Fleet.Receive(ctx, out); err != nil {
+			d.log.Error("fleet: receiving stopped", "err", err)
+		}
+	}()
+	return out
+}
+
+// closeFleet stops the publisher; Close calls it.
+func (d *Daemon) closeFleet() {
+	if d.fleet != nil && d.fleet.pub != nil {
+		d.fleet.pub.Close()
+	}
+}
+
+// applyRemote handles one message from another host: a ban passes this
+// host's checks and goes into its sets with its remaining time; a pardon
+// lifts the key's bans and its evidence. Neither counts as an offence
+// here, and neither is published again.
+func (d *Daemon) applyRemote(m *fleet.Message) {
+	f := d.fleet
+	f.received++
+	now := time.Now()
+	backlog := m.Pending > 0 || f.quiet.applied+f.quiet.refused > 0
+	if backlog && f.quiet.applied+f.quiet.refused == 0 {
+		f.quiet.since = now
+	}
+	switch m.Kind {
+	case fleet.KindBan:
+		d.remoteBan(m, now, backlog)
+	case fleet.KindPardon:
+		d.remotePardon(m, now)
+	}
+	if m.Pending == 0 && f.quiet.applied+f.quiet.refused > 0 {
+		d.log.Info("fleet: caught up", "applied", f.quiet.applied, "refused", f.quiet.refused,
+			"took", time.Since(f.quiet.since).Round(time.Millisecond).String(), "remote_active", len(f.remote))
+		f.quiet.applied, f.quiet.refused = 0, 0
+	}
+}
+
+func (d *Daemon) remoteBan(m *fleet.Message, now time.Time, backlog bool) {
+	f := d.fleet
+	timeout, reason, why := d.checkRemote(m, now)
+	if reason == "" && timeout == 0 {
+		return // held already, as long or longer
+	}
+	if reason == "" {
+		err := d.deps.Table.(remoteTable).BanFrom(m.Key, timeout, m.Origin)
+		if err != nil {
+			reason, why = refError, err.Error()
+			if !f.insertFailing {
+				d.log.Error("fleet: cannot insert remote bans", "source", m.Key, "origin", m.Origin, "err", err)
+			}
+			f.insertFailing = true
+		} else if f.insertFailing {
+			d.log.Info("fleet: inserting remote bans again")
+			f.insertFailing = false
+		}
+	}
+	if reason != "" {
+		f.refused[reason]++
+		if backlog {
+			f.quiet.refused++
+		}
+		d.logRefusal(m, reason, why, now)
+		return
+	}
+	f.remote[m.Key] = remoteBan{origin: m.Origin, until: now.Add(timeout)}
+	f.applied++
+	delay := time.Since(m.Decided)
+	f.delay.add(delay)
+	if d.metrics != nil {
+		d.metrics.ObservePropagation(delay)
+	}
+	attrs := []any{"source", m.Key.String(), "origin", m.Origin, "rule", m.Rule, "ban", actions.FormatDuration(timeout.Round(time.Second)),
+		"delay", delay.Round(time.Microsecond).String()}
+	if backlog {
+		f.quiet.applied++
+		d.log.Debug("fleet: applied a remote ban", attrs...)
+		return
+	}
+	d.log.Info("fleet: applied a remote ban", attrs...)
+}
+
+// checkRemote applies this host's checks to a remote ban, in the order
+// the README gives: its own ignore list first, then accept_from, the
+// prefix, max_remote_ban, the remote valve and max_remote_active. It
+// returns the time to ban for, or the reason (and why) not to; a zero
+// timeout without a reason means the ban is held already.
+func (d *Daemon) checkRemote(m *fleet.Message, now time.Time) (timeout time.Duration, reason, why string) {
+	f := d.fleet
+	key := m.Key
+	left := m.Until.Sub(now)
+	if left < time.Second {
+		return 0, refExpired, fmt.Sprintf("%v left", left.Round(time.Millisecond))
+	}
+	for _, p := range d.ignore {
+		if p.Overlaps(key) {
+			return 0, refIgnored, fmt.Sprintf("it covers %s, which is never banned here", p)
+		}
+	}
+	if f.accept != nil && !f.accept[m.Origin] {
+		return 0, refAcceptFrom, "origin not in fleet.accept_from"
+	}
+	bans := d.desired.Engine.Bans
+	want := bans.IPv4Prefix
+	if key.Addr().Is6() {
+		want = bans.IPv6Prefix
+	}
+	if key.Bits() == 0 || key.Bits() < want {
+		return 0, refTooWide, fmt.Sprintf("a /%d where bans here are /%d", key.Bits(), want)
+	}
+	if key.Addr().Is4() && key.Bits() != want {
+		return 0, refLength, fmt.Sprintf("a /%d where IPv4 bans here are /%d", key.Bits(), want)
+	}
+	for p, pd := range f.pardons {
+		if p.Overlaps(key) && !m.Decided.After(pd.at) && pd.until.After(now) {
+			return 0, refPardoned, fmt.Sprintf("%s was pardoned at %s", p, pd.at.Format(time.RFC3339))
+		}
+	}
+	timeout = min(left, f.cfg.MaxRemoteBan).Round(time.Millisecond)
+	// Held already, as long to within a second (a ban published again, or
+	// received again after a reconnection): nothing to insert.
+	held, ok := f.remote[key]
+	if ok && held.until.After(now) && !held.until.Add(time.Second).Before(now.Add(timeout)) {
+		return 0, "", ""
+	}
+	if !f.valve.allow(m.Stored) {
+		return 0, refValve, fmt.Sprintf("more than %d remote bans in a minute", f.cfg.MaxRemotePerMinute)
+	}
+	if !ok && len(f.remote) >= f.cfg.MaxRemoteActive {
+		f.sweep(now)
+		if len(f.remote) >= f.cfg.MaxRemoteActive {
+			return 0, refCap, fmt.Sprintf("%d remote bans held", len(f.remote))
+		}
+	}
+	return timeout, "", ""
+}
+
+// restoreRemote puts the remote bans this host holds and the kernel lacks
+// (after a flush of the table or of a set) back into its sets, with their
+// remaining time, and returns how many. It runs beside the loop, in the
+// table keeper, and reads the held bans on the loop; syncBans restores the
+// daemon's own offences, which these are not.
+func (d *Daemon) restoreRemote(ctx context.Context, cov *coverage) int {
+	type held struct {
+		key    netip.Prefix
+		until  time.Time
+		origin string
+	}
+	now := time.Now()
+	var bans []held
+	if !d.onLoop(ctx, func() {
+		f := d.fleet
+		if f == nil {
+			return
+		}
+		f.sweep(now)
+		for k, b := range f.remote {
+			bans = append(bans, held{k, b.until, b.origin})
+		}
+	}) || len(bans) == 0 {
+		return 0
+	}
+	rt, ok := d.deps.Table.(remoteTable)
+	if !ok {
+		return 0
+	}
+	restored := 0
+	for _, b := range bans {
+		left := b.until.Sub(now)
+		if left < time.Second || cov.covers(b.key) {
+			continue
+		}
+		if err := rt.BanFrom(b.key, left.Round(time.Millisecond), b.origin); err != nil {
+			d.log.Error("fleet: cannot restore a remote ban", "source", b.key, "origin", b.origin, "err", err)
+			continue
+		}
+		restored++
+	}
+	if restored > 0 {
+		d.log.Info("fleet: remote bans restored", "restored", restored)
+	}
+	return restored
+}
+
+// remotePardon lifts the bans of a key another host pardoned, whoever
+// made them, and forgets the evidence behind them here: the origin
+// pardons its evidence this way too.
+func (d *Daemon) remotePardon(m *fleet.Message, now time.Time) {
+	f := d.fleet
+	if !m.Until.After(now) {
+		f.refused[refExpired]++
+		return
+	}
+	if !f.valve.allow(m.Stored) {
+		f.refused[refValve]++
+		d.logRefusal(m, refValve, fmt.Sprintf("more than %d remote bans in a minute", f.cfg.MaxRemotePerMinute), now)
+		return
+	}
+	if len(f.pardons) >= f.cfg.MaxRemoteActive {
+		f.sweep(now)
+	}
+	if len(f.pardons) < f.cfg.MaxRemoteActive {
+		f.pardons[m.Key] = remotePardon{at: m.Decided, until: m.Until}
+	}
+	for k := range f.remote {
+		if k.Overlaps(m.Key) {
+			delete(f.remote, k)
+		}
+	}
+	d.lift(m.Key, "pardoned by the fleet ("+m.Origin+")")
+	n := d.engine.Pardon(m.Key, m.Decided)
+	d.stateDirty = true
+	d.log.Info("fleet: pardoned", "source", m.Key, "origin", m.Origin, "keys", n)
+}
+
+// sweep forgets remote bans and pardons that have ended.
+func (f *fleetState) sweep(now time.Time) {
+	for k, b := range f.remote {
+		if !b.until.After(now) {
+			delete(f.remote, k)
+		}
+	}
+	for k, p := range f.pardons {
+		if !p.until.After(now) {
+			delete(f.pardons, k)
+		}
+	}
+}
+
+// logRefusal logs a refused remote ban: the first of each reason at once,
+// then at most one line a minute per reason with the count since, so a
+// flood of forged bans is a few lines.
+func (d *Daemon) logRefusal(m *fleet.Message, reason, why string, now time.Time) {
+	f := d.fleet
+	f.refusalsSince[reason]++
+	if last, ok := f.refusalLogged[reason]; ok && now.Sub(last) < time.Minute {
+		return
+	}
+	d.log.Warn("fleet: refused a remote ban", "reason", reason, "source", m.Key, "origin", m.Origin, "why", why,
+		"refused_since_last_line", f.refusalsSince[reason])
+	f.refusalLogged[reason] = now
+	f.refusalsSince[reason] = 0
+}
+
+// fleetHealth is fleet mode's part of the health line.
+func (d *Daemon) fleetHealth() []any {
+	f := d.fleet
+	if f == nil {
+		return nil
+	}
+	s := d.deps.Fleet.Stats()
+	f.sweep(time.Now())
+	var refused uint64
+	for _, n := range f.refused {
+		refused += n
+	}
+	attrs := []any{"fleet_connected", s.Connected, "fleet_published", s.Published, "fleet_received", f.received,
+		"fleet_applied", f.applied, "fleet_refused", refused + s.Invalid, "fleet_remote_active", len(f.remote)}
+	if p50, p99, ok := f.delay.percentiles(); ok {
+		attrs = append(attrs, "fleet_delay_p50", p50.String(), "fleet_delay_p99", p99.String())
+	}
+	return attrs
+}
+
+// fleetMetrics is fleet mode's part of the metrics snapshot.
+func (d *Daemon) fleetMetrics() *metrics.Fleet {
+	f := d.fleet
+	if f == nil {
+		return nil
+	}
+	s := d.deps.Fleet.Stats()
+	f.sweep(time.Now())
+	refused := map[string]uint64{}
+	for r, n := range f.refused {
+		refused[r] = n
+	}
+	if s.Invalid > 0 {
+		refused["invalid"] = s.Invalid
+	}
+	return &metrics.Fleet{Connected: s.Connected, Published: s.Published, PublishDropped: s.PublishDropped,
+		Received: f.received, Applied: f.applied, Refused: refused, RemoteActive: len(f.remote)}
+}
+
+// pinFleet keeps what of fleet mode cannot change while the daemon runs
+// (the link: servers, name, credentials, TLS, bucket, publish, apply) and
+// names the section if it differed; accept_from and the remote limits
+// change with a reload.
+func pinFleet(next, running *config.Config) []string {
+	a, b := next.Fleet, running.Fleet
+	if a == nil && b == nil {
+		return nil
+	}
+	if a == nil || b == nil {
+		next.Fleet = b
+		return []string{"fleet"}
+	}
+	link := func(f *config.Fleet) config.Fleet {
+		return config.Fleet{Servers: f.Servers, Name: f.Name, Creds: f.Creds, TLS: f.TLS, Bucket: f.Bucket, Publish: f.Publish, Apply: f.Apply}
+	}
+	if reflect.DeepEqual(link(a), link(b)) {
+		return nil
+	}
+	kept := *a
+	kept.Servers, kept.Name, kept.Creds, kept.TLS, kept.Bucket, kept.Publish, kept.Apply =
+		slices.Clone(b.Servers), b.Name, b.Creds, b.TLS, b.Bucket, b.Publish, b.Apply
+	next.Fleet = &kept
+	return []string{"fleet (servers, name, creds, tls, bucket, publish, apply)"}
+}
+
+// reloadFleet takes a reloaded config's fleet limits.
+func (d *Daemon) reloadFleet() {
+	if d.fleet != nil && d.cfg.Fleet != nil {
+		d.fleet.configure(d.cfg.Fleet)
+	}
+}
+
+// valve is the remote valve: at most n remote bans a minute, counted by
+// the time the server stored them, which the publisher cannot forge. In
+// stream order, as they arrive, the same bans pass on every host.
+type valve struct {
+	n    int
+	ring []time.Time // the last n accepted times, oldest at next
+	next int
+}
+
+func (v *valve) resize(n int) {
+	if n == v.n {
+		return
+	}
+	*v = valve{n: n}
+}
+
+// allow reports whether one more remote ban stored at t may pass, and
+// counts it if so.
+func (v *valve) allow(t time.Time) bool {
+	if v.n <= 0 {
+		return true
+	}
+	if len(v.ring) < v.n {
+		v.ring = append(v.ring, t)
+		return true
+	}
+	if t.Sub(v.ring[v.next]) < time.Minute {
+		return false
+	}
+	v.ring[v.next] = t
+	v.next = (v.next + 1) % v.n
+	return true
+}
+
+// errNoFleet is returned by New when the config has a fleet section and
+// Deps no link (a wiring bug).
+var errNoFleet = errors.New("fleet: configured, but Deps.Fleet is nil")

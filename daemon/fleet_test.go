@@ -1,0 +1,354 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/actions"
+	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/fleet"
+)
+
+// fleetTable is the fake table with BanFrom.
+type fleetTable struct{ *fakeTable }
+
+func (f fleetTable) BanFrom(key netip.Prefix, timeout time.Duration, origin string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.banned = append(f.banned, key)
+	f.bans[key] = actions.BanEntry{Key: key, Timeout: timeout, Expires: timeout, Origin: actions.OriginFleet + origin}
+	return nil
+}
+
+// fakeFleet hands the daemon what a test sends on in.
+type fakeFleet struct {
+	in       chan fleet.Message
+	pub      *fleet.Publisher
+	returned chan struct{}
+}
+
+func newFakeFleet() *fakeFleet {
+	return &fakeFleet{in: make(chan fleet.Message, 16), returned: make(chan struct{})}
+}
+
+func (f *fakeFleet) Publisher() *fleet.Publisher { return f.pub }
+func (f *fakeFleet) Stats() fleet.Stats          { return fleet.Stats{Connected: true} }
+func (f *fakeFleet) Receive(ctx context.Context, out chan<- fleet.Message) error {
+	defer close(f.returned)
+	for {
+		select {
+		case m := <-f.in:
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+const fleetSection = `fleet:
+  servers: [nats://127.0.0.1:4222]
+  name: b
+  accept_from: [a, c]
+  max_remote_per_minute: %d
+  max_remote_ban: 1h
+  max_remote_active: %d
+`
+
+func newFleetRig(t *testing.T, perMinute, active int) (*rig, *fakeFleet, Deps) {
+	t.Helper()
+	r := newRig(t, tripwireRules, fmt.Sprintf(fleetSection, perMinute, active))
+	ff := newFakeFleet()
+	deps := r.deps(false)
+	deps.Table = fleetTable{r.table}
+	deps.Fleet = ff
+	return r, ff, deps
+}
+
+func remoteBanMsg(origin, key string, decided time.Time, left time.Duration) fleet.Message {
+	return fleet.Message{Kind: fleet.KindBan, Origin: origin, Key: pfx(key), Rule: "tcp-portscan", Ban: 2 * time.Hour,
+		Decided: decided, Until: time.Now().Add(left), Stored: decided}
+}
+
+func TestRemoteBanChecks(t *testing.T) {
+	r, _, deps := newFleetRig(t, 3, 100)
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	now := time.Now()
+	for _, c := range []struct {
+		name   string
+		m      fleet.Message
+		reason string // "" applied
+	}{
+		{"the host's gateway", remoteBanMsg("a", "192.0.2.1/32", now, time.Hour), refIgnored},
+		{"a /24 around the host itself", remoteBanMsg("a", "192.0.2.0/24", now, time.Hour), refIgnored},
+		{"an origin not accepted", remoteBanMsg("x", "203.0.113.1/32", now, time.Hour), refAcceptFrom},
+		{"a /24 where bans are /32", remoteBanMsg("a", "198.51.100.0/24", now, time.Hour), refTooWide},
+		{"everything", remoteBanMsg("a", "::/0", now, time.Hour), refTooWide},
+		{"a /48 where bans are /64", remoteBanMsg("a", "2001:db8:1::/48", now, time.Hour), refTooWide},
+		{"already over", remoteBanMsg("a", "203.0.113.2/32", now, 500*time.Millisecond), refExpired},
+		{"a plain ban", remoteBanMsg("a", "203.0.113.3/32", now, 2*time.Hour), ""},
+		{"an IPv6 address inside a /64", remoteBanMsg("c", "2001:db8:1:2::5/128", now, time.Hour), ""},
+		{"the valve's last", remoteBanMsg("c", "2001:db8:1:3::/64", now, time.Hour), ""},
+		{"beyond the valve", remoteBanMsg("c", "2001:db8:1:4::/64", now.Add(30*time.Second), time.Hour), refValve},
+		{"a minute later", remoteBanMsg("c", "2001:db8:1:5::/64", now.Add(61*time.Second), time.Hour), ""},
+	} {
+		before := len(r.table.bannedKeys())
+		refusedBefore := d.fleet.refused[c.reason]
+		d.applyRemote(&c.m)
+		applied := len(r.table.bannedKeys()) > before
+		if c.reason == "" && !applied {
+			t.Errorf("%s: not applied; refused %v", c.name, d.fleet.refused)
+		}
+		if c.reason != "" && (applied || d.fleet.refused[c.reason] != refusedBefore+1) {
+			t.Errorf("%s: applied %t, refused %v, want refused as %s", c.name, applied, d.fleet.refused, c.reason)
+		}
+	}
+	// max_remote_ban caps the 2h ban to 1h; the origin is on the element.
+	b := r.table.bans[pfx("203.0.113.3/32")]
+	if b.Timeout != time.Hour || b.Origin != "fleet:a" {
+		t.Errorf("203.0.113.3: %+v, want 1h from fleet:a", b)
+	}
+	// The same ban again is held already: no insert, no valve.
+	n := len(r.table.bannedKeys())
+	again := remoteBanMsg("a", "203.0.113.3/32", now.Add(2*time.Minute), 2*time.Hour)
+	d.applyRemote(&again)
+	if len(r.table.bannedKeys()) != n {
+		t.Error("a ban held already was inserted again")
+	}
+	// Remote bans are never local offences.
+	if offs := d.engine.Offences(); len(offs) != 0 {
+		t.Errorf("remote bans became offences: %+v", offs)
+	}
+	if d.fleet.applied != 4 || len(d.fleet.remote) != 4 {
+		t.Errorf("applied %d, held %d: want 4 and 4", d.fleet.applied, len(d.fleet.remote))
+	}
+	logs := r.logs.String()
+	if !strings.Contains(logs, `msg="fleet: refused a remote ban" reason=ignored source=192.0.2.1/32 origin=a`) {
+		t.Errorf("no refusal line for the gateway:\n%s", logs)
+	}
+	if n := strings.Count(logs, "reason=too_wide"); n != 1 {
+		t.Errorf("%d lines for too_wide refusals, want 1 (one a minute per reason):\n%s", n, logs)
+	}
+}
+
+func TestRemoteBanCap(t *testing.T) {
+	r, _, deps := newFleetRig(t, 0, 2)
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	now := time.Now()
+	for i := range 3 {
+		m := remoteBanMsg("a", fmt.Sprintf("203.0.113.%d/32", i+1), now, time.Hour)
+		d.applyRemote(&m)
+	}
+	if d.fleet.applied != 2 || d.fleet.refused[refCap] != 1 {
+		t.Errorf("applied %d, refused %v: want 2 applied and 1 over the cap", d.fleet.applied, d.fleet.refused)
+	}
+	// Ended bans make room.
+	for k, b := range d.fleet.remote {
+		b.until = now.Add(-time.Second)
+		d.fleet.remote[k] = b
+	}
+	m := remoteBanMsg("a", "203.0.113.9/32", now, time.Hour)
+	d.applyRemote(&m)
+	if d.fleet.applied != 3 {
+		t.Errorf("a ban refused though the held ones had ended: %v", d.fleet.refused)
+	}
+}
+
+// TestRemotePardon: a pardon lifts the key here, whoever banned it, and
+// a remote ban decided before it is refused, one decided after applied.
+func TestRemotePardon(t *testing.T) {
+	r, _, deps := newFleetRig(t, 0, 100)
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	t0 := time.Now().Add(-time.Minute)
+	m := remoteBanMsg("a", "203.0.113.5/32", t0, time.Hour)
+	d.applyRemote(&m)
+	p := fleet.Message{Kind: fleet.KindPardon, Origin: "c", Key: pfx("203.0.113.5/32"), Decided: t0.Add(time.Second), Until: time.Now().Add(time.Hour), Stored: t0}
+	d.applyRemote(&p)
+	if _, ok := r.table.bans[pfx("203.0.113.5/32")]; ok {
+		t.Error("the pardoned key is still banned")
+	}
+	if len(r.table.forgot) == 0 || r.table.forgot[len(r.table.forgot)-1] != pfx("203.0.113.5/32") {
+		t.Errorf("first strike's counters not forgotten: %v", r.table.forgot)
+	}
+	if len(d.fleet.remote) != 0 {
+		t.Errorf("remote bans held: %v", d.fleet.remote)
+	}
+	old := remoteBanMsg("b2", "203.0.113.5/32", t0, time.Hour)
+	old.Origin = "a"
+	d.applyRemote(&old)
+	if d.fleet.refused[refPardoned] != 1 {
+		t.Errorf("a ban decided before the pardon: refused %v", d.fleet.refused)
+	}
+	newer := remoteBanMsg("a", "203.0.113.5/32", t0.Add(time.Minute), time.Hour)
+	d.applyRemote(&newer)
+	if _, ok := r.table.bans[pfx("203.0.113.5/32")]; !ok {
+		t.Error("a ban decided after the pardon was not applied")
+	}
+	if !strings.Contains(r.logs.String(), `msg="fleet: pardoned" source=203.0.113.5/32 origin=c`) {
+		t.Errorf("no pardon line:\n%s", r.logs.String())
+	}
+}
+
+// TestRemoteBansKnownAfterRestart: the remote bans in the kernel when the
+// daemon starts are held (counted for the cap, not inserted again), and
+// are not learned as offences.
+func TestRemoteBansKnownAfterRestart(t *testing.T) {
+	r, _, deps := newFleetRig(t, 0, 100)
+	r.table.bans[pfx("203.0.113.7/32")] = actions.BanEntry{Key: pfx("203.0.113.7/32"), Timeout: time.Hour, Expires: 50 * time.Minute, Origin: "fleet:a"}
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if b, ok := d.fleet.remote[pfx("203.0.113.7/32")]; !ok || b.origin != "a" || time.Until(b.until) < 49*time.Minute {
+		t.Errorf("remote bans held: %+v", d.fleet.remote)
+	}
+	if offs := d.engine.Offences(); len(offs) != 0 {
+		t.Errorf("a remote ban in the kernel became an offence: %+v", offs)
+	}
+	m := remoteBanMsg("a", "203.0.113.7/32", time.Now(), 40*time.Minute)
+	d.applyRemote(&m)
+	if n := len(r.table.bannedKeys()); n != 0 {
+		t.Errorf("%d inserts for a ban held already", n)
+	}
+}
+
+// TestTamperRestoresRemoteBans: after the table was flushed behind the
+// daemon's back, the remote bans it held go back with their remaining
+// time, as its own do.
+func TestTamperRestoresRemoteBans(t *testing.T) {
+	r, _, deps := newFleetRig(t, 0, 100)
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	m := remoteBanMsg("a", "203.0.113.9/32", time.Now(), 30*time.Minute)
+	d.applyRemote(&m)
+	r.table.flush()
+	d.checkTamper(context.Background(), false)
+	b, ok := r.table.bans[pfx("203.0.113.9/32")]
+	if !ok || b.Origin != "fleet:a" || b.Timeout > 30*time.Minute || b.Timeout < 29*time.Minute {
+		t.Errorf("after tampering: %+v (present %t), want fleet:a with about 30m", b, ok)
+	}
+	// A set flushed with the table left whole is found by the periodic
+	// comparison of the sets with the bans held.
+	r.table.mu.Lock()
+	delete(r.table.bans, pfx("203.0.113.9/32"))
+	r.table.mu.Unlock()
+	d.checkTamper(context.Background(), true)
+	if b, ok := r.table.bans[pfx("203.0.113.9/32")]; !ok || b.Origin != "fleet:a" {
+		t.Errorf("after the set was flushed: %+v (present %t), want fleet:a back", b, ok)
+	}
+}
+
+// TestRunReceivesRemoteBans: the receiver is a source of Run's, stopped
+// with the inputs.
+func TestRunReceivesRemoteBans(t *testing.T) {
+	r, ff, deps := newFleetRig(t, 0, 100)
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	r.waitLog("msg=running")
+	ff.in <- remoteBanMsg("a", "203.0.113.8/32", time.Now(), time.Hour)
+	r.waitBans(1)
+	r.waitLog(`msg="fleet: applied a remote ban" source=203.0.113.8/32 origin=a rule=tcp-portscan ban=1h`)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ff.returned:
+	default:
+		t.Error("Run returned while the fleet receiver still ran")
+	}
+}
+
+// TestOwnBansGoThroughThePublisher: the daemon's ban decisions reach the
+// publisher (here without a server, so they are dropped at the stop).
+func TestOwnBansGoThroughThePublisher(t *testing.T) {
+	r, ff, deps := newFleetRig(t, 0, 100)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	link, err := fleet.Dial(fleet.Config{Servers: []string{url}, Name: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close()
+	ff.pub = link.Publisher()
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	r.waitLog("msg=running")
+	now := time.Now()
+	r.appendLines(line(now, "203.0.113.50", 31337, "FIN"), line(now, "192.0.2.1", 31337, "FIN"))
+	r.waitBans(1)
+	r.waitLog("action=ignored")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := link.Stats(); s.PublishDropped != 1 || s.Published != 0 {
+		t.Errorf("publisher stats %+v: want the one ban (not the ignored decision) queued, then dropped at the stop", s)
+	}
+}
+
+func TestFleetWithoutLinkIsAnError(t *testing.T) {
+	r, _, deps := newFleetRig(t, 0, 100)
+	deps.Fleet = nil
+	if _, err := New(r.cfg, deps); err == nil {
+		t.Error("New accepted a fleet section without a link")
+	}
+}
+
+func TestPinFleet(t *testing.T) {
+	load := func(extra string) *config.Config {
+		return testConfig(t, t.TempDir(), tripwireRules, extra)
+	}
+	running := load(fmt.Sprintf(fleetSection, 10, 100))
+	next := load(strings.Replace(fmt.Sprintf(fleetSection, 20, 100), "name: b", "name: renamed", 1))
+	changed := pinFleet(next, running)
+	if len(changed) != 1 || next.Fleet.Name != "b" || next.Fleet.MaxRemotePerMinute != 20 {
+		t.Errorf("changed %v, fleet %+v: want the name kept and the valve taken", changed, next.Fleet)
+	}
+	same := load(fmt.Sprintf(fleetSection, 30, 5))
+	if changed := pinFleet(same, running); len(changed) != 0 || same.Fleet.MaxRemoteActive != 5 {
+		t.Errorf("limits only: changed %v", changed)
+	}
+	off := load("")
+	if changed := pinFleet(off, running); len(changed) != 1 || off.Fleet == nil {
+		t.Errorf("fleet removed by a reload: changed %v, fleet %+v: want it kept until a restart", changed, off.Fleet)
+	}
+}
