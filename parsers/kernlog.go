@@ -60,20 +60,14 @@ type LineParser struct {
 	bootSec  int64
 	bootNsec int64
 
-	// Classic timestamps have no year: it is inferred from Reference for the
-	// first one, then carried from line to line and bumped on Dec -> Jan.
-	haveYear  bool
-	year      int
-	lastMonth int
-	lastDay   int
-
-	// A record without a timestamp takes the time of the last line that
-	// had one, kept as its stamp so that the conversion is paid only when
-	// such a record comes.
-	last     stamp
-	haveLast bool
-	undated  time.Time
-	clock    func() time.Time
+	// state is what one line leaves for the next: the year of classic
+	// timestamps and the last line's time.
+	state   LineState
+	undated time.Time
+	clock   func() time.Time
+	// span records how the lines since the last Resume used the state
+	// they started from.
+	span     Span
 	nUndated uint64
 
 	// Turning a zone-less civil time into an instant needs the zone rules
@@ -154,7 +148,8 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 	var st stamp
 	msg, res := p.header(line, &st)
 	if st.kind != stampNone && res != hdrBad {
-		p.last, p.haveLast = st, true
+		p.state.last, p.state.haveLast = st, true
+		p.span.lastSet = true
 	}
 	var in int
 	switch res {
@@ -195,7 +190,11 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 	}
 
 	f := fields{pve: res == hdrPVE}
-	o := f.parse(rec)
+	o := Parsed
+	if !f.fast(rec) {
+		f = fields{pve: res == hdrPVE}
+		o = f.parse(rec)
+	}
 	if o == Parsed {
 		o = f.check()
 	}
@@ -216,6 +215,7 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 			return BadTime
 		}
 		p.nUndated++
+		p.span.undated++
 	} else {
 		t = p.instant(&st)
 	}
@@ -240,11 +240,15 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 
 // undatedTime is the time of a record without a timestamp.
 func (p *LineParser) undatedTime() (time.Time, bool) {
-	switch {
-	case p.clock != nil:
+	if p.clock != nil {
 		return p.clock(), true
-	case p.haveLast:
-		return p.instant(&p.last), true
+	}
+	if !p.span.lastSet {
+		p.span.lastUsed = true
+	}
+	switch {
+	case p.state.haveLast:
+		return p.instant(&p.state.last), true
 	case !p.undated.IsZero():
 		return p.undated, true
 	}

@@ -829,6 +829,17 @@ func validDate(y, m, d int) bool {
 	return d <= n
 }
 
+// inferYear gives a classic timestamp of month mon, day day its year (see
+// LineState.inferYear), noting the first of a span's.
+func (p *LineParser) inferYear(mon, day int) int {
+	y := p.state.inferYear(p.refYear, p.refMonth, mon, day)
+	if !p.span.yearUsed {
+		p.span.yearUsed = true
+		p.span.firstMonth, p.span.firstDay, p.span.firstYear = mon, day, y
+	}
+	return y
+}
+
 // inferYear gives a classic timestamp of month mon, day day its year. The
 // first line's year is Reference's, or the one before when the month lies
 // after Reference's (a January mtime on a file that starts in December).
@@ -837,19 +848,19 @@ func validDate(y, m, d int) bool {
 // after a Jan 1 one: syslog daemons write a few lines out of order, and
 // reading it as next December would shift every later line by a year. A
 // general rule for big steps forward would misdate a quiet log's lines.
-func (p *LineParser) inferYear(mon, day int) int {
+func (s *LineState) inferYear(refYear, refMonth, mon, day int) int {
 	switch {
-	case !p.haveYear:
-		p.haveYear = true
-		p.year = p.refYear
-		if mon > p.refMonth {
-			p.year--
+	case !s.haveYear:
+		s.haveYear = true
+		s.year = refYear
+		if mon > refMonth {
+			s.year--
 		}
-	case mon < p.lastMonth-6:
-		p.year++
-	case mon == 12 && day == 31 && p.lastMonth == 1 && p.lastDay == 1:
-		p.year--
+	case mon < s.lastMonth-6:
+		s.year++
+	case mon == 12 && day == 31 && s.lastMonth == 1 && s.lastDay == 1:
+		s.year--
 	}
-	p.lastMonth, p.lastDay = mon, day
-	return p.year
+	s.lastMonth, s.lastDay = mon, day
+	return s.year
 }
