@@ -1,0 +1,216 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
+)
+
+// chunkSize is how much input a chunk holds, in whole lines. It is also the
+// longest line read: a line that does not fit in one (no kernel log line is
+// 1 MiB long) is skipped and counted.
+const chunkSize = 1 << 20
+
+// chunk is a run of whole lines and, once parsed, their events and counts.
+type chunk struct {
+	seq  uint64
+	buf  []byte // chunkSize bytes
+	data []byte // the lines, in buf
+
+	// tooLong counts the lines over chunkSize skipped before data.
+	tooLong  uint64
+	lines    uint64
+	outcomes [parsers.NumOutcomes]uint64
+	events   []parsers.Event
+	// span says how the lines used the parser state they were read from.
+	span parsers.Span
+}
+
+// pipeline reads a file in chunks on one goroutine, parses the chunks on
+// as many goroutines as there are cores, and hands them back in file
+// order, so that the engine sees events as one parser reading the file
+// from start to end would have made them.
+//
+// A parser carries a little state from line to line (the year of classic
+// syslog timestamps, the last line's time for records without one), which
+// a chunk's worker cannot know before the chunks ahead of it are read. It
+// starts from the state of the last chunk merged so far; at the merge,
+// parsers.Span.After checks that the chunk's lines read the same after the
+// true state (they nearly always do: the year changes at most once a year),
+// and the chunk is read again, in order, when they would not.
+type pipeline struct {
+	opts    parsers.LineOptions
+	bar     *progress
+	workers int
+
+	free    chan *chunk
+	work    chan *chunk
+	parsed  chan *chunk
+	readErr error
+
+	// state is the parser state after the chunks merged so far: the
+	// workers' starting guess.
+	state atomic.Pointer[parsers.LineState]
+}
+
+// newPipeline starts the workers; read starts the reading.
+func newPipeline(opts parsers.LineOptions, bar *progress, workers int) *pipeline {
+	// Enough chunks for every worker to have one parsed and one to parse
+	// while the merge waits for the next in order.
+	n := 2*workers + 2
+	pl := &pipeline{
+		opts:    opts,
+		bar:     bar,
+		workers: workers,
+		free:    make(chan *chunk, n),
+		work:    make(chan *chunk, n),
+		parsed:  make(chan *chunk, n),
+	}
+	for range n {
+		pl.free <- &chunk{buf: make([]byte, chunkSize)}
+	}
+	pl.state.Store(&parsers.LineState{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pl.parseChunks()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(pl.parsed)
+	}()
+	return pl
+}
+
+// read cuts in into chunks of whole lines until it ends or fails (readErr)
+// or ctx ends (no error), then closes work.
+func (pl *pipeline) read(ctx context.Context, in io.Reader) {
+	defer close(pl.work)
+	// carry is the start of a line that did not end in the last chunk.
+	var carry []byte
+	skipping := false // inside a line over chunkSize
+	for seq := uint64(0); ; seq++ {
+		if ctx.Err() != nil {
+			return
+		}
+		c := <-pl.free
+		c.seq, c.tooLong = seq, 0
+		n := copy(c.buf, carry)
+		carry = carry[:0]
+		m, err := io.ReadFull(in, c.buf[n:])
+		n += m
+		end := err != nil
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = nil
+		}
+		data := c.buf[:n]
+		if skipping {
+			if nl := bytes.IndexByte(data, '\n'); nl >= 0 {
+				data, skipping = data[nl+1:], false
+			} else {
+				data = nil
+			}
+		}
+		if !skipping && !end {
+			switch last := bytes.LastIndexByte(data, '\n'); {
+			case last >= 0:
+				carry = append(carry, data[last+1:]...)
+				data = data[:last+1]
+			case len(data) == chunkSize:
+				// A whole chunk without a line end: skip to the end of
+				// this line, as a line too long to be one of ours.
+				c.tooLong, skipping, data = 1, true, nil
+			default:
+				carry = append(carry, data...)
+				data = nil
+			}
+		}
+		c.data = data
+		pl.work <- c
+		pl.bar.tick()
+		if end {
+			pl.readErr = err
+			return
+		}
+	}
+}
+
+// parseChunks is a worker: it parses the chunks of work, each from the
+// latest merged state, and sends them to parsed.
+func (pl *pipeline) parseChunks() {
+	p := parsers.NewLineParser(pl.opts)
+	for c := range pl.work {
+		parseChunk(p, *pl.state.Load(), c)
+		pl.parsed <- c
+	}
+}
+
+// parseChunk parses c's lines with p, as if the lines before them had left
+// state s.
+func parseChunk(p *parsers.LineParser, s parsers.LineState, c *chunk) {
+	p.Resume(s)
+	c.lines, c.outcomes, c.events = c.tooLong, [parsers.NumOutcomes]uint64{}, c.events[:0]
+	var ev parsers.Event
+	for data := c.data; len(data) > 0; {
+		line := data
+		if nl := bytes.IndexByte(data, '\n'); nl >= 0 {
+			line, data = data[:nl+1], data[nl+1:]
+		} else {
+			data = nil
+		}
+		c.lines++
+		out := p.Parse(line, &ev)
+		c.outcomes[out]++
+		if out == parsers.Parsed {
+			c.events = append(c.events, ev)
+		}
+	}
+	c.span = p.Span()
+}
+
+// merged yields the parsed chunks in file order, each read as one parser
+// reading the whole file would have read it. A chunk goes back to the pool
+// when the loop body returns.
+func (pl *pipeline) merged() iter.Seq[*chunk] {
+	return func(yield func(*chunk) bool) {
+		// p reads again, in order, a chunk that its worker read from a
+		// wrong guess of the state; it also fixes the first year.
+		p := parsers.NewLineParser(pl.opts)
+		state := p.State()
+		ahead := make(map[uint64]*chunk)
+		next := uint64(0)
+		stopped := false
+		for c := range pl.parsed {
+			ahead[c.seq] = c
+			for {
+				c, ok := ahead[next]
+				if !ok {
+					break
+				}
+				delete(ahead, next)
+				next++
+				after, same := c.span.After(p, state)
+				if !same {
+					parseChunk(p, state, c)
+					after = p.State()
+				}
+				state = after
+				s := state
+				pl.state.Store(&s)
+				if !stopped && !yield(c) {
+					stopped = true
+				}
+				pl.free <- c
+			}
+		}
+	}
+}

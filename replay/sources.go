@@ -1,0 +1,232 @@
+package replay
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+
+	"github.com/sentry-nflog/sentry-nflog/rules"
+)
+
+// maxCountedSources bounds the per-source event counts of the summary, so
+// a replay of a forged flood stays small too.
+const maxCountedSources = 100000
+
+// sourceTable counts events and decisions per ban key, for the summary's
+// top sources. Every event is counted, so the common keys (an IPv4 address
+// masked to the engine's IPv4 prefix length, an IPv6 prefix of up to 64
+// bits) are looked up by integer, which hashes and compares several times
+// faster than a netip.Prefix; any other key (a decision's narrower one, an
+// IPv6 prefix longer than 64 bits) goes to a map by prefix.
+type sourceTable struct {
+	bits4, bits6 int
+	mask4        uint32
+	mask6        uint64
+	// fast6 says IPv6 keys fit in their top 64 bits.
+	fast6 bool
+
+	by4    map[uint32]int32
+	by6    map[uint64]int32
+	byPfx  map[netip.Prefix]int32
+	counts []sourceCount
+	// uncounted counts events of sources beyond maxCountedSources.
+	uncounted uint64
+}
+
+type sourceCount struct {
+	key       netip.Prefix
+	events    uint64
+	decisions map[string]int
+}
+
+// newSourceTable returns a table keyed like engine.Key, whose prefix
+// lengths it learns from the keys of the unspecified addresses.
+func newSourceTable(engine *rules.Engine) *sourceTable {
+	t := &sourceTable{
+		by4:   map[uint32]int32{},
+		by6:   map[uint64]int32{},
+		byPfx: map[netip.Prefix]int32{},
+	}
+	if engine == nil {
+		return t
+	}
+	t.bits4 = engine.Key(netip.IPv4Unspecified()).Bits()
+	t.bits6 = engine.Key(netip.IPv6Unspecified()).Bits()
+	t.mask4 = ^uint32(0) << (32 - t.bits4)
+	if t.bits4 == 0 {
+		t.mask4 = 0
+	}
+	t.fast6 = t.bits6 >= 0 && t.bits6 <= 64
+	if t.fast6 {
+		t.mask6 = ^uint64(0) << (64 - t.bits6)
+		if t.bits6 == 0 {
+			t.mask6 = 0
+		}
+	}
+	return t
+}
+
+// len is the number of sources counted (and the decisions' keys).
+func (t *sourceTable) len() int { return len(t.counts) }
+
+// event counts one event from addr, whose key is engine.Key(addr).
+func (t *sourceTable) event(engine *rules.Engine, addr netip.Addr) {
+	var i int32
+	var ok bool
+	switch {
+	case addr.Is4():
+		a := addr.As4()
+		k := binary.BigEndian.Uint32(a[:]) & t.mask4
+		if i, ok = t.by4[k]; !ok {
+			if i, ok = t.add(); ok {
+				t.by4[k] = i
+				t.counts[i].key = netip.PrefixFrom(addr4(k), t.bits4)
+			}
+		}
+	case addr.Is6() && t.fast6:
+		a := addr.As16()
+		k := binary.BigEndian.Uint64(a[:8]) & t.mask6
+		if i, ok = t.by6[k]; !ok {
+			if i, ok = t.add(); ok {
+				t.by6[k] = i
+				t.counts[i].key = netip.PrefixFrom(addr6(k), t.bits6)
+			}
+		}
+	default:
+		k := engine.Key(addr)
+		if i, ok = t.byPfx[k]; !ok {
+			if i, ok = t.add(); ok {
+				t.byPfx[k] = i
+				t.counts[i].key = k
+			}
+		}
+	}
+	if !ok {
+		t.uncounted++
+		return
+	}
+	t.counts[i].events++
+}
+
+// add appends a source, unless maxCountedSources are counted already.
+func (t *sourceTable) add() (int32, bool) {
+	if len(t.counts) >= maxCountedSources {
+		return 0, false
+	}
+	t.counts = append(t.counts, sourceCount{})
+	return int32(len(t.counts) - 1), true
+}
+
+// decided counts a decision for key, which is the key of its event or a
+// narrower one (an ignored address inside the /64). A decision's key is
+// counted even beyond maxCountedSources: decisions are bounded by the
+// engine's valve, not by the input.
+func (t *sourceTable) decided(d *rules.Decision) {
+	c := t.lookup(d.Key)
+	if c.decisions == nil {
+		c.decisions = map[string]int{}
+	}
+	c.decisions[d.Action.String()+" "+d.Rule]++
+}
+
+// lookup returns key's count, adding it when it is new.
+func (t *sourceTable) lookup(key netip.Prefix) *sourceCount {
+	a := key.Addr()
+	var i int32
+	var ok bool
+	switch {
+	case a.Is4() && key.Bits() == t.bits4:
+		b := a.As4()
+		k := binary.BigEndian.Uint32(b[:])
+		if i, ok = t.by4[k]; !ok {
+			i = t.push(key)
+			t.by4[k] = i
+		}
+	case a.Is6() && t.fast6 && key.Bits() == t.bits6 && binary.BigEndian.Uint64(a.AsSlice()[8:]) == 0:
+		b := a.As16()
+		k := binary.BigEndian.Uint64(b[:8])
+		if i, ok = t.by6[k]; !ok {
+			i = t.push(key)
+			t.by6[k] = i
+		}
+	default:
+		if i, ok = t.byPfx[key]; !ok {
+			i = t.push(key)
+			t.byPfx[key] = i
+		}
+	}
+	return &t.counts[i]
+}
+
+func (t *sourceTable) push(key netip.Prefix) int32 {
+	t.counts = append(t.counts, sourceCount{key: key})
+	return int32(len(t.counts) - 1)
+}
+
+func addr4(k uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], k)
+	return netip.AddrFrom4(b)
+}
+
+func addr6(hi uint64) netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	return netip.AddrFrom16(b)
+}
+
+// before orders the summary's sources: most events first, then by address
+// and prefix length, so that the order does not depend on the input's.
+func before(a, b *sourceCount) bool {
+	if a.events != b.events {
+		return a.events > b.events
+	}
+	if c := a.key.Addr().Compare(b.key.Addr()); c != 0 {
+		return c < 0
+	}
+	return a.key.Bits() < b.key.Bits()
+}
+
+// top returns the first n sources in summary order. It keeps the n best
+// seen so far in a heap whose root is the worst of them, so a top-10 of
+// 100,000 sources costs a pass rather than a sort.
+func (t *sourceTable) top(n int) []*sourceCount {
+	if n <= 0 {
+		return nil
+	}
+	h := &worstFirst{}
+	for i := range t.counts {
+		c := &t.counts[i]
+		switch {
+		case len(h.s) < n:
+			heap.Push(h, c)
+		case before(c, h.s[0]):
+			h.s[0] = c
+			heap.Fix(h, 0)
+		}
+	}
+	slices.SortFunc(h.s, func(a, b *sourceCount) int {
+		switch {
+		case before(a, b):
+			return -1
+		case before(b, a):
+			return 1
+		}
+		return 0
+	})
+	return h.s
+}
+
+// worstFirst is a heap of sources with the one that sorts last at the root.
+type worstFirst struct{ s []*sourceCount }
+
+func (h *worstFirst) Len() int           { return len(h.s) }
+func (h *worstFirst) Less(i, j int) bool { return before(h.s[j], h.s[i]) }
+func (h *worstFirst) Swap(i, j int)      { h.s[i], h.s[j] = h.s[j], h.s[i] }
+func (h *worstFirst) Push(x any)         { h.s = append(h.s, x.(*sourceCount)) }
+func (h *worstFirst) Pop() any {
+	x := h.s[len(h.s)-1]
+	h.s = h.s[:len(h.s)-1]
+	return x
+}
