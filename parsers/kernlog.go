@@ -80,6 +80,16 @@ type LineParser struct {
 	// jbuf holds the decoded MESSAGE of a journal JSON line.
 	jbuf []byte
 
+	// same is the header of the last line, up to its "kernel:" tag, when
+	// it was a classic syslog kernel line; sameStamp its time. A line that
+	// starts with the same bytes has the same header: lines come many to
+	// the second. (Its year needs no inferring again: the last line's
+	// inference had the same month and day, which leaves it as it is.)
+	// tagEnd is where syslogHeader found the tag.
+	same      []byte
+	sameStamp stamp
+	tagEnd    int
+
 	strs       map[string]string
 	lastPrefix string
 	lastIface  string
@@ -122,6 +132,9 @@ const (
 	keyOUT = " OUT="
 	keySRC = " SRC="
 )
+
+// maxSame is the longest header kept to compare the next line's with.
+const maxSame = 128
 
 // recordSeparator starts each record of journalctl -o json-seq (RFC 7464).
 const recordSeparator = 0x1e

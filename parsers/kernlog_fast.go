@@ -211,21 +211,39 @@ func uintAt(b []byte, i int, max uint32) (uint32, int, bool) {
 func addrAt(b []byte, i int) (netip.Addr, int, bool) {
 	var ip [4]byte
 	j := i
-	for k := 0; k < 4; k++ {
+	for k := range 4 {
 		if k > 0 {
 			if j >= len(b) || b[j] != '.' {
 				goto general
 			}
 			j++
 		}
-		start := j
-		v := 0
-		for j < len(b) && j-start < 3 && isDigit(b[j]) {
-			v = v*10 + int(b[j]-'0')
-			j++
-		}
-		if j == start || v > 255 || j-start > 1 && b[start] == '0' {
+		// One to three digits, no leading zero, at most 255.
+		if j >= len(b) {
 			goto general
+		}
+		v := uint(b[j] - '0')
+		if v > 9 {
+			goto general
+		}
+		j++
+		if j < len(b) {
+			if d := uint(b[j] - '0'); d <= 9 {
+				if v == 0 {
+					goto general
+				}
+				v = v*10 + d
+				j++
+				if j < len(b) {
+					if d := uint(b[j] - '0'); d <= 9 {
+						v = v*10 + d
+						j++
+						if v > 255 {
+							goto general
+						}
+					}
+				}
+			}
 		}
 		ip[k] = byte(v)
 	}

@@ -46,6 +46,8 @@ func (p *LineParser) State() LineState { return p.state }
 func (p *LineParser) Resume(s LineState) {
 	p.state = s
 	p.span = Span{from: s}
+	// The last header's year was inferred from another state.
+	p.same = p.same[:0]
 }
 
 // Span returns the record of the lines read since the last Resume.

@@ -1,6 +1,7 @@
 package parsers
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -114,4 +115,77 @@ func countUndated(opts LineOptions, lines []string, cut int) uint64 {
 	before := p.UndatedRecords()
 	readAll(p, lines[cut:])
 	return p.UndatedRecords() - before
+}
+
+// parseFresh parses line with p as if p had not kept the last line's
+// header.
+func parseFresh(p *LineParser, line []byte, ev *Event) Outcome {
+	p.same = p.same[:0]
+	return p.Parse(line, ev)
+}
+
+// checkHeaderReuse reads lines with two parsers, one of which forgets the
+// last header before each line, and fails t where they differ.
+func checkHeaderReuse(t testing.TB, opts LineOptions, lines [][]byte) {
+	t.Helper()
+	a, b := NewLineParser(opts), NewLineParser(opts)
+	for i, l := range lines {
+		var ea, eb Event
+		oa, ob := a.Parse(l, &ea), parseFresh(b, l, &eb)
+		if oa != ob || !sameEvent(ea, eb) || a.State() != b.State() {
+			t.Fatalf("line %d %q: %v %s, without the last header %v %s", i, l, oa, fmtEvent(ea), ob, fmtEvent(eb))
+		}
+	}
+}
+
+// A line that starts with the last line's header, up to its kernel tag,
+// reads as if its header had been read afresh.
+func TestHeaderReuse(t *testing.T) {
+	opts := LineOptions{Reference: testRef, Boot: testBoot, Location: time.UTC, Undated: testRef}
+	var lines [][]byte
+	for _, l := range append(append(append([]string(nil), spanLines...), allocLines...), formatLines...) {
+		lines = append(lines, []byte(l))
+	}
+	for _, l := range []string{
+		"Dec 31 23:59:59 gw kernel: SENTRY " + synV4,
+		"Dec 31 23:59:59 gw kernel: SENTRY " + synV4,
+		"Dec 31 23:59:59 gw kernel:SENTRY " + synV4,
+		"Dec 31 23:59:59 gw kernel: [ 12.5] SENTRY " + synV4,
+		"Dec 31 23:59:59 gw kernel: [ 12.] SENTRY " + synV4,
+		"Dec 31 23:59:59 gw kernel:",
+		"Dec 31 23:59:59 gw kernel",
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"Dec 31 23:59:59 gw kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 gw sshd[1]: hello",
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"",
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"<4>Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+	} {
+		lines = append(lines, []byte(l))
+	}
+	for _, name := range []string{"kern.log", "rollover.log", "ufw.log", "broken.log", "real/relays.log", "real/cut.log"} {
+		forEachLine(t, name, func(_ int, line []byte) { lines = append(lines, line) })
+	}
+	checkHeaderReuse(t, opts, lines)
+}
+
+// FuzzHeaderReuse reads two lines (the input split at its first line end)
+// with one parser, and the second again with a parser that forgot the
+// first's header.
+func FuzzHeaderReuse(f *testing.F) {
+	for _, l := range append(append([]string(nil), allocLines...), spanLines...) {
+		f.Add([]byte(l + "\n" + l))
+	}
+	f.Add([]byte("Dec 31 23:59:59 gw kernel: SENTRY " + synV4 + "\nDec 31 23:59:59 gw kernel:[1.5]SENTRY " + synV4))
+	opts := LineOptions{Reference: testRef, Boot: testBoot, Location: time.UTC, Undated: testRef}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		first, second, _ := bytes.Cut(in, []byte("\n"))
+		checkHeaderReuse(t, opts, [][]byte{first, second, second})
+	})
 }

@@ -16,9 +16,10 @@ const maxCountedSources = 100000
 // sourceTable counts events and decisions per ban key, for the summary's
 // top sources. Every event is counted, so the common keys (an IPv4 address
 // masked to the engine's IPv4 prefix length, an IPv6 prefix of up to 64
-// bits) are looked up by integer, which hashes and compares several times
-// faster than a netip.Prefix; any other key (a decision's narrower one, an
-// IPv6 prefix longer than 64 bits) goes to a map by prefix.
+// bits) are counted in maps by integer, which hash and compare several
+// times faster than a netip.Prefix, and hold the count itself, so an event
+// costs one map operation; any other key (a decision's narrower one, an
+// IPv6 prefix longer than 64 bits) is counted by prefix.
 type sourceTable struct {
 	bits4, bits6 int
 	mask4        uint32
@@ -26,14 +27,17 @@ type sourceTable struct {
 	// fast6 says IPv6 keys fit in their top 64 bits.
 	fast6 bool
 
-	by4    map[uint32]int32
-	by6    map[uint64]int32
-	byPfx  map[netip.Prefix]int32
-	counts []sourceCount
+	by4   map[uint32]uint64
+	by6   map[uint64]uint64
+	byPfx map[netip.Prefix]uint64
+	// decisions counts decisions per key, by action and rule; every key in
+	// it has an entry (perhaps of 0 events) in the maps above.
+	decisions map[netip.Prefix]map[string]int
 	// uncounted counts events of sources beyond maxCountedSources.
 	uncounted uint64
 }
 
+// sourceCount is one source of the summary.
 type sourceCount struct {
 	key       netip.Prefix
 	events    uint64
@@ -44,9 +48,10 @@ type sourceCount struct {
 // lengths it learns from the keys of the unspecified addresses.
 func newSourceTable(engine *rules.Engine) *sourceTable {
 	t := &sourceTable{
-		by4:   map[uint32]int32{},
-		by6:   map[uint64]int32{},
-		byPfx: map[netip.Prefix]int32{},
+		by4:       map[uint32]uint64{},
+		by6:       map[uint64]uint64{},
+		byPfx:     map[netip.Prefix]uint64{},
+		decisions: map[netip.Prefix]map[string]int{},
 	}
 	if engine == nil {
 		return t
@@ -68,54 +73,42 @@ func newSourceTable(engine *rules.Engine) *sourceTable {
 }
 
 // len is the number of sources counted (and the decisions' keys).
-func (t *sourceTable) len() int { return len(t.counts) }
+func (t *sourceTable) len() int { return len(t.by4) + len(t.by6) + len(t.byPfx) }
 
 // event counts one event from addr, whose key is engine.Key(addr).
 func (t *sourceTable) event(engine *rules.Engine, addr netip.Addr) {
-	var i int32
-	var ok bool
+	full := t.len() >= maxCountedSources
 	switch {
 	case addr.Is4():
 		a := addr.As4()
 		k := binary.BigEndian.Uint32(a[:]) & t.mask4
-		if i, ok = t.by4[k]; !ok {
-			if i, ok = t.add(); ok {
-				t.by4[k] = i
-				t.counts[i].key = netip.PrefixFrom(addr4(k), t.bits4)
-			}
+		if !full {
+			t.by4[k]++
+		} else if n, ok := t.by4[k]; ok {
+			t.by4[k] = n + 1
+		} else {
+			t.uncounted++
 		}
 	case addr.Is6() && t.fast6:
 		a := addr.As16()
 		k := binary.BigEndian.Uint64(a[:8]) & t.mask6
-		if i, ok = t.by6[k]; !ok {
-			if i, ok = t.add(); ok {
-				t.by6[k] = i
-				t.counts[i].key = netip.PrefixFrom(addr6(k), t.bits6)
-			}
+		if !full {
+			t.by6[k]++
+		} else if n, ok := t.by6[k]; ok {
+			t.by6[k] = n + 1
+		} else {
+			t.uncounted++
 		}
 	default:
 		k := engine.Key(addr)
-		if i, ok = t.byPfx[k]; !ok {
-			if i, ok = t.add(); ok {
-				t.byPfx[k] = i
-				t.counts[i].key = k
-			}
+		if !full {
+			t.byPfx[k]++
+		} else if n, ok := t.byPfx[k]; ok {
+			t.byPfx[k] = n + 1
+		} else {
+			t.uncounted++
 		}
 	}
-	if !ok {
-		t.uncounted++
-		return
-	}
-	t.counts[i].events++
-}
-
-// add appends a source, unless maxCountedSources are counted already.
-func (t *sourceTable) add() (int32, bool) {
-	if len(t.counts) >= maxCountedSources {
-		return 0, false
-	}
-	t.counts = append(t.counts, sourceCount{})
-	return int32(len(t.counts) - 1), true
 }
 
 // decided counts a decision for key, which is the key of its event or a
@@ -123,45 +116,30 @@ func (t *sourceTable) add() (int32, bool) {
 // counted even beyond maxCountedSources: decisions are bounded by the
 // engine's valve, not by the input.
 func (t *sourceTable) decided(d *rules.Decision) {
-	c := t.lookup(d.Key)
-	if c.decisions == nil {
-		c.decisions = map[string]int{}
+	c := t.decisions[d.Key]
+	if c == nil {
+		c = map[string]int{}
+		t.decisions[d.Key] = c
+		t.add(d.Key)
 	}
-	c.decisions[d.Action.String()+" "+d.Rule]++
+	c[d.Action.String()+" "+d.Rule]++
 }
 
-// lookup returns key's count, adding it when it is new.
-func (t *sourceTable) lookup(key netip.Prefix) *sourceCount {
+// add gives key an entry of 0 events, unless it has one.
+func (t *sourceTable) add(key netip.Prefix) {
 	a := key.Addr()
-	var i int32
-	var ok bool
 	switch {
 	case a.Is4() && key.Bits() == t.bits4:
 		b := a.As4()
 		k := binary.BigEndian.Uint32(b[:])
-		if i, ok = t.by4[k]; !ok {
-			i = t.push(key)
-			t.by4[k] = i
-		}
+		t.by4[k] += 0
 	case a.Is6() && t.fast6 && key.Bits() == t.bits6 && binary.BigEndian.Uint64(a.AsSlice()[8:]) == 0:
 		b := a.As16()
 		k := binary.BigEndian.Uint64(b[:8])
-		if i, ok = t.by6[k]; !ok {
-			i = t.push(key)
-			t.by6[k] = i
-		}
+		t.by6[k] += 0
 	default:
-		if i, ok = t.byPfx[key]; !ok {
-			i = t.push(key)
-			t.byPfx[key] = i
-		}
+		t.byPfx[key] += 0
 	}
-	return &t.counts[i]
-}
-
-func (t *sourceTable) push(key netip.Prefix) int32 {
-	t.counts = append(t.counts, sourceCount{key: key})
-	return int32(len(t.counts) - 1)
 }
 
 func addr4(k uint32) netip.Addr {
@@ -174,6 +152,23 @@ func addr6(hi uint64) netip.Addr {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], hi)
 	return netip.AddrFrom16(b)
+}
+
+// each calls f for every source.
+func (t *sourceTable) each(f func(c *sourceCount)) {
+	var c sourceCount
+	for k, n := range t.by4 {
+		c.key, c.events = netip.PrefixFrom(addr4(k), t.bits4), n
+		f(&c)
+	}
+	for k, n := range t.by6 {
+		c.key, c.events = netip.PrefixFrom(addr6(k), t.bits6), n
+		f(&c)
+	}
+	for k, n := range t.byPfx {
+		c.key, c.events = k, n
+		f(&c)
+	}
 }
 
 // before orders the summary's sources: most events first, then by address
@@ -196,15 +191,18 @@ func (t *sourceTable) top(n int) []*sourceCount {
 		return nil
 	}
 	h := &worstFirst{}
-	for i := range t.counts {
-		c := &t.counts[i]
+	t.each(func(c *sourceCount) {
 		switch {
 		case len(h.s) < n:
-			heap.Push(h, c)
+			cc := *c
+			heap.Push(h, &cc)
 		case before(c, h.s[0]):
-			h.s[0] = c
+			*h.s[0] = *c
 			heap.Fix(h, 0)
 		}
+	})
+	for _, c := range h.s {
+		c.decisions = t.decisions[c.key]
 	}
 	slices.SortFunc(h.s, func(a, b *sourceCount) int {
 		switch {
