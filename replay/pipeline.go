@@ -158,8 +158,10 @@ func (pl *pipeline) parseChunks() {
 // state s.
 func parseChunk(p *parsers.LineParser, s parsers.LineState, c *chunk) {
 	p.Resume(s)
-	c.lines, c.outcomes, c.events = c.tooLong, [parsers.NumOutcomes]uint64{}, c.events[:0]
-	var ev parsers.Event
+	c.lines, c.outcomes = c.tooLong, [parsers.NumOutcomes]uint64{}
+	// Events are parsed into their place in c.events, which is kept long
+	// enough for one more; n counts those kept.
+	evs, n := c.events[:cap(c.events)], 0
 	for data := c.data; len(data) > 0; {
 		line := data
 		if nl := bytes.IndexByte(data, '\n'); nl >= 0 {
@@ -167,13 +169,18 @@ func parseChunk(p *parsers.LineParser, s parsers.LineState, c *chunk) {
 		} else {
 			data = nil
 		}
+		if n == len(evs) {
+			evs = append(evs, parsers.Event{})
+			evs = evs[:cap(evs)]
+		}
 		c.lines++
-		out := p.Parse(line, &ev)
+		out := p.Parse(line, &evs[n])
 		c.outcomes[out]++
 		if out == parsers.Parsed {
-			c.events = append(c.events, ev)
+			n++
 		}
 	}
+	c.events = evs[:n]
 	c.span = p.Span()
 }
 

@@ -16,10 +16,9 @@ const maxCountedSources = 100000
 // sourceTable counts events and decisions per ban key, for the summary's
 // top sources. Every event is counted, so the common keys (an IPv4 address
 // masked to the engine's IPv4 prefix length, an IPv6 prefix of up to 64
-// bits) are counted in maps by integer, which hash and compare several
-// times faster than a netip.Prefix, and hold the count itself, so an event
-// costs one map operation; any other key (a decision's narrower one, an
-// IPv6 prefix longer than 64 bits) is counted by prefix.
+// bits) are counted by integer in countTables, several times faster than a
+// map by netip.Prefix; any other key (a decision's narrower one, an IPv6
+// prefix longer than 64 bits) is counted by prefix.
 type sourceTable struct {
 	bits4, bits6 int
 	mask4        uint32
@@ -27,8 +26,8 @@ type sourceTable struct {
 	// fast6 says IPv6 keys fit in their top 64 bits.
 	fast6 bool
 
-	by4   map[uint32]uint64
-	by6   map[uint64]uint64
+	by4   *countTable // IPv4 keys
+	by6   *countTable // the top 64 bits of IPv6 keys
 	byPfx map[netip.Prefix]uint64
 	// decisions counts decisions per key, by action and rule; every key in
 	// it has an entry (perhaps of 0 events) in the maps above.
@@ -48,8 +47,8 @@ type sourceCount struct {
 // lengths it learns from the keys of the unspecified addresses.
 func newSourceTable(engine *rules.Engine) *sourceTable {
 	t := &sourceTable{
-		by4:       map[uint32]uint64{},
-		by6:       map[uint64]uint64{},
+		by4:       newCountTable(),
+		by6:       newCountTable(),
 		byPfx:     map[netip.Prefix]uint64{},
 		decisions: map[netip.Prefix]map[string]int{},
 	}
@@ -73,7 +72,7 @@ func newSourceTable(engine *rules.Engine) *sourceTable {
 }
 
 // len is the number of sources counted (and the decisions' keys).
-func (t *sourceTable) len() int { return len(t.by4) + len(t.by6) + len(t.byPfx) }
+func (t *sourceTable) len() int { return t.by4.len() + t.by6.len() + len(t.byPfx) }
 
 // event counts one event from addr, whose key is engine.Key(addr).
 func (t *sourceTable) event(engine *rules.Engine, addr netip.Addr) {
@@ -82,21 +81,13 @@ func (t *sourceTable) event(engine *rules.Engine, addr netip.Addr) {
 	case addr.Is4():
 		a := addr.As4()
 		k := binary.BigEndian.Uint32(a[:]) & t.mask4
-		if !full {
-			t.by4[k]++
-		} else if n, ok := t.by4[k]; ok {
-			t.by4[k] = n + 1
-		} else {
+		if !t.by4.add(uint64(k), 1, !full) {
 			t.uncounted++
 		}
 	case addr.Is6() && t.fast6:
 		a := addr.As16()
 		k := binary.BigEndian.Uint64(a[:8]) & t.mask6
-		if !full {
-			t.by6[k]++
-		} else if n, ok := t.by6[k]; ok {
-			t.by6[k] = n + 1
-		} else {
+		if !t.by6.add(k, 1, !full) {
 			t.uncounted++
 		}
 	default:
@@ -131,12 +122,10 @@ func (t *sourceTable) add(key netip.Prefix) {
 	switch {
 	case a.Is4() && key.Bits() == t.bits4:
 		b := a.As4()
-		k := binary.BigEndian.Uint32(b[:])
-		t.by4[k] += 0
+		t.by4.add(uint64(binary.BigEndian.Uint32(b[:])), 0, true)
 	case a.Is6() && t.fast6 && key.Bits() == t.bits6 && binary.BigEndian.Uint64(a.AsSlice()[8:]) == 0:
 		b := a.As16()
-		k := binary.BigEndian.Uint64(b[:8])
-		t.by6[k] += 0
+		t.by6.add(binary.BigEndian.Uint64(b[:8]), 0, true)
 	default:
 		t.byPfx[key] += 0
 	}
@@ -157,11 +146,11 @@ func addr6(hi uint64) netip.Addr {
 // each calls f for every source.
 func (t *sourceTable) each(f func(c *sourceCount)) {
 	var c sourceCount
-	for k, n := range t.by4 {
-		c.key, c.events = netip.PrefixFrom(addr4(k), t.bits4), n
+	for k, n := range t.by4.all {
+		c.key, c.events = netip.PrefixFrom(addr4(uint32(k)), t.bits4), n
 		f(&c)
 	}
-	for k, n := range t.by6 {
+	for k, n := range t.by6.all {
 		c.key, c.events = netip.PrefixFrom(addr6(k), t.bits6), n
 		f(&c)
 	}
