@@ -209,7 +209,9 @@ func uintAt(b []byte, i int, max uint32) (uint32, int, bool) {
 // returning the index of the space after it. A dotted quad is read in
 // place; anything else is left to parseAddr.
 func addrAt(b []byte, i int) (netip.Addr, int, bool) {
-	var ip [4]byte
+	// The octets are gathered in a register: stored byte by byte and
+	// loaded as one word, they would stall the load.
+	var ip uint32
 	j := i
 	for k := range 4 {
 		if k > 0 {
@@ -245,10 +247,10 @@ func addrAt(b []byte, i int) (netip.Addr, int, bool) {
 				}
 			}
 		}
-		ip[k] = byte(v)
+		ip = ip<<8 | uint32(v)
 	}
 	if j == len(b) || b[j] == ' ' {
-		return netip.AddrFrom4(ip), j, true
+		return netip.AddrFrom4([4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)}), j, true
 	}
 general:
 	end := valueEnd(b, i)
