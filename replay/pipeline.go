@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -20,8 +21,12 @@ const chunkSize = 1 << 20
 // chunk is a run of whole lines and, once parsed, their events and counts.
 type chunk struct {
 	seq  uint64
-	buf  []byte // chunkSize bytes
-	data []byte // the lines, in buf
+	buf  []byte // chunkSize bytes, when the file is read
+	data []byte // the lines, in buf or in the mapped file
+	// end is where the chunk ends in a mapped file; fault says the file
+	// shrank under the parse of its lines.
+	end   int
+	fault bool
 
 	// tooLong counts the lines over chunkSize skipped before data.
 	tooLong  uint64
@@ -54,13 +59,22 @@ type pipeline struct {
 	parsed  chan *chunk
 	readErr error
 
+	// mapped is the file, when it is mapped rather than read. A mapped
+	// file that shrinks under the parse faults on the pages past its new
+	// end: readFault says readMapped saw it, shrank that a chunk's parse
+	// did.
+	mapped    *mapping
+	readFault bool
+	shrank    bool
+
 	// state is the parser state after the chunks merged so far: the
 	// workers' starting guess.
 	state atomic.Pointer[parsers.LineState]
 }
 
-// newPipeline starts the workers; read starts the reading.
-func newPipeline(opts parsers.LineOptions, bar *progress, workers int) *pipeline {
+// newPipeline starts the workers; read or readMapped starts the reading.
+// m is the mapped file, nil when it is read.
+func newPipeline(opts parsers.LineOptions, bar *progress, workers int, m *mapping) *pipeline {
 	// Enough chunks for every worker to have one parsed and one to parse
 	// while the merge waits for the next in order.
 	n := 2*workers + 2
@@ -71,9 +85,14 @@ func newPipeline(opts parsers.LineOptions, bar *progress, workers int) *pipeline
 		free:    make(chan *chunk, n),
 		work:    make(chan *chunk, n),
 		parsed:  make(chan *chunk, n),
+		mapped:  m,
 	}
 	for range n {
-		pl.free <- &chunk{buf: make([]byte, chunkSize)}
+		c := &chunk{}
+		if m == nil {
+			c.buf = make([]byte, chunkSize)
+		}
+		pl.free <- c
 	}
 	pl.state.Store(&parsers.LineState{})
 	var wg sync.WaitGroup
@@ -90,6 +109,17 @@ func newPipeline(opts parsers.LineOptions, bar *progress, workers int) *pipeline
 	}()
 	return pl
 }
+
+// err returns what ended the reading early, once merged is done.
+func (pl *pipeline) err() error {
+	if pl.readFault || pl.shrank {
+		return errShrank
+	}
+	return pl.readErr
+}
+
+// errShrank is the error of a mapped file that shrank while it was read.
+var errShrank = errors.New("the file shrank while it was read")
 
 // read cuts in into chunks of whole lines until it ends or fails (readErr)
 // or ctx ends (no error), then closes work.
@@ -149,9 +179,71 @@ func (pl *pipeline) read(ctx context.Context, in io.Reader) {
 func (pl *pipeline) parseChunks() {
 	p := parsers.NewLineParser(pl.opts)
 	for c := range pl.work {
-		parseChunk(p, *pl.state.Load(), c)
+		pl.parseChunk(p, *pl.state.Load(), c)
 		pl.parsed <- c
 	}
+}
+
+// readMapped cuts the mapped file into chunks of whole lines, as read
+// does, until it ends or ctx ends, then closes work. n counts the bytes
+// handed out, for the progress bar.
+func (pl *pipeline) readMapped(ctx context.Context, n *countingReader) {
+	defer close(pl.work)
+	debug.SetPanicOnFault(true)
+	defer func() { pl.readFault = faulted(recover()) }()
+	data := pl.mapped.data
+	for off, seq := 0, uint64(0); off < len(data); seq++ {
+		if ctx.Err() != nil {
+			return
+		}
+		c := <-pl.free
+		c.seq, c.tooLong = seq, 0
+		end := len(data)
+		if off+chunkSize <= len(data) {
+			end = off + chunkSize
+			if last := bytes.LastIndexByte(data[off:end], '\n'); last >= 0 {
+				end = off + last + 1
+			} else {
+				// No line end within chunkSize of a line's start: a line
+				// too long to be one of ours, skipped to its end.
+				c.tooLong = 1
+				if nl := bytes.IndexByte(data[end:], '\n'); nl >= 0 {
+					end += nl + 1
+				} else {
+					end = len(data)
+				}
+				off = end
+			}
+		}
+		c.data, c.end = data[off:end], end
+		off = end
+		n.n = int64(off)
+		pl.work <- c
+		pl.bar.tick()
+	}
+}
+
+// faulted reports whether r, recovered, is the fault of a mapped page
+// (with debug.SetPanicOnFault); it panics again with anything else.
+func faulted(r any) bool {
+	if r == nil {
+		return false
+	}
+	if _, ok := r.(interface{ Addr() uintptr }); ok {
+		return true
+	}
+	panic(r)
+}
+
+// parseChunk parses c from state s; in a mapped file, it notes in c.fault
+// that the file shrank under the parse.
+func (pl *pipeline) parseChunk(p *parsers.LineParser, s parsers.LineState, c *chunk) {
+	c.fault = false
+	if pl.mapped != nil {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() { c.fault = faulted(recover()) }()
+	}
+	parseChunk(p, s, c)
 }
 
 // parseChunk parses c's lines with p, as if the lines before them had left
@@ -206,15 +298,23 @@ func (pl *pipeline) merged() iter.Seq[*chunk] {
 				delete(ahead, next)
 				next++
 				after, same := c.span.After(p, state)
-				if !same {
-					parseChunk(p, state, c)
+				if !same && !c.fault {
+					pl.parseChunk(p, state, c)
 					after = p.State()
+				}
+				if c.fault {
+					// The mapped file shrank under this chunk's parse:
+					// it and what follows are not replayed.
+					pl.shrank, stopped = true, true
 				}
 				state = after
 				s := state
 				pl.state.Store(&s)
 				if !stopped && !yield(c) {
 					stopped = true
+				}
+				if pl.mapped != nil && !stopped {
+					pl.mapped.release(c.end)
 				}
 				pl.free <- c
 			}

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -64,9 +67,50 @@ func readSequential(in io.Reader, opts parsers.LineOptions) readResult {
 // readPipeline reads in with the pipeline, whose workers start from guess
 // until the first chunk is merged.
 func readPipeline(in io.Reader, opts parsers.LineOptions, workers int, guess parsers.LineState) readResult {
-	pl := newPipeline(opts, &progress{}, workers)
+	pl := newPipeline(opts, &progress{}, workers, nil)
 	pl.state.Store(&guess)
 	go pl.read(context.Background(), in)
+	return collect(pl)
+}
+
+// readMapped reads data as a mapped file, with the pipeline.
+func readMappedFile(t *testing.T, data []byte, opts parsers.LineOptions, workers int, guess parsers.LineState) readResult {
+	t.Helper()
+	m := mapTemp(t, data)
+	defer m.close()
+	pl := newPipeline(opts, &progress{}, workers, m)
+	pl.state.Store(&guess)
+	go pl.readMapped(context.Background(), &countingReader{})
+	r := collect(pl)
+	if err := pl.err(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// mapTemp writes data to a file and maps it; it skips the test where
+// files are not mapped.
+func mapTemp(t *testing.T, data []byte) *mapping {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapFile(f, int64(len(data)))
+	if err != nil {
+		if runtime.GOOS == "linux" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	return m
+}
+
+func collect(pl *pipeline) readResult {
 	var r readResult
 	for c := range pl.merged() {
 		r.lines += c.lines
@@ -162,6 +206,7 @@ func TestPipelineReadsAsOneParser(t *testing.T) {
 			for g, guess := range []parsers.LineState{{}, wrong} {
 				name := fmt.Sprintf("seed %d, %d workers, guess %d", seed, workers, g)
 				compareReads(t, name, readPipeline(bytes.NewReader(log), opts, workers, guess), want)
+				compareReads(t, name+", mapped", readMappedFile(t, log, opts, workers, guess), want)
 			}
 		}
 	}
@@ -204,6 +249,7 @@ func TestPipelineLongLines(t *testing.T) {
 				name := fmt.Sprintf("lead %d, long %d, end %q", lead, long, end)
 				want := readSequential(bytes.NewReader(b.Bytes()), opts)
 				compareReads(t, name, readPipeline(bytes.NewReader(b.Bytes()), opts, 2, parsers.LineState{}), want)
+				compareReads(t, name+", mapped", readMappedFile(t, b.Bytes(), opts, 2, parsers.LineState{}), want)
 			}
 		}
 	}
@@ -229,7 +275,7 @@ func TestPipelineReadError(t *testing.T) {
 	opts := parsers.LineOptions{Location: time.UTC, Undated: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	rec := "gw kernel: SENTRY IN=eth0 OUT= SRC=203.0.113.7 DST=192.0.2.10 LEN=44 TOS=0x00 PREC=0x00 TTL=41 ID=1 PROTO=TCP SPT=4000 DPT=23 WINDOW=1024 RES=0x00 SYN URGP=0"
 	boom := errors.New("boom")
-	pl := newPipeline(opts, &progress{}, 2)
+	pl := newPipeline(opts, &progress{}, 2, nil)
 	go pl.read(context.Background(), &errReader{strings.NewReader(rec + "\n" + rec), boom})
 	events := 0
 	for c := range pl.merged() {
@@ -237,5 +283,43 @@ func TestPipelineReadError(t *testing.T) {
 	}
 	if events != 2 || !errors.Is(pl.readErr, boom) {
 		t.Errorf("%d events, error %v; want 2 and %v", events, pl.readErr, boom)
+	}
+}
+
+// A mapped file that shrinks while it is read faults on the pages past its
+// new end: the replay stops with an error instead of crashing.
+func TestPipelineMappedFileShrinks(t *testing.T) {
+	opts := parsers.LineOptions{Location: time.UTC, Undated: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	log := yearsLog(4)
+	path := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(path, log, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := mapFile(f, int64(len(log)))
+	if err != nil {
+		if runtime.GOOS == "linux" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	defer m.close()
+	if err := os.Truncate(path, 3*chunkSize+12345); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2} {
+		pl := newPipeline(opts, &progress{}, workers, m)
+		go pl.readMapped(context.Background(), &countingReader{})
+		r := collect(pl)
+		if err := pl.err(); !errors.Is(err, errShrank) {
+			t.Errorf("%d workers: error %v, want %v", workers, err, errShrank)
+		}
+		if r.lines == 0 {
+			t.Errorf("%d workers: nothing replayed before the end that went away", workers)
+		}
 	}
 }

@@ -74,6 +74,7 @@ func (r *Replayer) File(ctx context.Context, name string, stdin io.Reader) error
 	opts := r.opts.Line
 	var in io.Reader
 	var size int64
+	var mapped *mapping
 	if name == "-" {
 		in = stdin
 		// A record without a timestamp before any dated line takes the
@@ -95,24 +96,40 @@ func (r *Replayer) File(ctx context.Context, name string, stdin io.Reader) error
 		}
 		opts.Undated = fi.ModTime()
 		in = f
+		// A plain file is parsed where it lies, mapped into memory; a
+		// compressed one, and anything mapFile cannot map, is read.
+		var magic [2]byte
+		if n, _ := f.ReadAt(magic[:], 0); fi.Mode().IsRegular() && (n < 2 || magic != [2]byte{0x1f, 0x8b}) {
+			if mapped, err = mapFile(f, size); err == nil {
+				defer mapped.close()
+			}
+		}
 	}
 	counted := &countingReader{r: in}
-	// The pipeline reads whole chunks, which a bufio.Reader passes
-	// through once its buffer is empty: this one is for the peek.
-	var br io.Reader = bufio.NewReaderSize(counted, 64<<10)
-	if magic, _ := br.(*bufio.Reader).Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+	var rd io.Reader
+	if mapped == nil {
+		// The pipeline reads whole chunks, which a bufio.Reader passes
+		// through once its buffer is empty: this one is for the peek.
+		br := bufio.NewReaderSize(counted, 64<<10)
+		rd = br
+		if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+			zr, err := gzip.NewReader(br)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			defer zr.Close()
+			rd = zr
 		}
-		defer zr.Close()
-		br = zr
 	}
 	bar := newProgress(r.opts.Progress, name, size, counted)
 	defer bar.done()
 
-	pl := newPipeline(opts, bar, runtime.GOMAXPROCS(0))
-	go pl.read(ctx, br)
+	pl := newPipeline(opts, bar, runtime.GOMAXPROCS(0), mapped)
+	if mapped != nil {
+		go pl.readMapped(ctx, counted)
+	} else {
+		go pl.read(ctx, rd)
+	}
 	st, engine, col, srcs := &r.stats, r.opts.Engine, r.opts.Collector, r.stats.sources
 	var actErr error
 	// Act takes a decision's address through an interface, so the
@@ -147,8 +164,8 @@ func (r *Replayer) File(ctx context.Context, name string, stdin io.Reader) error
 	if actErr != nil {
 		return actErr
 	}
-	if pl.readErr != nil {
-		return fmt.Errorf("%s: %w", name, pl.readErr)
+	if err := pl.err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	st.Bytes += counted.n
 	return nil
