@@ -122,8 +122,9 @@ func (pl *pipeline) err() error {
 var errShrank = errors.New("the file shrank while it was read")
 
 // read cuts in into chunks of whole lines until it ends or fails (readErr)
-// or ctx ends (no error), then closes work.
-func (pl *pipeline) read(ctx context.Context, in io.Reader) {
+// or ctx ends (no error), then closes work. An eager read hands lines on
+// as soon as a read brings fewer than asked for (see fill).
+func (pl *pipeline) read(ctx context.Context, in io.Reader, eager bool) {
 	defer close(pl.work)
 	// carry is the start of a line that did not end in the last chunk.
 	var carry []byte
@@ -136,10 +137,10 @@ func (pl *pipeline) read(ctx context.Context, in io.Reader) {
 		c.seq, c.tooLong = seq, 0
 		n := copy(c.buf, carry)
 		carry = carry[:0]
-		m, err := io.ReadFull(in, c.buf[n:])
+		m, err := fill(in, c.buf[n:], eager)
 		n += m
 		end := err != nil
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.EOF) {
 			err = nil
 		}
 		data := c.buf[:n]
@@ -172,6 +173,25 @@ func (pl *pipeline) read(ctx context.Context, in io.Reader) {
 			return
 		}
 	}
+}
+
+// fill reads into buf until it is full or the input ends or fails. An eager
+// fill also stops after a read that brought a line end and fewer bytes
+// than asked for: lines that come slowly through a pipe are replayed as
+// they come, while a file fills whole chunks.
+func fill(in io.Reader, buf []byte, eager bool) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := in.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if eager && m > 0 && n < len(buf) && bytes.IndexByte(buf[n-m:n], '\n') >= 0 {
+			return n, nil
+		}
+	}
+	return n, nil
 }
 
 // parseChunks is a worker: it parses the chunks of work, each from the

@@ -69,7 +69,7 @@ func readSequential(in io.Reader, opts parsers.LineOptions) readResult {
 func readPipeline(in io.Reader, opts parsers.LineOptions, workers int, guess parsers.LineState) readResult {
 	pl := newPipeline(opts, &progress{}, workers, nil)
 	pl.state.Store(&guess)
-	go pl.read(context.Background(), in)
+	go pl.read(context.Background(), in, false)
 	return collect(pl)
 }
 
@@ -276,7 +276,7 @@ func TestPipelineReadError(t *testing.T) {
 	rec := "gw kernel: SENTRY IN=eth0 OUT= SRC=203.0.113.7 DST=192.0.2.10 LEN=44 TOS=0x00 PREC=0x00 TTL=41 ID=1 PROTO=TCP SPT=4000 DPT=23 WINDOW=1024 RES=0x00 SYN URGP=0"
 	boom := errors.New("boom")
 	pl := newPipeline(opts, &progress{}, 2, nil)
-	go pl.read(context.Background(), &errReader{strings.NewReader(rec + "\n" + rec), boom})
+	go pl.read(context.Background(), &errReader{strings.NewReader(rec + "\n" + rec), boom}, false)
 	events := 0
 	for c := range pl.merged() {
 		events += len(c.events)
@@ -321,5 +321,42 @@ func TestPipelineMappedFileShrinks(t *testing.T) {
 		if r.lines == 0 {
 			t.Errorf("%d workers: nothing replayed before the end that went away", workers)
 		}
+	}
+}
+
+// Standard input is read eagerly: a line that came through a pipe is
+// replayed before the next one is written.
+func TestPipelineEagerPipe(t *testing.T) {
+	opts := parsers.LineOptions{Location: time.UTC}
+	line := "2026-11-30T10:00:00Z host kernel: SENTRY IN=eth0 OUT= SRC=203.0.113.1 DST=192.0.2.1 LEN=40 TTL=50 ID=1 PROTO=TCP SPT=1 DPT=23 WINDOW=1 RES=0x00 SYN URGP=0\n"
+	pr, pw := io.Pipe()
+	pl := newPipeline(opts, &progress{}, 2, nil)
+	go pl.read(context.Background(), pr, true)
+	replayed := make(chan struct{}, 3)
+	waited := make(chan bool, 1)
+	go func() {
+		for range 3 {
+			pw.Write([]byte(line))
+			// The next line only once this one was replayed; a reader
+			// that waits for more ends the test with an error instead.
+			select {
+			case <-replayed:
+			case <-time.After(30 * time.Second):
+				waited <- true
+				pw.CloseWithError(errors.New("not replayed"))
+				return
+			}
+		}
+		pw.Close()
+	}()
+	events := 0
+	for c := range pl.merged() {
+		for range c.events {
+			events++
+			replayed <- struct{}{}
+		}
+	}
+	if len(waited) > 0 || events != 3 {
+		t.Errorf("%d events, error %v: a line was not replayed before the next came", events, pl.err())
 	}
 }

@@ -128,7 +128,7 @@ func (r *Replayer) File(ctx context.Context, name string, stdin io.Reader) error
 	if mapped != nil {
 		go pl.readMapped(ctx, counted)
 	} else {
-		go pl.read(ctx, rd)
+		go pl.read(ctx, rd, name == "-")
 	}
 	st, engine, col, srcs := &r.stats, r.opts.Engine, r.opts.Collector, r.stats.sources
 	var actErr error
