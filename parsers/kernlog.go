@@ -93,6 +93,14 @@ type LineParser struct {
 	strs       map[string]string
 	lastPrefix string
 	lastIface  string
+
+	// prefixBytes is what came before the last event's record, when it
+	// holds no "IN=" (then it is prefixStr in the event): a message that
+	// starts with it and then "IN=" has its record right there, under the
+	// same prefix, with no search. Lines of one rule share it.
+	prefixBytes []byte
+	prefixStr   string
+	samePrefix  bool
 }
 
 // NewLineParser returns a parser for one stream of lines.
@@ -165,6 +173,7 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 		p.span.lastSet = true
 	}
 	var in int
+	p.samePrefix = false
 	switch res {
 	case hdrOther:
 		return Skipped
@@ -188,7 +197,7 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 	case hdrPVE:
 		in = pveRecord(msg)
 	default:
-		in = findIN(msg)
+		in = p.findIN(msg)
 	}
 	if in < 0 {
 		return Skipped
@@ -236,7 +245,7 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 		Time:       t,
 		Src:        f.src,
 		Dst:        f.dst,
-		Prefix:     p.intern(trimPrefix(msg[:in]), &p.lastPrefix),
+		Prefix:     p.prefix(msg[:in]),
 		InIface:    p.intern(f.iface, &p.lastIface),
 		SrcPort:    f.spt,
 		DstPort:    f.dpt,
@@ -297,12 +306,45 @@ func findIN(b []byte) int {
 			return -1
 		}
 		i += off
-		rest := b[i+len(keyIN):]
-		if sp := bytes.IndexByte(rest, ' '); sp >= 0 && bytes.HasPrefix(rest[sp:], []byte(keyOUT)) {
+		if outFollows(b[i+len(keyIN):]) {
 			return i
 		}
 		off = i + len(keyIN)
 	}
+}
+
+// outFollows reports whether b, after "IN=", holds an interface name and
+// " OUT=".
+func outFollows(b []byte) bool {
+	sp := bytes.IndexByte(b, ' ')
+	return sp >= 0 && bytes.HasPrefix(b[sp:], []byte(keyOUT))
+}
+
+// findIN is findIN for a message that may start with the last event's
+// prefix. That prefix holds no "IN=" (and none can straddle its end, which
+// "IN=" follows), so the first "IN=" of the message is right after it.
+func (p *LineParser) findIN(msg []byte) int {
+	n := len(p.prefixBytes)
+	p.samePrefix = p.prefixStr != "" && len(msg) >= n+len(keyIN) && string(msg[:n]) == string(p.prefixBytes) &&
+		string(msg[n:n+len(keyIN)]) == keyIN && outFollows(msg[n+len(keyIN):])
+	if p.samePrefix {
+		return n
+	}
+	return findIN(msg)
+}
+
+// prefix returns the event's Prefix for the text before its record.
+func (p *LineParser) prefix(b []byte) string {
+	if p.samePrefix {
+		return p.prefixStr
+	}
+	s := p.intern(trimPrefix(b), &p.lastPrefix)
+	p.prefixStr = ""
+	if s != "" && len(b) <= maxSame && bytes.Index(b, []byte(keyIN)) < 0 {
+		p.prefixBytes = append(p.prefixBytes[:0], b...)
+		p.prefixStr = s
+	}
+	return s
 }
 
 // pveRecord returns where the fields of a pvefw-logger message start: at

@@ -118,9 +118,10 @@ func countUndated(opts LineOptions, lines []string, cut int) uint64 {
 }
 
 // parseFresh parses line with p as if p had not kept the last line's
-// header.
+// header and the last event's prefix.
 func parseFresh(p *LineParser, line []byte, ev *Event) Outcome {
 	p.same = p.same[:0]
+	p.prefixStr = ""
 	return p.Parse(line, ev)
 }
 
@@ -139,7 +140,8 @@ func checkHeaderReuse(t testing.TB, opts LineOptions, lines [][]byte) {
 }
 
 // A line that starts with the last line's header, up to its kernel tag,
-// reads as if its header had been read afresh.
+// reads as if its header had been read afresh; a message that starts with
+// the last event's prefix as if it had been searched for its record.
 func TestHeaderReuse(t *testing.T) {
 	opts := LineOptions{Reference: testRef, Boot: testBoot, Location: time.UTC, Undated: testRef}
 	var lines [][]byte
@@ -166,6 +168,25 @@ func TestHeaderReuse(t *testing.T) {
 		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
 		"<4>Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
 		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRYX " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY XIN=a OUT= " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY IN=eth0 OUT",
+		"Jan  1 00:00:01 gw kernel: SENTRY IN=eth0OUT= " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY" + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY" + synV4,
+		"Jan  1 00:00:01 gw kernel: " + synV4,
+		"Jan  1 00:00:01 gw kernel: " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"gw kernel: OTHER " + synV4,
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"<13>Jan  1 00:00:01 UCG-Max SENTRY " + synV4,
+		"0 6 PVEFW-HOST-IN 24/Nov/2026:15:58:19 +0000 policy DROP: IN=vmbr0 PHYSIN=enp3s0 SRC=198.51.100.7 DST=192.0.2.10 LEN=60 TOS=0x00 PREC=0x00 TTL=49 ID=1 PROTO=TCP SPT=40000 DPT=22 SEQ=1 ACK=0 WINDOW=1024 SYN ",
+		"Jan  1 00:00:01 gw kernel: SENTRY " + synV4,
+		"Jan  1 00:00:01 gw kernel: [UFW BLOCK] " + synV4,
+		"Jan  1 00:00:01 gw kernel: [UFW BLOCK] " + synV4,
 	} {
 		lines = append(lines, []byte(l))
 	}
