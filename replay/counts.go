@@ -43,8 +43,9 @@ func (t *countTable) add(key, n uint64, insert bool) bool {
 			}
 			s.key, s.n = key, n+1
 			t.n++
-			// Half full at most: linear probing stays short.
-			if 2*t.n > len(t.slots) {
+			// Three quarters full at most: with four slots to a cache
+			// line, a probe mostly stays in one.
+			if 4*t.n > 3*len(t.slots) {
 				t.resize(2 * len(t.slots))
 			}
 			return true
@@ -59,6 +60,11 @@ func (t *countTable) add(key, n uint64, insert bool) bool {
 func (t *countTable) resize(size int) {
 	old := t.slots
 	t.slots = make([]countSlot, size)
+	// Fresh memory read first is mapped to the zero page, then faulted
+	// again at the first write: write to every page first.
+	for i := 0; i < size; i += 4096 / 16 {
+		t.slots[i] = countSlot{}
+	}
 	t.shift = 64
 	for s := size; s > 1; s >>= 1 {
 		t.shift--
