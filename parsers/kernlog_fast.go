@@ -57,10 +57,20 @@ func (f *fields) fast(b []byte) bool {
 	}
 	var ttl uint32
 	if src.Is4() {
-		if i, ok = skipKey(b, i, " TOS="); !ok {
-			return false
+		// nf_log prints TOS and PREC as 0x and two hex digits: when they
+		// are, the next key is at a fixed place.
+		if at(b, i, " TOS=0x") && i+19 <= n && b[i+7] != ' ' && b[i+8] != ' ' &&
+			string(b[i+9:i+17]) == " PREC=0x" && b[i+17] != ' ' && b[i+18] != ' ' {
+			i += 19
+		} else {
+			if i, ok = skipKey(b, i, " TOS="); !ok {
+				return false
+			}
+			if i, ok = skipKey(b, i, " PREC="); !ok {
+				return false
+			}
 		}
-		if i, ok = skipKey(b, i, " PREC="); !ok || !at(b, i, " TTL=") {
+		if !at(b, i, " TTL=") {
 			return false
 		}
 		if ttl, i, ok = uintAt(b, i+len(" TTL="), 0xff); !ok {
@@ -137,7 +147,9 @@ func (f *fields) fast(b []byte) bool {
 			if i, ok = skipKey(b, i, " WINDOW="); !ok {
 				return false
 			}
-			if i, ok = skipKey(b, i, " RES="); !ok {
+			if at(b, i, " RES=0x") && i+9 <= n && b[i+7] != ' ' && b[i+8] != ' ' {
+				i += 9 // as nf_log prints it
+			} else if i, ok = skipKey(b, i, " RES="); !ok {
 				return false
 			}
 			var flags TCPFlags
