@@ -3,6 +3,7 @@ package parsers
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,4 +225,24 @@ func FuzzFastPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		fastAgrees(t, rec)
 	})
+}
+
+// reservedSource reads IPv4 addresses from their octets; netip says the
+// same of every one.
+func TestReservedSource(t *testing.T) {
+	for i := 0; i < 1<<16; i++ {
+		for _, lo := range []byte{0, 1, 255} {
+			a := netip.AddrFrom4([4]byte{byte(i >> 8), byte(i), lo, lo})
+			want := a.IsUnspecified() || a.IsMulticast() || a.As4()[0] == 0 || a == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+			if got := reservedSource(a); got != want {
+				t.Errorf("reservedSource(%s) = %v, want %v", a, got, want)
+			}
+		}
+	}
+	for _, s := range []string{"::", "::1", "ff02::1", "2001:db8::1", "::ffff:0.0.0.0", "::ffff:224.0.0.1", "::ffff:1.2.3.4"} {
+		a := netip.MustParseAddr(s)
+		if got, want := reservedSource(a), a.IsUnspecified() || a.IsMulticast(); got != want {
+			t.Errorf("reservedSource(%s) = %v, want %v", a, got, want)
+		}
+	}
 }
