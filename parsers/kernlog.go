@@ -51,8 +51,10 @@ const maxInterned = 256
 //
 // Create one with NewLineParser. A LineParser holds state across lines (the
 // inferred year of classic timestamps, the last line's time, interned
-// strings, a time cache), so use one per stream and do not share it between
-// goroutines.
+// strings, caches of the last header and prefix), so use one per stream and
+// do not share it between goroutines. To read one stream on several, give
+// each goroutine a parser and hand the state on with State, Resume and
+// Span.
 type LineParser struct {
 	loc      *time.Location
 	refYear  int
