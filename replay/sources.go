@@ -31,7 +31,7 @@ type sourceTable struct {
 	byPfx map[netip.Prefix]uint64
 	// decisions counts decisions per key, by action and rule; every key in
 	// it has an entry (perhaps of 0 events) in the maps above.
-	decisions map[netip.Prefix]map[string]int
+	decisions map[netip.Prefix]map[decisionKind]int
 	// uncounted counts events of sources beyond maxCountedSources.
 	uncounted uint64
 }
@@ -40,8 +40,17 @@ type sourceTable struct {
 type sourceCount struct {
 	key       netip.Prefix
 	events    uint64
-	decisions map[string]int
+	decisions map[decisionKind]int
 }
+
+// decisionKind is what a decision did and under which rule.
+type decisionKind struct {
+	action rules.Action
+	rule   string
+}
+
+// String is the summary's "ban tcp-portscan".
+func (k decisionKind) String() string { return k.action.String() + " " + k.rule }
 
 // newSourceTable returns a table keyed like engine.Key, whose prefix
 // lengths it learns from the keys of the unspecified addresses.
@@ -50,7 +59,7 @@ func newSourceTable(engine *rules.Engine) *sourceTable {
 		by4:       newCountTable(),
 		by6:       newCountTable(),
 		byPfx:     map[netip.Prefix]uint64{},
-		decisions: map[netip.Prefix]map[string]int{},
+		decisions: map[netip.Prefix]map[decisionKind]int{},
 	}
 	if engine == nil {
 		return t
@@ -109,11 +118,11 @@ func (t *sourceTable) event(engine *rules.Engine, addr netip.Addr) {
 func (t *sourceTable) decided(d *rules.Decision) {
 	c := t.decisions[d.Key]
 	if c == nil {
-		c = map[string]int{}
+		c = map[decisionKind]int{}
 		t.decisions[d.Key] = c
 		t.add(d.Key)
 	}
-	c[d.Action.String()+" "+d.Rule]++
+	c[decisionKind{d.Action, d.Rule}]++
 }
 
 // add gives key an entry of 0 events, unless it has one.

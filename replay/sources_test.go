@@ -31,14 +31,14 @@ func (r *refTable) event(k netip.Prefix) {
 	c.events++
 }
 
-func (r *refTable) decided(k netip.Prefix, what string) {
+func (r *refTable) decided(k netip.Prefix, what decisionKind) {
 	c := r.m[k]
 	if c == nil {
 		c = &sourceCount{key: k}
 		r.m[k] = c
 	}
 	if c.decisions == nil {
-		c.decisions = map[string]int{}
+		c.decisions = map[decisionKind]int{}
 	}
 	c.decisions[what]++
 }
@@ -98,7 +98,7 @@ func TestSourceTable(t *testing.T) {
 				}
 				d := rules.Decision{Key: k, Action: rules.Action(r.IntN(3)), Rule: "trip"}
 				tab.decided(&d)
-				ref.decided(k, d.Action.String()+" trip")
+				ref.decided(k, decisionKind{d.Action, "trip"})
 			}
 		}
 		name := fmt.Sprintf("/%d /%d", bits[0], bits[1])
