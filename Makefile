@@ -7,7 +7,7 @@ BIN      := bin/sentry-nflog
 PREFIX   ?= /usr/local
 # Fuzz time per target: short in `make test`, long in `make fuzz`.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzFastPath ./parsers:FuzzHeaderReuse ./parsers:FuzzDecodePacket ./config:FuzzLoad
+FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzFastPath ./parsers:FuzzHeaderReuse ./parsers:FuzzDecodePacket ./config:FuzzLoad ./actions:FuzzAppendJSON
 
 .PHONY: help build lab measure test unit fuzz-short fuzz bench bench-replay lint demo install deb deps clean
 
