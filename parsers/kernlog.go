@@ -87,10 +87,12 @@ type LineParser struct {
 	// starts with the same bytes has the same header: lines come many to
 	// the second. (Its year needs no inferring again: the last line's
 	// inference had the same month and day, which leaves it as it is.)
-	// tagEnd is where syslogHeader found the tag.
+	// tagEnd is where syslogHeader found the tag. sameHit says the line
+	// took the last header: its time is already the last line's.
 	same      []byte
 	sameStamp stamp
 	tagEnd    int
+	sameHit   bool
 
 	strs       map[string]string
 	lastPrefix string
@@ -170,7 +172,7 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 
 	var st stamp
 	msg, res := p.header(line, &st)
-	if st.kind != stampNone && res != hdrBad {
+	if st.kind != stampNone && res != hdrBad && !p.sameHit {
 		p.state.last, p.state.haveLast = st, true
 		p.span.lastSet = true
 	}
@@ -316,10 +318,14 @@ func findIN(b []byte) int {
 }
 
 // outFollows reports whether b, after "IN=", holds an interface name and
-// " OUT=".
+// " OUT=". Interface names are short: a loop finds the space sooner than
+// IndexByte gets going.
 func outFollows(b []byte) bool {
-	sp := bytes.IndexByte(b, ' ')
-	return sp >= 0 && bytes.HasPrefix(b[sp:], []byte(keyOUT))
+	sp := 0
+	for sp < len(b) && b[sp] != ' ' {
+		sp++
+	}
+	return bytes.HasPrefix(b[sp:], []byte(keyOUT))
 }
 
 // findIN is findIN for a message that may start with the last event's

@@ -58,9 +58,10 @@ const tagKernel = "kernel:"
 func (p *LineParser) header(line []byte, st *stamp) ([]byte, headerResult) {
 	if n := len(p.same); n > 0 && len(line) >= n && string(line[:n]) == string(p.same) {
 		*st = p.sameStamp
+		p.sameHit = true
 		return kernelMessage(line[n:]), hdrKernel
 	}
-	p.same = p.same[:0]
+	p.same, p.sameHit = p.same[:0], false
 	switch c := line[0]; {
 	case c >= 'A' && c <= 'Z':
 		// The common case first.
