@@ -7,16 +7,17 @@ BIN      := bin/sentry-nflog
 PREFIX   ?= /usr/local
 # Fuzz time per target: short in `make test`, long in `make fuzz`.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzDecodePacket ./config:FuzzLoad ./internal/state:FuzzParseOffence ./fleet:FuzzDecode
+FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzFastPath ./parsers:FuzzHeaderReuse ./parsers:FuzzDecodePacket ./config:FuzzLoad ./internal/state:FuzzParseOffence ./fleet:FuzzDecode ./actions:FuzzAppendJSON
 
-.PHONY: help build lab nats-server measure test unit fuzz-short fuzz bench lint demo demo-fleet install deb deps clean
+.PHONY: help build lab nats-server measure test unit fuzz-short fuzz bench bench-replay lint demo demo-fleet install deb deps clean
 
 help:
 	@echo "make demo     live demo in two network namespaces (root), else a replay demo"
 	@echo "make demo-fleet  fleet mode: three hosts and a NATS server in namespaces (root)"
 	@echo "make test     gofmt, go vet, all tests (end-to-end ones need root), short fuzz"
 	@echo "make build    build $(BIN)"
-	@echo "make bench    benchmarks"
+	@echo "make bench    benchmarks (BenchmarkReplay replays a generated 1M-line log)"
+	@echo "make bench-replay  replay against grep -c SRC= on that log: the README's figures"
 	@echo "make measure  reaction, flood loss, scanner and ban-latency measurements (root, minutes)"
 	@echo "make fuzz     fuzz every parser for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make install  install the binary, config and systemd unit (root)"
@@ -72,8 +73,15 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
+# bench: every benchmark; BenchmarkReplay replays the generated 1M-line log
+# (written to its temporary directory) end to end.
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+# bench-replay: replay's wall and CPU time against `grep -c SRC=` on the same
+# generated 1M-line log, the median of paired runs (the README's figures).
+bench-replay: build
+	@bash scripts/replay-vs-grep.sh -b $(BIN)
 
 # measure: the measurements behind the README's numbers (root, minutes):
 # reaction time, loss under floods, what scanners learn, ban latency.

@@ -2,7 +2,6 @@ package actions
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -75,17 +74,12 @@ func (r *Report) Act(d *rules.Decision) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.json {
-		b, err := json.Marshal(ToJSON(d))
-		if err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-		r.w.Write(b)
-		r.w.WriteByte('\n')
+		r.buf = AppendJSON(r.buf[:0], d)
 	} else {
 		r.buf = AppendText(r.buf[:0], d)
-		r.buf = append(r.buf, '\n')
-		r.w.Write(r.buf)
 	}
+	r.buf = append(r.buf, '\n')
+	r.w.Write(r.buf)
 	if err := r.w.Flush(); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}

@@ -7,7 +7,9 @@
 //   - LineParser, which reads one firewall log line into an Event: syslog
 //     files and relays (classic, RFC 3339, <PRI>, RFC 5424, OpenWrt
 //     logread), journalctl output in text and JSON, dmesg and /dev/kmsg
-//     records, Proxmox VE's firewall log;
+//     records, Proxmox VE's firewall log. What it carries from line to line
+//     (LineState) can be handed between parsers, so that one stream is read
+//     in pieces on several cores and checked in order (Span);
 //   - DecodePacket, which reads the IP and transport headers of a packet
 //     NFLOG delivered into an Event;
 //   - Outcome, what a decoder made of one input, so callers count

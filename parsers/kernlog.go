@@ -51,8 +51,10 @@ const maxInterned = 256
 //
 // Create one with NewLineParser. A LineParser holds state across lines (the
 // inferred year of classic timestamps, the last line's time, interned
-// strings, a time cache), so use one per stream and do not share it between
-// goroutines.
+// strings, caches of the last header and prefix), so use one per stream and
+// do not share it between goroutines. To read one stream on several, give
+// each goroutine a parser and hand the state on with State, Resume and
+// Span.
 type LineParser struct {
 	loc      *time.Location
 	refYear  int
@@ -60,20 +62,14 @@ type LineParser struct {
 	bootSec  int64
 	bootNsec int64
 
-	// Classic timestamps have no year: it is inferred from Reference for the
-	// first one, then carried from line to line and bumped on Dec -> Jan.
-	haveYear  bool
-	year      int
-	lastMonth int
-	lastDay   int
-
-	// A record without a timestamp takes the time of the last line that
-	// had one, kept as its stamp so that the conversion is paid only when
-	// such a record comes.
-	last     stamp
-	haveLast bool
-	undated  time.Time
-	clock    func() time.Time
+	// state is what one line leaves for the next: the year of classic
+	// timestamps and the last line's time.
+	state   LineState
+	undated time.Time
+	clock   func() time.Time
+	// span records how the lines since the last Resume used the state
+	// they started from.
+	span     Span
 	nUndated uint64
 
 	// Turning a zone-less civil time into an instant needs the zone rules
@@ -86,9 +82,29 @@ type LineParser struct {
 	// jbuf holds the decoded MESSAGE of a journal JSON line.
 	jbuf []byte
 
+	// same is the header of the last line, up to its "kernel:" tag, when
+	// it was a classic syslog kernel line; sameStamp its time. A line that
+	// starts with the same bytes has the same header: lines come many to
+	// the second. (Its year needs no inferring again: the last line's
+	// inference had the same month and day, which leaves it as it is.)
+	// tagEnd is where syslogHeader found the tag. sameHit says the line
+	// took the last header: its time is already the last line's.
+	same      []byte
+	sameStamp stamp
+	tagEnd    int
+	sameHit   bool
+
 	strs       map[string]string
 	lastPrefix string
 	lastIface  string
+
+	// prefixBytes is what came before the last event's record, when it
+	// holds no "IN=" (then it is prefixStr in the event): a message that
+	// starts with it and then "IN=" has its record right there, under the
+	// same prefix, with no search. Lines of one rule share it.
+	prefixBytes []byte
+	prefixStr   string
+	samePrefix  bool
 }
 
 // NewLineParser returns a parser for one stream of lines.
@@ -129,6 +145,9 @@ const (
 	keySRC = " SRC="
 )
 
+// maxSame is the longest header kept to compare the next line's with.
+const maxSame = 128
+
 // recordSeparator starts each record of journalctl -o json-seq (RFC 7464).
 const recordSeparator = 0x1e
 
@@ -153,10 +172,12 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 
 	var st stamp
 	msg, res := p.header(line, &st)
-	if st.kind != stampNone && res != hdrBad {
-		p.last, p.haveLast = st, true
+	if st.kind != stampNone && res != hdrBad && !p.sameHit {
+		p.state.last, p.state.haveLast = st, true
+		p.span.lastSet = true
 	}
 	var in int
+	p.samePrefix = false
 	switch res {
 	case hdrOther:
 		return Skipped
@@ -180,7 +201,7 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 	case hdrPVE:
 		in = pveRecord(msg)
 	default:
-		in = findIN(msg)
+		in = p.findIN(msg)
 	}
 	if in < 0 {
 		return Skipped
@@ -195,7 +216,11 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 	}
 
 	f := fields{pve: res == hdrPVE}
-	o := f.parse(rec)
+	o := Parsed
+	if !f.fast(rec) {
+		f = fields{pve: res == hdrPVE}
+		o = f.parse(rec)
+	}
 	if o == Parsed {
 		o = f.check()
 	}
@@ -216,6 +241,7 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 			return BadTime
 		}
 		p.nUndated++
+		p.span.undated++
 	} else {
 		t = p.instant(&st)
 	}
@@ -223,7 +249,7 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 		Time:       t,
 		Src:        f.src,
 		Dst:        f.dst,
-		Prefix:     p.intern(trimPrefix(msg[:in]), &p.lastPrefix),
+		Prefix:     p.prefix(msg[:in]),
 		InIface:    p.intern(f.iface, &p.lastIface),
 		SrcPort:    f.spt,
 		DstPort:    f.dpt,
@@ -240,11 +266,15 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 
 // undatedTime is the time of a record without a timestamp.
 func (p *LineParser) undatedTime() (time.Time, bool) {
-	switch {
-	case p.clock != nil:
+	if p.clock != nil {
 		return p.clock(), true
-	case p.haveLast:
-		return p.instant(&p.last), true
+	}
+	if !p.span.lastSet {
+		p.span.lastUsed = true
+	}
+	switch {
+	case p.state.haveLast:
+		return p.instant(&p.state.last), true
 	case !p.undated.IsZero():
 		return p.undated, true
 	}
@@ -280,12 +310,49 @@ func findIN(b []byte) int {
 			return -1
 		}
 		i += off
-		rest := b[i+len(keyIN):]
-		if sp := bytes.IndexByte(rest, ' '); sp >= 0 && bytes.HasPrefix(rest[sp:], []byte(keyOUT)) {
+		if outFollows(b[i+len(keyIN):]) {
 			return i
 		}
 		off = i + len(keyIN)
 	}
+}
+
+// outFollows reports whether b, after "IN=", holds an interface name and
+// " OUT=". Interface names are short: a loop finds the space sooner than
+// IndexByte gets going.
+func outFollows(b []byte) bool {
+	sp := 0
+	for sp < len(b) && b[sp] != ' ' {
+		sp++
+	}
+	return bytes.HasPrefix(b[sp:], []byte(keyOUT))
+}
+
+// findIN is findIN for a message that may start with the last event's
+// prefix. That prefix holds no "IN=" (and none can straddle its end, which
+// "IN=" follows), so the first "IN=" of the message is right after it.
+func (p *LineParser) findIN(msg []byte) int {
+	n := len(p.prefixBytes)
+	p.samePrefix = p.prefixStr != "" && len(msg) >= n+len(keyIN) && string(msg[:n]) == string(p.prefixBytes) &&
+		string(msg[n:n+len(keyIN)]) == keyIN && outFollows(msg[n+len(keyIN):])
+	if p.samePrefix {
+		return n
+	}
+	return findIN(msg)
+}
+
+// prefix returns the event's Prefix for the text before its record.
+func (p *LineParser) prefix(b []byte) string {
+	if p.samePrefix {
+		return p.prefixStr
+	}
+	s := p.intern(trimPrefix(b), &p.lastPrefix)
+	p.prefixStr = ""
+	if s != "" && len(b) <= maxSame && bytes.Index(b, []byte(keyIN)) < 0 {
+		p.prefixBytes = append(p.prefixBytes[:0], b...)
+		p.prefixStr = s
+	}
+	return s
 }
 
 // pveRecord returns where the fields of a pvefw-logger message start: at

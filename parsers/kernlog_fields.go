@@ -565,12 +565,11 @@ func parseIPv4(b []byte) (netip.Addr, bool) {
 // Such packets are noise or spoofing; banning them would be meaningless.
 // (check tells the unspecified address apart first: it is normal traffic.)
 func reservedSource(a netip.Addr) bool {
-	if a.IsUnspecified() || a.IsMulticast() {
-		return true
+	if a.Is4() {
+		// 0.0.0.0/8 (the unspecified address too), 224.0.0.0/4 and
+		// 255.255.255.255, read from the octets: every event asks.
+		b := a.As4()
+		return b[0] == 0 || b[0]&0xf0 == 0xe0 || b == [4]byte{255, 255, 255, 255}
 	}
-	if !a.Is4() {
-		return false
-	}
-	b := a.As4()
-	return b[0] == 0 || b == [4]byte{255, 255, 255, 255}
+	return a.IsUnspecified() || a.IsMulticast()
 }

@@ -56,9 +56,22 @@ const tagKernel = "kernel:"
 // tag, and returns the message that follows. A journal JSON object or a
 // line that starts with a syslog <PRI> is told apart by its first byte.
 func (p *LineParser) header(line []byte, st *stamp) ([]byte, headerResult) {
+	if n := len(p.same); n > 0 && len(line) >= n && string(line[:n]) == string(p.same) {
+		*st = p.sameStamp
+		p.sameHit = true
+		return kernelMessage(line[n:]), hdrKernel
+	}
+	p.same, p.sameHit = p.same[:0], false
 	switch c := line[0]; {
 	case c >= 'A' && c <= 'Z':
-		return p.syslogHeader(line, st) // the common case first
+		// The common case first.
+		p.tagEnd = 0
+		msg, res := p.syslogHeader(line, st)
+		if p.tagEnd > 0 && p.tagEnd <= maxSame {
+			p.same = append(p.same, line[:p.tagEnd]...)
+			p.sameStamp = *st
+		}
+		return msg, res
 	case c == '<':
 		return p.priHeader(line, st)
 	case c == '{':
@@ -240,7 +253,11 @@ func (p *LineParser) syslogHeader(line []byte, st *stamp) ([]byte, headerResult)
 	// the log shows.
 	st.kind = stampCivil
 	st.year = p.inferYear(st.month, st.day)
-	return tagged(line, i)
+	if end := kernelTagEnd(line, i); end > 0 {
+		p.tagEnd = end
+		return kernelMessage(line[end:]), hdrKernel
+	}
+	return untaggedAt(line, i)
 }
 
 // isoHeader reads "2026-11-24T15:58:19[.123456](Z|+00:00|+0000) host
@@ -313,17 +330,34 @@ func isoStamp(b []byte, st *stamp) (int, bool) {
 // tagged reads what follows a timestamp ending at i. The common case is
 // " host kernel: " or " kernel: "; anything else is left to untagged.
 func tagged(line []byte, i int) ([]byte, headerResult) {
+	if end := kernelTagEnd(line, i); end > 0 {
+		return kernelMessage(line[end:]), hdrKernel
+	}
+	return untaggedAt(line, i)
+}
+
+// kernelTagEnd returns the index after " kernel:" or " host kernel:" when
+// that follows a timestamp ending at i, else 0.
+func kernelTagEnd(line []byte, i int) int {
 	if i >= len(line) || line[i] != ' ' {
-		return nil, hdrBad
+		return 0
 	}
 	rest := line[i+1:]
 	if bytes.HasPrefix(rest, []byte(tagKernel)) {
-		return kernelMessage(rest[len(tagKernel):]), hdrKernel
+		return i + 1 + len(tagKernel)
 	}
 	if sp := bytes.IndexByte(rest, ' '); sp >= 0 && bytes.HasPrefix(rest[sp+1:], []byte(tagKernel)) {
-		return kernelMessage(rest[sp+1+len(tagKernel):]), hdrKernel
+		return i + 1 + sp + 1 + len(tagKernel)
 	}
-	return untagged(rest)
+	return 0
+}
+
+// untaggedAt is untagged for a timestamp ending at i.
+func untaggedAt(line []byte, i int) ([]byte, headerResult) {
+	if i >= len(line) || line[i] != ' ' {
+		return nil, hdrBad
+	}
+	return untagged(line[i+1:])
 }
 
 // untagged reads the rest of a syslog line whose second word is not
@@ -432,7 +466,7 @@ func kernelMessage(rest []byte) []byte {
 		rest = rest[1:]
 	}
 	if len(rest) > 0 && rest[0] == '[' {
-		if _, _, j, ok := uptime(rest); ok {
+		if j := uptimeEnd(rest); j > 0 {
 			rest = rest[j:]
 			if len(rest) > 0 && rest[0] == ' ' {
 				rest = rest[1:]
@@ -440,6 +474,34 @@ func kernelMessage(rest []byte) []byte {
 		}
 	}
 	return rest
+}
+
+// uptimeEnd returns the index after the "[%5lu.%06lu]" at the start of b
+// that uptime would read, or 0: the same shape, without the value nobody
+// asks for here.
+func uptimeEnd(b []byte) int {
+	i := 1
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	start := i
+	for ; i < len(b) && isDigit(b[i]); i++ {
+		if i-start >= 12 {
+			return 0
+		}
+	}
+	if i == start || i >= len(b) || b[i] != '.' {
+		return 0
+	}
+	i++
+	frac := i
+	for i < len(b) && isDigit(b[i]) {
+		i++
+	}
+	if i == frac || i >= len(b) || b[i] != ']' {
+		return 0
+	}
+	return i + 1
 }
 
 // dmesgHeader reads dmesg's "[12345.678901] " (time since boot) or dmesg
@@ -829,6 +891,17 @@ func validDate(y, m, d int) bool {
 	return d <= n
 }
 
+// inferYear gives a classic timestamp of month mon, day day its year (see
+// LineState.inferYear), noting the first of a span's.
+func (p *LineParser) inferYear(mon, day int) int {
+	y := p.state.inferYear(p.refYear, p.refMonth, mon, day)
+	if !p.span.yearUsed {
+		p.span.yearUsed = true
+		p.span.firstMonth, p.span.firstDay, p.span.firstYear = mon, day, y
+	}
+	return y
+}
+
 // inferYear gives a classic timestamp of month mon, day day its year. The
 // first line's year is Reference's, or the one before when the month lies
 // after Reference's (a January mtime on a file that starts in December).
@@ -837,19 +910,19 @@ func validDate(y, m, d int) bool {
 // after a Jan 1 one: syslog daemons write a few lines out of order, and
 // reading it as next December would shift every later line by a year. A
 // general rule for big steps forward would misdate a quiet log's lines.
-func (p *LineParser) inferYear(mon, day int) int {
+func (s *LineState) inferYear(refYear, refMonth, mon, day int) int {
 	switch {
-	case !p.haveYear:
-		p.haveYear = true
-		p.year = p.refYear
-		if mon > p.refMonth {
-			p.year--
+	case !s.haveYear:
+		s.haveYear = true
+		s.year = refYear
+		if mon > refMonth {
+			s.year--
 		}
-	case mon < p.lastMonth-6:
-		p.year++
-	case mon == 12 && day == 31 && p.lastMonth == 1 && p.lastDay == 1:
-		p.year--
+	case mon < s.lastMonth-6:
+		s.year++
+	case mon == 12 && day == 31 && s.lastMonth == 1 && s.lastDay == 1:
+		s.year--
 	}
-	p.lastMonth, p.lastDay = mon, day
-	return p.year
+	s.lastMonth, s.lastDay = mon, day
+	return s.year
 }

@@ -5,11 +5,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
@@ -17,10 +16,6 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/report"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
-
-// maxCountedSources bounds the per-source event counts of the summary, so
-// a replay of a forged flood stays small too.
-const maxCountedSources = 100000
 
 // Options configure a Replayer.
 type Options struct {
@@ -60,18 +55,12 @@ type Stats struct {
 	// Bytes is how much was read (compressed size for .gz).
 	Bytes int64
 
-	bySource  map[netip.Prefix]*sourceCount
-	uncounted uint64
-}
-
-type sourceCount struct {
-	events    uint64
-	decisions map[string]int
+	sources *sourceTable
 }
 
 // New returns a Replayer.
 func New(opts Options) *Replayer {
-	return &Replayer{opts: opts, stats: Stats{bySource: map[netip.Prefix]*sourceCount{}}}
+	return &Replayer{opts: opts, stats: Stats{sources: newSourceTable(opts.Engine)}}
 }
 
 // Stats returns what has been counted so far (the per-source counts stay
@@ -85,6 +74,7 @@ func (r *Replayer) File(ctx context.Context, name string, stdin io.Reader) error
 	opts := r.opts.Line
 	var in io.Reader
 	var size int64
+	var mapped *mapping
 	if name == "-" {
 		in = stdin
 		// A record without a timestamp before any dated line takes the
@@ -106,159 +96,79 @@ func (r *Replayer) File(ctx context.Context, name string, stdin io.Reader) error
 		}
 		opts.Undated = fi.ModTime()
 		in = f
+		// A plain file is parsed where it lies, mapped into memory; a
+		// compressed one, and anything mapFile cannot map, is read.
+		var magic [2]byte
+		if n, _ := f.ReadAt(magic[:], 0); fi.Mode().IsRegular() && (n < 2 || magic != [2]byte{0x1f, 0x8b}) {
+			if mapped, err = mapFile(f, size); err == nil {
+				defer mapped.close()
+			}
+		}
 	}
 	counted := &countingReader{r: in}
-	br := bufio.NewReaderSize(counted, 1<<20)
-	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+	var rd io.Reader
+	if mapped == nil {
+		// The pipeline reads whole chunks, which a bufio.Reader passes
+		// through once its buffer is empty: this one is for the peek.
+		br := bufio.NewReaderSize(counted, 64<<10)
+		rd = br
+		if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+			zr, err := gzip.NewReader(br)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			defer zr.Close()
+			rd = zr
 		}
-		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 1<<20)
 	}
 	bar := newProgress(r.opts.Progress, name, size, counted)
 	defer bar.done()
 
-	// Reading and parsing run on their own goroutine, the engine on this
-	// one, with batches of events passed between them: two cores replay
-	// about twice as fast as one, and the engine still sees events in file
-	// order.
-	free := make(chan *lineBatch, 4)
-	full := make(chan *lineBatch, 4)
-	for i := 0; i < cap(free); i++ {
-		free <- &lineBatch{events: make([]parsers.Event, 0, batchEvents)}
+	pl := newPipeline(opts, bar, runtime.GOMAXPROCS(0), mapped)
+	if mapped != nil {
+		go pl.readMapped(ctx, counted)
+	} else {
+		go pl.read(ctx, rd, name == "-")
 	}
-	var readErr error
-	parser := parsers.NewLineParser(opts)
-	go func() {
-		defer close(full)
-		readErr = readBatches(ctx, br, parser, bar, free, full)
-	}()
-	st, engine, col := &r.stats, r.opts.Engine, r.opts.Collector
+	st, engine, col, srcs := &r.stats, r.opts.Engine, r.opts.Collector, r.stats.sources
 	var actErr error
-	for b := range full {
-		st.Lines += b.lines
-		st.TooLong += b.tooLong
-		for i, n := range b.outcomes {
+	// Act takes a decision's address through an interface, so the
+	// variable it gets is on the heap: one for the whole file, written only
+	// when there is a decision (Step's result, 200 bytes, stays on the
+	// stack).
+	var d rules.Decision
+	for c := range pl.merged() {
+		st.Lines += c.lines
+		st.TooLong += c.tooLong
+		for i, n := range c.outcomes {
 			st.Outcomes[i] += n
 		}
-		for i := range b.events {
-			ev := &b.events[i]
-			st.count(engine.Key(ev.Src))
+		st.Undated += c.span.Undated()
+		for i := range c.events {
+			ev := &c.events[i]
+			srcs.event(engine, ev.Src)
 			if col != nil {
 				col.Event(ev)
 			}
-			if d, ok := engine.Step(ev); ok && actErr == nil {
+			if dec, ok := engine.Step(ev); ok && actErr == nil {
+				d = dec
 				if actErr = r.opts.Act.Act(&d); actErr == nil {
-					st.decided(&d)
+					srcs.decided(&d)
 					if col != nil {
 						col.Decision(&d)
 					}
 				}
 			}
 		}
-		free <- b
 	}
-	// The reader has returned (full is closed), so its parser is ours now.
-	st.Undated += parser.UndatedRecords()
 	if actErr != nil {
 		return actErr
 	}
-	if readErr != nil {
-		return fmt.Errorf("%s: %w", name, readErr)
+	if err := pl.err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	st.Bytes += counted.n
 	return nil
-}
-
-// batchEvents is how many events a batch carries between the reader and
-// the engine.
-const batchEvents = 512
-
-// lineBatch is a run of lines read and parsed: their events and counts.
-type lineBatch struct {
-	events   []parsers.Event
-	lines    uint64
-	tooLong  uint64
-	outcomes [parsers.NumOutcomes]uint64
-}
-
-// readBatches reads lines from br, parses them and sends full batches until
-// the input ends (nil) or fails. It stops early, without error, when ctx
-// ends.
-func readBatches(ctx context.Context, br *bufio.Reader, parser *parsers.LineParser, bar *progress, free <-chan *lineBatch, full chan<- *lineBatch) error {
-	b := <-free
-	*b = lineBatch{events: b.events[:0]}
-	flush := func() bool {
-		full <- b
-		if ctx.Err() != nil {
-			return false
-		}
-		bar.tick()
-		b = <-free
-		*b = lineBatch{events: b.events[:0]}
-		return true
-	}
-	var ev parsers.Event
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line over 1 MiB is no kernel log line: skip to its end.
-			b.lines++
-			b.tooLong++
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = br.ReadSlice('\n')
-			}
-			line = nil
-		}
-		if len(line) > 0 {
-			b.lines++
-			out := parser.Parse(line, &ev)
-			b.outcomes[out]++
-			if out == parsers.Parsed {
-				b.events = append(b.events, ev)
-			}
-			if (len(b.events) == cap(b.events) || b.lines >= 8*batchEvents) && !flush() {
-				return nil
-			}
-		}
-		if err == io.EOF {
-			full <- b
-			return nil
-		}
-		if err != nil {
-			full <- b
-			return err
-		}
-	}
-}
-
-func (st *Stats) count(k netip.Prefix) {
-	c := st.bySource[k]
-	if c == nil {
-		if len(st.bySource) >= maxCountedSources {
-			st.uncounted++
-			return
-		}
-		c = &sourceCount{}
-		st.bySource[k] = c
-	}
-	c.events++
-}
-
-func (st *Stats) decided(d *rules.Decision) {
-	c := st.bySource[d.Key]
-	if c == nil {
-		// The key can be narrower than the event's (an ignored address
-		// inside the /64), or uncounted.
-		c = &sourceCount{}
-		st.bySource[d.Key] = c
-	}
-	if c.decisions == nil {
-		c.decisions = map[string]int{}
-	}
-	c.decisions[d.Action.String()+" "+d.Rule]++
 }
 
 type countingReader struct {

@@ -3,7 +3,6 @@ package replay
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -68,36 +67,17 @@ func (r *Replayer) Summary(w io.Writer, o SummaryOptions) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  decisions       ban %d, ignored %d, rate-limited %d\n", es.Decisions[rules.Ban], es.Decisions[rules.Ignored], es.Decisions[rules.RateLimited])
-	fmt.Fprintf(w, "  sources         %d (evicted %d, expired %d)\n", len(st.bySource), es.Evicted, es.Expired)
+	fmt.Fprintf(w, "  sources         %d (evicted %d, expired %d)\n", st.sources.len(), es.Evicted, es.Expired)
 	if o.IgnoreWords != "" {
 		fmt.Fprintf(w, "  note            the ignore words (%s) are resolved by `run` on the live host, not in replay\n", o.IgnoreWords)
 	}
-	type row struct {
-		key netip.Prefix
-		c   *sourceCount
-	}
-	rows := make([]row, 0, len(st.bySource))
-	for k, c := range st.bySource {
-		rows = append(rows, row{k, c})
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].c.events != rows[j].c.events {
-			return rows[i].c.events > rows[j].c.events
-		}
-		if c := rows[i].key.Addr().Compare(rows[j].key.Addr()); c != 0 {
-			return c < 0
-		}
-		return rows[i].key.Bits() < rows[j].key.Bits()
-	})
-	if len(rows) > o.Top {
-		rows = rows[:o.Top]
-	}
+	rows := st.sources.top(o.Top)
 	if len(rows) > 0 {
 		fmt.Fprintln(w, "  top sources")
 	}
 	for _, row := range rows {
 		var ds []string
-		for d, n := range row.c.decisions {
+		for d, n := range row.decisions {
 			ds = append(ds, fmt.Sprintf("%s x%d", d, n))
 		}
 		sort.Strings(ds)
@@ -105,10 +85,10 @@ func (r *Replayer) Summary(w io.Writer, o SummaryOptions) {
 		if len(ds) > 0 {
 			desc = strings.Join(ds, ", ")
 		}
-		fmt.Fprintf(w, "    %-24s %8d events  %s\n", row.key, row.c.events, desc)
+		fmt.Fprintf(w, "    %-24s %8d events  %s\n", row.key, row.events, desc)
 	}
-	if st.uncounted > 0 {
-		fmt.Fprintf(w, "  (%d events from sources beyond the first %d not counted per source)\n", st.uncounted, maxCountedSources)
+	if n := st.sources.uncounted; n > 0 {
+		fmt.Fprintf(w, "  (%d events from sources beyond the first %d not counted per source)\n", n, maxCountedSources)
 	}
 	rate := float64(st.Lines) / o.Elapsed.Seconds()
 	fmt.Fprintf(w, "  elapsed         %s, %.0f lines/s\n", o.Elapsed.Round(time.Millisecond), rate)

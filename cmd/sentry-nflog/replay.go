@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"strconv"
@@ -68,7 +69,11 @@ Examples:
 		fmt.Fprintln(e.stderr, err)
 		return exitUsage
 	}
-	ro := replay.Options{Engine: engine, Act: actions.NewReport(e.stdout, *asJSON), Progress: e.stderr}
+	// Decisions are written in blocks, not one write each: a replay can
+	// decide thousands of times a second. (The report flushes after each
+	// decision into this buffer.)
+	out := bufio.NewWriterSize(e.stdout, 64<<10)
+	ro := replay.Options{Engine: engine, Act: actions.NewReport(out, *asJSON), Progress: e.stderr}
 	var html *replayReport
 	if *reportPath != "" {
 		if html, err = openReplayReport(*reportPath, engine); err != nil {
@@ -88,7 +93,11 @@ Examples:
 		if err := ctx.Err(); err != nil {
 			break
 		}
-		if err := r.File(ctx, name, e.stdin); err != nil {
+		err := r.File(ctx, name, e.stdin)
+		if ferr := out.Flush(); err == nil && ferr != nil {
+			err = fmt.Errorf("report: %w", ferr)
+		}
+		if err != nil {
 			fmt.Fprintf(e.stderr, "replay: %v\n", err)
 			return exitFailure
 		}
