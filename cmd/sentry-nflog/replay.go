@@ -71,8 +71,9 @@ Examples:
 	}
 	// Decisions are written in blocks, not one write each: a replay can
 	// decide thousands of times a second. (The report flushes after each
-	// decision into this buffer.)
-	out := bufio.NewWriterSize(e.stdout, 64<<10)
+	// decision into this buffer.) Standard input may be a live stream
+	// (journalctl -f): its decisions are written as they are made.
+	out := &blockWriter{w: bufio.NewWriterSize(e.stdout, 64<<10)}
 	ro := replay.Options{Engine: engine, Act: actions.NewReport(out, *asJSON), Progress: e.stderr}
 	var html *replayReport
 	if *reportPath != "" {
@@ -93,8 +94,9 @@ Examples:
 		if err := ctx.Err(); err != nil {
 			break
 		}
+		out.live = name == "-"
 		err := r.File(ctx, name, e.stdin)
-		if ferr := out.Flush(); err == nil && ferr != nil {
+		if ferr := out.w.Flush(); err == nil && ferr != nil {
 			err = fmt.Errorf("report: %w", ferr)
 		}
 		if err != nil {
@@ -136,4 +138,18 @@ func parseZone(s string) (*time.Location, error) {
 		return nil, fmt.Errorf("%q: %w", s, err)
 	}
 	return loc, nil
+}
+
+// blockWriter buffers decisions, or passes each on at once while live.
+type blockWriter struct {
+	w    *bufio.Writer
+	live bool
+}
+
+func (b *blockWriter) Write(p []byte) (int, error) {
+	n, err := b.w.Write(p)
+	if err == nil && b.live {
+		err = b.w.Flush()
+	}
+	return n, err
 }

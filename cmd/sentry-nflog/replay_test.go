@@ -252,3 +252,38 @@ func writeGzip(t *testing.T, path string, data []byte) {
 	}
 	f.Close()
 }
+
+// A replay of standard input writes each decision as it is made: the
+// input may be a live stream (journalctl -kf | sentry-nflog replay -).
+func TestReplayStdinDecisionsAreNotHeldBack(t *testing.T) {
+	pr, pw := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- realMain(context.Background(), &env{stdin: pr, stdout: outW, stderr: io.Discard}, []string{"replay", "-"})
+		outW.Close()
+	}()
+	line := "2026-11-30T10:00:00.000000+00:00 gw kernel: SENTRY IN=eth0 OUT= SRC=203.0.113.9 DST=192.0.2.1 LEN=40 TOS=0x00 PREC=0x00 TTL=50 ID=1 PROTO=TCP SPT=1 DPT=23 WINDOW=1 RES=0x00 FIN URGP=0\n"
+	if _, err := io.WriteString(pw, line); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b := make([]byte, 4096)
+		n, _ := outR.Read(b)
+		got <- string(b[:n])
+	}()
+	select {
+	case s := <-got:
+		if !strings.Contains(s, "ban 203.0.113.9/32") {
+			t.Errorf("first output %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no decision written while standard input is still open")
+	}
+	pw.Close()
+	go io.Copy(io.Discard, outR)
+	if code := <-done; code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+}
