@@ -128,7 +128,7 @@ func FlagMatch(c rules.FlagClass) (m actions.FlagMatch, ok bool) {
 			m |= k.match
 		}
 	}
-	if c&(rules.ClassACK|rules.ClassOther) != 0 {
+	if c&^(rules.ClassSYN|rules.ClassNull|rules.ClassFIN|rules.ClassXmas) != 0 {
 		return 0, false
 	}
 	return m, true
