@@ -135,8 +135,8 @@ func TestApplyAfterFlushRuleset(t *testing.T) {
 	ns := newNetNS(t)
 	n := openTable(t, ns, fullSpec())
 	want := tableText(t, ns)
-	if c := "\n" + canonical(want); strings.Count(c, "\nchain ") != 8 || strings.Count(c, "\nset ") != 16 {
-		t.Fatalf("canonical form of the table has not 8 chains and 16 sets:\n%s", c)
+	if c := "\n" + canonical(want); strings.Count(c, "\nchain ") != 8 || strings.Count(c, "\nset ") != 17 {
+		t.Fatalf("canonical form of the table has not 8 chains and 17 sets:\n%s", c)
 	}
 	tbl := &nftables.Table{Family: nftables.TableFamilyINet, Name: DefaultTable}
 
@@ -174,7 +174,7 @@ func TestApplyAfterFlushRuleset(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantMissing := []string{"set fs1_hits6", "set watch_tcp", "set watch_udp",
-		"rule forward @blocked4", "rule forward @blocked6", "rule forward @strike6",
+		"rule forward @blocked4", "rule forward @blocked6", "rule forward @strike6", "rule forward @wide4",
 		"chain firststrike", "rules of chain strike", "chain fs1", "chain advanced"}
 	if m := missing(t, n); !slices.Equal(m, wantMissing) {
 		t.Errorf("after partial damage: Missing =\n%v\nwant\n%v", m, wantMissing)

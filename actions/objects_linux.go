@@ -27,6 +27,7 @@ type objects struct {
 	// (TableSpec.Allow): first strike returns for them, and the ban
 	// chains' drop rules do not match them.
 	allow4, allow6 *nftables.Set
+	wide4          *nftables.Set // IPv4 bans wider than IPv4Prefix
 	mask4, mask6   []byte            // the sources' masks before a lookup; nil at full length
 	banChains      []*nftables.Chain // with ManageChain, one per hook
 	listen         listenSets        // nil sets without first strike and advanced mode
@@ -57,6 +58,7 @@ func newObjects(spec *TableSpec) *objects {
 		strk6:  &nftables.Set{Table: t, Name: SetStrike6, KeyType: nftables.TypeIP6Addr, HasTimeout: true, Dynamic: true, Size: DefaultFirstStrikeSetSize},
 		allow4: &nftables.Set{Table: t, Name: SetAllow4, KeyType: nftables.TypeIPAddr, Interval: true},
 		allow6: &nftables.Set{Table: t, Name: SetAllow6, KeyType: nftables.TypeIP6Addr, Interval: true},
+		wide4:  newWide4(t),
 	}
 	if spec.IPv4Prefix < 32 {
 		o.mask4 = net.CIDRMask(spec.IPv4Prefix, 32)
@@ -88,7 +90,7 @@ func newObjects(spec *TableSpec) *objects {
 // sets lists every named set of the spec, in the order Missing reports
 // them.
 func (o *objects) sets() []*nftables.Set {
-	out := []*nftables.Set{o.set4, o.set6, o.strk6}
+	out := []*nftables.Set{o.set4, o.set6, o.strk6, o.wide4}
 	if o.listen.tcp != nil {
 		out = append(out, o.listen.all()...)
 	}
@@ -149,6 +151,7 @@ func sameBaseChain(got, want *nftables.Chain) bool {
 //	ip saddr @blocked4 ip saddr != @allow4 counter drop
 //	ip6 saddr @blocked6 ip6 saddr != @allow6 counter drop
 //	ip6 saddr & <IPv6Prefix mask> @strike6 ip6 saddr != @allow6 counter drop
+//	ip saddr @wide4 ip saddr != @allow4 counter drop
 //
 // A ban never drops an address of the allow list (this host's own, its
 // gateways and resolvers, the ignore list), whatever put it in a set: the
@@ -159,6 +162,7 @@ func (o *objects) dropRules(c *nftables.Chain) []*nftables.Rule {
 		dropRule(o.table, c, o.set4, o.allow4, unix.NFPROTO_IPV4, 12, 4, o.mask4),
 		dropRule(o.table, c, o.set6, o.allow6, unix.NFPROTO_IPV6, 8, 16, nil),
 		dropRule(o.table, c, o.strk6, o.allow6, unix.NFPROTO_IPV6, 8, 16, o.mask6),
+		dropRule(o.table, c, o.wide4, o.allow4, unix.NFPROTO_IPV4, 12, 4, nil),
 	}
 }
 

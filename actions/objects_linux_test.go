@@ -101,7 +101,7 @@ func TestObjects(t *testing.T) {
 	for _, c := range o.chains() {
 		chains = append(chains, c.Name)
 	}
-	wantSets := "blocked4 blocked6 strike6 listen_tcp listen_udp allow4 allow6 fs0_probes4 fs0_rate4 fs0_probes6 fs0_rate6 " +
+	wantSets := "blocked4 blocked6 strike6 wide4 listen_tcp listen_udp allow4 allow6 fs0_probes4 fs0_rate4 fs0_probes6 fs0_rate6 " +
 		"fs2_probes4 fs2_rate4 fs2_hits4 fs2_hot4 fs2_probes6 fs2_rate6 fs2_hits6 fs2_hot6 watch_tcp watch_udp"
 	if got := strings.Join(sets, " "); got != wantSets {
 		t.Errorf("sets\n got %s\nwant %s", got, wantSets)

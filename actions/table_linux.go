@@ -315,7 +315,7 @@ func (t *Table) applyOnce(spec *TableSpec) error {
 	if err != nil {
 		return err
 	}
-	for _, want := range []*nftables.Set{o.set6, o.strk6} {
+	for _, want := range []*nftables.Set{o.set6, o.strk6, o.wide4} {
 		if got := st.set(want.Name); got != nil {
 			if err := checkSet(spec.Table, got, want); err != nil {
 				return err
@@ -449,7 +449,7 @@ func queueApply(c *nftables.Conn, spec *TableSpec, o *objects, st *kernelState, 
 			return fmt.Errorf("nftables: fill %s: %w", Set4, err)
 		}
 	}
-	for _, s := range []*nftables.Set{o.set6, o.strk6} {
+	for _, s := range []*nftables.Set{o.set6, o.strk6, o.wide4} {
 		if err := c.AddSet(s, nil); err != nil {
 			return fmt.Errorf("nftables: add set %s: %w", s.Name, err)
 		}
