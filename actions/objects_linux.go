@@ -27,7 +27,7 @@ type objects struct {
 	// (TableSpec.Allow): first strike returns for them, and the ban
 	// chains' drop rules do not match them.
 	allow4, allow6 *nftables.Set
-	wide4          *nftables.Set // IPv4 bans wider than IPv4Prefix
+	wide4          *nftables.Set     // IPv4 bans wider than IPv4Prefix
 	mask4, mask6   []byte            // the sources' masks before a lookup; nil at full length
 	banChains      []*nftables.Chain // with ManageChain, one per hook
 	listen         listenSets        // nil sets without first strike and advanced mode
