@@ -236,3 +236,17 @@ const fullSuffix = "-FULL"
 // FullPrefix is the log prefix of the probes first strike dropped because
 // a counting set was full; cfg must be normalised (Prefix set).
 func (cfg *FirstStrikeConfig) FullPrefix() string { return cfg.Prefix + fullSuffix }
+
+// StrikeSet is one of first strike's counting sets as StrikeSets reads it.
+type StrikeSet struct {
+	Name string
+	// Elements is how many elements it holds now (expired ones the kernel
+	// has not collected yet included), Size its bound.
+	Elements, Size int
+	// FullDrops counts the probes dropped unanswered because the set was
+	// full when they came (the counter of its full rules).
+	FullDrops uint64
+}
+
+// Full reports whether the set is at its bound.
+func (s StrikeSet) Full() bool { return s.Size > 0 && s.Elements >= s.Size }

@@ -701,20 +701,6 @@ func (t *Table) forgetOnce(key netip.Prefix) error {
 	})
 }
 
-// StrikeSet is one of first strike's counting sets as StrikeSets reads it.
-type StrikeSet struct {
-	Name string
-	// Elements is how many elements it holds now (expired ones the kernel
-	// has not collected yet included), Size its bound.
-	Elements, Size int
-	// FullDrops counts the probes dropped unanswered because the set was
-	// full when they came (the counter of its full rules).
-	FullDrops uint64
-}
-
-// Full reports whether the set is at its bound.
-func (s StrikeSet) Full() bool { return s.Size > 0 && s.Elements >= s.Size }
-
 // StrikeFull returns the counter of each counting set's full rules: the
 // probes dropped because the set was full. It reads the rule chains only,
 // never a set's elements, so it is cheap enough to call every second. No

@@ -113,6 +113,7 @@ type Daemon struct {
 	reloadReq  chan struct{}
 	stateDirty bool
 	lastSave   time.Time
+	scan       scanState // what is said of scans held back: strikes.go
 
 	c counters
 }
@@ -222,7 +223,7 @@ func (d *Daemon) setDoor(ex *actions.ExecAction) {
 	} else {
 		door = append(door, actions.NewReport(d.deps.Report, false))
 	}
-	door = append(door, logAction{log: d.log})
+	door = append(door, logAction{log: d.log, held: &d.scan})
 	if d.metrics != nil {
 		door = append(door, metricsAction{m: d.metrics})
 	}
@@ -326,9 +327,10 @@ loop:
 		case err := <-fatal:
 			runErr = err
 			break loop
-		case <-second.C:
+		case now := <-second.C:
 			d.applyPardons()
 			d.maybeSave(false)
+			d.everySecond(now)
 		case <-tamper.C:
 			d.checkTamper()
 		case <-listenT.C:
@@ -444,6 +446,7 @@ func (d *Daemon) inputNames() string {
 func (d *Daemon) step(ev *parsers.Event) {
 	d.c.events++
 	dec, ok := d.engine.Step(ev)
+	d.noteStrike(ev, &dec, ok)
 	if !ok {
 		return
 	}

@@ -129,3 +129,6 @@ func (e *Engine) SetIgnore(ignore []netip.Prefix) {
 	e.ignore = append(e.ignore[:0:0], ignore...)
 	e.agg.reset()
 }
+
+// ClockJumps returns Stats().ClockJumps without copying the stats.
+func (e *Engine) ClockJumps() uint64 { return e.stats.ClockJumps }
