@@ -74,6 +74,14 @@ type FirstStrikeRule struct {
 	// most). All at most 1 is a tripwire: the first matching probe
 	// strikes.
 	DistinctPorts, DistinctProtos, Hits int
+	// DistinctKeys, with Wide4 or Wide6, makes an aggregate rule (the
+	// engine's bans.aggregate): it counts, per network of Wide4 (IPv4) or
+	// Wide6 (IPv6) bits, the distinct ban keys (TableSpec.IPv4Prefix,
+	// IPv6Prefix) that probe, and from the DistinctKeys-th on strikes each
+	// probing key, so that a scanner taking a new key for every probe is
+	// stopped at the threshold. A wide network holding an allowed address
+	// is never counted. Wide4 or Wide6 0 leaves that family out.
+	DistinctKeys, Wide4, Wide6 int
 	// Window is the window of the thresholds; unused by a tripwire. The
 	// kernel counts in a window that starts at a source's first counted
 	// probe and does not slide (an element's timeout), so it strikes only
@@ -83,7 +91,7 @@ type FirstStrikeRule struct {
 
 // Tripwire reports whether the first matching probe strikes.
 func (r FirstStrikeRule) Tripwire() bool {
-	return r.Hits <= 1 && r.DistinctPorts <= 1 && r.DistinctProtos <= 1
+	return r.Hits <= 1 && r.DistinctPorts <= 1 && r.DistinctProtos <= 1 && r.DistinctKeys <= 1
 }
 
 // hasPorts reports whether protocol p carries ports where TCP's are.
@@ -208,7 +216,11 @@ func (cfg *FirstStrikeConfig) check() error {
 			return fmt.Errorf("first strike: rule %s: distinct ports %d out of range 0-%d", name, r.DistinctPorts, maxFirstStrikeDistinct)
 		case r.DistinctProtos < 0 || r.DistinctProtos > 256:
 			return fmt.Errorf("first strike: rule %s: distinct protocols %d out of range 0-256", name, r.DistinctProtos)
-		case r.Hits == 0 && r.DistinctPorts == 0 && r.DistinctProtos == 0:
+		case r.DistinctKeys > 1 && (r.Hits > 1 || r.DistinctPorts > 1 || r.DistinctProtos > 1 || r.Wide4 == 0 && r.Wide6 == 0):
+			return fmt.Errorf("first strike: rule %s: distinct keys need Wide4 or Wide6 and no other threshold", name)
+		case r.DistinctKeys < 0 || r.DistinctKeys > maxFirstStrikeDistinct || r.Wide4 < 0 || r.Wide4 > 32 || r.Wide6 < 0 || r.Wide6 > 128:
+			return fmt.Errorf("first strike: rule %s: distinct keys or wide prefixes out of range", name)
+		case r.Hits == 0 && r.DistinctPorts == 0 && r.DistinctProtos == 0 && r.DistinctKeys == 0:
 			return fmt.Errorf("first strike: rule %s: threshold needs hits, distinct ports or distinct protocols", name)
 		case !r.Tripwire() && r.Window < time.Millisecond:
 			return fmt.Errorf("first strike: rule %s: window %v below 1ms", name, r.Window)

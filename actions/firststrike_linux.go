@@ -4,6 +4,7 @@ package actions
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -181,7 +182,7 @@ func (fm fsFamily) key() []expr.Any {
 
 // ruleSets are the dynamic sets of one rule and family.
 type ruleSets struct {
-	probes, protos, rate, hits, hot *nftables.Set
+	probes, protos, keys, rate, hits, hot *nftables.Set
 }
 
 // counted is the set whose element says a probe was counted: the distinct
@@ -192,6 +193,8 @@ func (rs ruleSets) counted() *nftables.Set {
 		return rs.probes
 	case rs.protos != nil:
 		return rs.protos
+	case rs.keys != nil:
+		return rs.keys
 	}
 	return rs.hits
 }
@@ -200,6 +203,7 @@ func (rs ruleSets) counted() *nftables.Set {
 type fsObjects struct {
 	cfg                *FirstStrikeConfig
 	table              *nftables.Table
+	allow              []netip.Prefix // TableSpec.Allow
 	fams               [2]fsFamily
 	allow4, allow6     *nftables.Set
 	sets               [][2]ruleSets // per rule, per family
@@ -223,6 +227,7 @@ func newFSObjects(t *nftables.Table, cfg *FirstStrikeConfig, spec *TableSpec, ma
 	f := &fsObjects{
 		cfg:    cfg,
 		table:  t,
+		allow:  spec.Allow,
 		fams:   fsFamilies(mask4, mask6, spec.Allow, spec.IPv4Prefix, spec.IPv6Prefix),
 		allow4: allow4,
 		allow6: allow6,
@@ -263,6 +268,9 @@ func newFSObjects(t *nftables.Table, cfg *FirstStrikeConfig, spec *TableSpec, ma
 			case r.DistinctProtos > 1:
 				rs[j].protos = dynSet(name("protos"), nftables.MustConcatSetType(fm.keyType, nftables.TypeInetProto), true, cfg.SetSize)
 				rs[j].rate = dynSet(name("rate"), fm.keyType, false, big)
+			case r.DistinctKeys > 1 && r.wide(j) > 0:
+				rs[j].keys = dynSet(name("keys"), nftables.MustConcatSetType(fm.keyType, fm.keyType), true, cfg.SetSize)
+				rs[j].rate = dynSet(name("rate"), fm.keyType, false, big)
 			}
 			if r.Hits > 1 {
 				size := cfg.SetSize
@@ -301,7 +309,7 @@ func (f *fsObjects) dynSets() []*nftables.Set {
 	}
 	for _, rs := range f.sets {
 		for _, s := range rs {
-			for _, set := range []*nftables.Set{s.probes, s.protos, s.rate, s.hits, s.hot} {
+			for _, set := range []*nftables.Set{s.probes, s.protos, s.keys, s.rate, s.hits, s.hot} {
 				if set != nil {
 					out = append(out, set)
 				}
@@ -402,6 +410,16 @@ func (f *fsObjects) rules(o *objects, addSet func(*nftables.Set, []nftables.SetE
 	}
 	for i, r := range f.cfg.Rules {
 		c := f.ruleChains[i]
+		if r.DistinctKeys > 1 {
+			rs, err := f.aggregateRules(i, r, anon)
+			if err != nil {
+				return nil, err
+			}
+			for _, es := range rs {
+				add(c, es...)
+			}
+			continue
+		}
 		strike := StrikeChain
 		if r.Tripwire() && f.single != nil {
 			strike = strikeSingleChain
@@ -538,6 +556,73 @@ func (f *fsObjects) rules(o *objects, addSet func(*nftables.Set, []nftables.SetE
 				&expr.Counter{})...)
 		}
 		add(f.nrow, log()...)
+	}
+	return out, nil
+}
+
+// wide returns the rule's wide prefix length for family j (0: IPv4).
+func (r FirstStrikeRule) wide(j int) int {
+	if j == 0 {
+		return r.Wide4
+	}
+	return r.Wide6
+}
+
+// aggregateRules are an aggregate rule's expressions, per family: count
+// the key (the source at the ban key's length) per wide network, and from
+// the DistinctKeys-th strike; and the full-set drop. Wide networks that
+// hold an allowed address are left out, as the engine never bans them.
+func (f *fsObjects) aggregateRules(i int, r FirstStrikeRule,
+	anon func(nftables.SetDatatype, bool, []nftables.SetElement) (*nftables.Set, error)) ([][]expr.Any, error) {
+	var out [][]expr.Any
+	for j, fm := range f.fams {
+		bits := r.wide(j)
+		rs := f.sets[i][j]
+		if bits == 0 || rs.keys == nil {
+			continue
+		}
+		wideMask := net.CIDRMask(bits, int(fm.alen)*8)
+		keyMask := fm.mask
+		if keyMask == nil {
+			keyMask = net.CIDRMask(int(fm.alen)*8, int(fm.alen)*8)
+		}
+		held := narrowNets(f.allow, wideMask, bits, j == 0)
+		load := func() ([]expr.Any, error) {
+			es := []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fm.nfproto}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fm.off, Len: fm.alen},
+			}
+			if len(held) > 0 {
+				g, err := anon(fm.keyType, true, prefixElements(held))
+				if err != nil {
+					return nil, fmt.Errorf("first strike: rule %d: %w", i, err)
+				}
+				es = append(es, &expr.Lookup{SourceRegister: 1, SetName: g.Name, SetID: g.ID, Invert: true})
+			}
+			return append(es,
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: fm.alen, Mask: wideMask, Xor: make([]byte, fm.alen)},
+				&expr.Payload{DestRegister: fm.portReg, Base: expr.PayloadBaseNetworkHeader, Offset: fm.off, Len: fm.alen},
+				&expr.Bitwise{SourceRegister: fm.portReg, DestRegister: fm.portReg, Len: fm.alen, Mask: keyMask, Xor: make([]byte, fm.alen)},
+				&expr.Lookup{SourceRegister: 1, SetName: rs.keys.Name, SetID: rs.keys.ID, Invert: true},
+			), nil
+		}
+		es, err := load()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, append(es,
+			&expr.Dynset{SrcRegKey: 1, SetName: rs.keys.Name, SetID: rs.keys.ID, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: r.Window},
+			countSet(rs.rate, r.DistinctKeys, r.Window),
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: StrikeChain}))
+		es, err = load()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, append(es, &expr.Counter{},
+			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+				Group: f.cfg.Group, Snaplen: AdvancedSnaplen, Data: []byte(f.cfg.FullPrefix())},
+			&expr.Verdict{Kind: expr.VerdictDrop}))
 	}
 	return out, nil
 }

@@ -257,7 +257,7 @@ func setFlags(s *nftables.Set) string {
 // countingSet matches the names of first strike's counting sets, and
 // ruleChain those of its rule chains, of any configuration.
 var (
-	countingSet = regexp.MustCompile(`^fs(?:[0-9]+_(?:probes|protos|rate|hits|hot)|_struck)([46])$`)
+	countingSet = regexp.MustCompile(`^fs(?:[0-9]+_(?:probes|protos|keys|rate|hits|hot)|_struck)([46])$`)
 	ruleChain   = regexp.MustCompile(`^(fs[0-9]+|strike_single|strike_over|strike_narrow)$`)
 )
 

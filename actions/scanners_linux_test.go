@@ -168,3 +168,22 @@ func TestFirstStrikeFullSet(t *testing.T) {
 		t.Error("after eviction the scanner was not struck")
 	}
 }
+
+// TestFirstStrikeAggregate: a scanner taking a new /64 of its /48 for
+// every probe is struck from the DistinctKeys-th /64 on, each probe of a
+// new /64 after it too.
+func TestFirstStrikeAggregate(t *testing.T) {
+	l := newFSLab(t, FirstStrikeConfig{Rules: []FirstStrikeRule{{Name: "aggregate", DistinctKeys: 8, Wide4: 24, Wide6: 48, Window: time.Minute}}})
+	var srcs []netip.Addr
+	for i := 0; i < 20; i++ {
+		srcs = append(srcs, netip.MustParseAddr(fmt.Sprintf("2001:db8:bad:%x::1", i+1)))
+	}
+	l.p.AddAttackerAddrs(t, srcs...)
+	answered := 0
+	for i, src := range srcs {
+		answered += replies(l.synScan(t, src, l.p.VictimIP6, []uint16{uint16(100 + i)}))
+	}
+	if answered != 7 {
+		t.Errorf("%d of 20 probes from 20 /64s of one /48 answered, want 7", answered)
+	}
+}

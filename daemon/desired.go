@@ -137,6 +137,12 @@ func StrikeConfig(cfg *config.Config) (fc actions.FirstStrikeConfig, notes []str
 			fc.Rules = append(fc.Rules, fr)
 		}
 	}
+	// The wide prefixes (bans.aggregate): one rule counting keys per wide
+	// network, for the probes of every logged protocol.
+	if a := cfg.Engine.Aggregate; a.Enabled() && a.Within <= MaxStrikeWindow {
+		fc.Rules = append(fc.Rules, actions.FirstStrikeRule{Name: rules.AggregateRule, DistinctKeys: a.DistinctKeys,
+			Wide4: a.IPv4Prefix, Wide6: a.IPv6Prefix, Window: a.Within})
+	}
 	return fc, notes, len(fc.Rules) > 0
 }
 

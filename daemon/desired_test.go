@@ -45,6 +45,8 @@ first_strike: {provisional: 5m, set_size: 4096}
 		// No protocol: every protocol the logging rules log, counted
 		// together as the engine does.
 		{Name: "any", Proto: 0, Hits: 100, Window: 10 * time.Second},
+		// bans.aggregate, on by default: keys per /24 and /48.
+		{Name: "aggregate", DistinctKeys: 8, Wide4: 24, Wide6: 48, Window: time.Minute},
 	}
 	if !reflect.DeepEqual(fc.Rules, want) {
 		t.Errorf("rules\n got %+v\nwant %+v", fc.Rules, want)
