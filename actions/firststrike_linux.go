@@ -802,19 +802,22 @@ func (t *Table) StrikeFull() (map[string]uint64, error) {
 
 func (t *Table) strikeFull(c *nftables.Conn) (map[string]uint64, error) {
 	out := map[string]uint64{}
-	fs := t.spec.FirstStrike
-	if fs == nil {
-		return out, nil
+	// The rule chains as the kernel has them: a Table opened from the
+	// configuration alone (`list`) knows no first strike of its own.
+	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, t.readError("list chains", err)
 	}
-	full := fs.FullPrefix()
-	for i := range fs.Rules {
-		name := fmt.Sprintf("fs%d", i)
-		rs, err := c.GetRules(t.table, &nftables.Chain{Name: name, Table: t.table})
+	for _, ch := range all {
+		if ch.Table == nil || ch.Table.Name != t.spec.Table || !strings.HasPrefix(ch.Name, "fs") || !ruleChain.MatchString(ch.Name) {
+			continue
+		}
+		rs, err := c.GetRules(t.table, &nftables.Chain{Name: ch.Name, Table: t.table})
 		if errnoOf(err) == unix.ENOENT {
-			continue // not applied (yet, or any more)
+			continue // deleted since
 		}
 		if err != nil {
-			return nil, t.readError("read rules of chain "+name, err)
+			return nil, t.readError("read rules of chain "+ch.Name, err)
 		}
 		for _, r := range rs {
 			var set string
@@ -829,7 +832,7 @@ func (t *Table) strikeFull(c *nftables.Conn) (map[string]uint64, error) {
 				case *expr.Counter:
 					n = e.Packets
 				case *expr.Log:
-					isFull = string(e.Data) == full
+					isFull = strings.HasSuffix(strings.TrimRight(string(e.Data), "\x00"), fullSuffix)
 				}
 			}
 			if isFull && set != "" {

@@ -411,3 +411,79 @@ func TestForgedSinglePacketCostsLittle(t *testing.T) {
 		t.Errorf("the kernel holds it %ds, want 10m", left)
 	}
 }
+
+// TestDecoyScanIsHeld: nmap -D RND:80,ME hides the real scanner among 80
+// forged sources, more than the valve's 60 bans a minute. Beyond the
+// valve sources are dropped for a short while instead of not at all: the
+// real scanner learns a handful of answers at most and not the open port,
+// and the daemon writes a few summary lines, not a line per source.
+func TestDecoyScanIsHeld(t *testing.T) {
+	requireScanner(t, "nmap")
+	l := newRepoLab(t)
+	d := l.startRepoDaemon()
+	p := l.pair
+	out := l.nmap(p.AttackerIP4, p.VictimIP4, "-sS", "-D", "RND:80,ME", "-T4", "-p", fmt.Sprintf("1-300,%d", repoService))
+	n := l.learned(p.AttackerIP4)
+	t.Logf("MEASURE nmap -D RND:80,ME: the real scanner learned %d answers, open port found %v", n, openFound(out))
+	if n > 4+inFlight+1 || openFound(out) && n > 4+inFlight {
+		t.Errorf("the real scanner among decoys learned %d answers, open port found %v\n%s", n, openFound(out), out)
+	}
+	time.Sleep(summaryWait)
+	warns := strings.Count(d.log(), "level=WARN")
+	t.Logf("MEASURE decoy scan: %d WARN lines", warns)
+	if warns > 10 {
+		t.Errorf("%d WARN lines for one decoy scan, want a summary:\n%s", warns, d.log())
+	}
+	if !strings.Contains(d.log(), `msg="valve: sources over max_new_per_minute`) {
+		t.Errorf("no valve summary:\n%s", d.log())
+	}
+}
+
+// summaryWait is a little more than the daemon's summary interval.
+const summaryWait = 11 * time.Second
+
+// TestRandomSourceFloodDoesNotBlindFirstStrike: two seconds of hping3
+// --rand-source fill first strike's counting sets; the next real SYN scan
+// still learns no more than the threshold allows, list says a set was
+// full, and the health line names the malformed records' reasons.
+func TestRandomSourceFloodDoesNotBlindFirstStrike(t *testing.T) {
+	requireScanner(t, "hping3")
+	l := newRepoLab(t)
+	d := l.startRepoDaemon()
+	p := l.pair
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	// hping3 --flood runs until killed: two seconds.
+	p.Attacker.Command(ctx, "timeout", "-s", "INT", "2", "hping3", "--rand-source", "-S", "-p", "++1000", "--flood", "-q",
+		"-I", p.AttackerIf, p.VictimIP4.String()).Run()
+	time.Sleep(1500 * time.Millisecond) // the daemon's check empties the full sets
+	r := l.synScan(p.AttackerIP4, p.VictimIP4, ports(1, 2000))
+	n := r.Resets + r.SynAcks
+	t.Logf("MEASURE after 2s of hping3 --rand-source: a SYN scan of 1-2000 learned %d answers (open %v)", n, r.Open)
+	if n > 4+inFlight {
+		t.Errorf("after the flood the scanner learned %d answers; a 5-port threshold allows 4", n)
+	}
+	text := p.Victim.Run(t, bin, "list", "--config", l.cfg)
+	if !strings.Contains(text, "first strike: set fs0_probes4") {
+		t.Errorf("list does not say the counting set filled:\n%s", text)
+	}
+	rss := vmRSS(t, d)
+	time.Sleep(1100 * time.Millisecond)
+	h := lastHealth(d)
+	t.Logf("MEASURE daemon RSS %d KiB with %s tracked sources; health: malformed_by=%s", rss, h["tracked"], h["malformed_by"])
+}
+
+// vmRSS reads the daemon's resident set in KiB.
+func vmRSS(t *testing.T, d *daemon) int {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("no VmRSS in status")
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
