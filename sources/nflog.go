@@ -140,8 +140,8 @@ func NewNFLOGSource(cfg NFLOGConfig) *NFLOGSource {
 // Stats returns a snapshot of the counters.
 func (s *NFLOGSource) Stats() NFLOGStats {
 	st := NFLOGStats{
-		Received:  s.received.Load(),
-		Events:    s.events.Load(),
+		Received:   s.received.Load(),
+		Events:     s.events.Load(),
 		Overruns:   s.overruns.Load(),
 		Malformed:  s.outcomes.load(),
 		ClockSteps: s.clockSteps.Load(),

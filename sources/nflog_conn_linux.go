@@ -146,7 +146,7 @@ func openNFLOGConn(netns int, group, copyRange uint16, qthresh, timeout uint32, 
 	return c, rcvErr, nil
 }
 
-func u16(v uint16) []byte { return binary.NativeEndian.AppendUint16(nil, v) }
+func u16(v uint16) []byte  { return binary.NativeEndian.AppendUint16(nil, v) }
 func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
 // nflogSocket opens the socket, inside netns when it is not 0.
