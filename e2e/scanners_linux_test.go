@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,11 +127,15 @@ func (l *lab) learned(addr netip.Addr) int {
 // and returns its output.
 func (l *lab) nmap(src, dst netip.Addr, args ...string) string {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(l.t.Context(), 90*time.Second)
+	limit := 90 * time.Second
+	if slices.Contains(args, "-T1") {
+		limit = 7 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(l.t.Context(), limit)
 	defer cancel()
 	// Short timeouts: a struck scanner's probes are all dropped, and
 	// waiting for them is nmap's, not the test's, business.
-	argv := append([]string{"nmap", "-n", "-Pn", "--max-retries", "1", "--host-timeout", "60s",
+	argv := append([]string{"nmap", "-n", "-Pn", "--max-retries", "1", "--host-timeout", limit.String(),
 		"--initial-rtt-timeout", "50ms", "--max-rtt-timeout", "200ms", "-S", src.String(), "-e", l.pair.AttackerIf}, args...)
 	if dst.Is6() {
 		argv = append(argv, "-6")

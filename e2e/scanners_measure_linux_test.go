@@ -26,7 +26,7 @@ func TestMeasureCPUPerEvent(t *testing.T) {
 	time.Sleep(6 * time.Second)
 	idlePerSec := float64(cpuTicks(t, d)-idle0) * 10 / 6 // ms per second
 	t.Logf("MEASURE idle daemon: %.1f ms CPU per second", idlePerSec)
-	for _, rate := range []int{5000, 13000, 50000, 200000} {
+	for _, rate := range []int{5000, 13000, 50000, 200000, -1} {
 		time.Sleep(1500 * time.Millisecond)
 		cpu0, ev0 := cpuTicks(t, d), healthEvents(d)
 		// SENTRY_PERF=DIR records a CPU profile of the daemon (perf) at
@@ -38,7 +38,22 @@ func TestMeasureCPUPerEvent(t *testing.T) {
 			perf.Start()
 		}
 		start := time.Now()
-		sent, elapsed := flood(t, l, rate, 3*time.Second)
+		var sent int
+		var elapsed time.Duration
+		if rate > 0 {
+			sent, elapsed = flood(t, l, rate, 3*time.Second)
+		} else {
+			// As fast as hping3 sends (the Go sender tops out near 75k/s),
+			// one flow: one source, one port.
+			if _, err := exec.LookPath("hping3"); err != nil {
+				t.Skip("hping3 not installed")
+			}
+			before := logCounter(t, l)
+			l.pair.Attacker.Command(t.Context(), "timeout", "-s", "INT", "3", "hping3", "--udp", "-p", "9", "-s", "5000", "-k",
+				"--flood", "-q", "-I", l.pair.AttackerIf, l.pair.VictimIP4.String()).Run()
+			elapsed = time.Since(start)
+			sent = int(logCounter(t, l) - before)
+		}
 		if perf != nil {
 			perf.Wait()
 		}
@@ -70,4 +85,28 @@ func cpuTicks(t *testing.T, d *daemon) int {
 	u, _ := strconv.Atoi(f[11])
 	s, _ := strconv.Atoi(f[12])
 	return u + s
+}
+
+// TestMeasureSlowScan: nmap -T1 (15s between probes) maps ports far slower
+// than any 60s window; the slow-scan rule (15 distinct ports within an
+// hour) bans it. It takes about four minutes.
+func TestMeasureSlowScan(t *testing.T) {
+	requireScanner(t, "nmap")
+	l := newRepoLab(t)
+	d := l.startRepoDaemon()
+	p := l.pair
+	done := make(chan string, 1)
+	go func() { done <- l.nmap(p.AttackerIP4, p.VictimIP4, "-sS", "-T1", "--max-retries", "0", "-p", "1-20") }()
+	key := p.AttackerIP4.String() + "/32"
+	deadline := time.After(6 * time.Minute)
+	for !strings.Contains(d.log(), "source="+key+" rule=slow-scan") {
+		select {
+		case out := <-done:
+			t.Fatalf("nmap -T1 ended unbanned, learned %d:\n%s", l.learned(p.AttackerIP4), out)
+		case <-deadline:
+			t.Fatal("no ban within 6 minutes")
+		case <-time.After(time.Second):
+		}
+	}
+	t.Logf("MEASURE nmap -sS -T1: banned by slow-scan, learned %d answers", l.learned(p.AttackerIP4))
 }
