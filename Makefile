@@ -27,13 +27,18 @@ lab:
 	$(GO) build -o bin/sentry-lab ./cmd/sentry-lab
 
 # deps installs what the end-to-end tests and the demo drive besides our own
-# binary: the nft tool, to load the printed logging rules like a user would.
+# binary: the nft tool, to load the printed logging rules like a user would,
+# and the real scanners the tests attack with (nmap, masscan, hping3).
+DEPS_TOOLS := nft:nftables nmap:nmap masscan:masscan hping3:hping3
 deps:
-	@if command -v nft >/dev/null 2>&1; then :; \
+	@missing=""; for t in $(DEPS_TOOLS); do \
+		command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing nftables (the nft tool) for the end-to-end tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; \
-	else echo "note: nft not found and not root: end-to-end tests will skip"; fi
+		echo "installing$$missing for the end-to-end tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "note:$$missing not installed and not root: the end-to-end tests that need them will skip"; fi
 	@$(GO) mod download
 
 lint:
