@@ -135,7 +135,7 @@ func (l *lab) nmap(src, dst netip.Addr, args ...string) string {
 	defer cancel()
 	// Short timeouts: a struck scanner's probes are all dropped, and
 	// waiting for them is nmap's, not the test's, business.
-	argv := append([]string{"nmap", "-n", "-Pn", "--max-retries", "1", "--host-timeout", limit.String(),
+	argv := append([]string{"nmap", "-n", "-Pn", "--max-retries", "1", "--host-timeout", fmt.Sprintf("%ds", int(limit.Seconds())),
 		"--initial-rtt-timeout", "50ms", "--max-rtt-timeout", "200ms", "-S", src.String(), "-e", l.pair.AttackerIf}, args...)
 	if dst.Is6() {
 		argv = append(argv, "-6")
