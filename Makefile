@@ -7,7 +7,7 @@ BIN      := bin/sentry-nflog
 PREFIX   ?= /usr/local
 # Fuzz time per target: short in `make test`, long in `make fuzz`.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzDecodePacket ./config:FuzzLoad
+FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzDecodePacket ./config:FuzzLoad ./sources:FuzzNFLOGMessages
 
 .PHONY: help build lab measure test unit fuzz-short fuzz bench lint demo install deps clean
 

@@ -303,27 +303,38 @@ func (c *nflogConn) receive(fn func(p *nflogPacket) bool) error {
 	}
 	var p nflogPacket
 	for i := 0; i < n; i++ {
-		b := c.bufs[i][:c.hdrs[i].n]
-		for len(b) >= unix.SizeofNlMsghdr {
-			l := int(binary.NativeEndian.Uint32(b[0:]))
-			if l < unix.SizeofNlMsghdr || l > len(b) {
-				break
-			}
-			typ := binary.NativeEndian.Uint16(b[4:])
-			msg := b[unix.SizeofNlMsghdr:l]
-			b = b[min(nlmAlign(l), len(b)):]
-			if typ != nflogMsgPacket || len(msg) < 4 {
-				continue // an answer, NLMSG_DONE, ...
-			}
-			if !parseNFLOGPacket(msg[4:], &p) {
-				p = nflogPacket{} // malformed attributes: counted as no payload
-			}
-			if !fn(&p) {
-				return nil
-			}
+		if !parseNFLOGMessages(c.bufs[i][:c.hdrs[i].n], &p, fn) {
+			return nil
 		}
 	}
 	return nil
+}
+
+// parseNFLOGMessages hands each packet message of one netlink datagram b
+// (one or, when the kernel batches, many messages) to fn, in order, using
+// p for each; it reports false when fn did. Other messages (answers,
+// NLMSG_DONE) are skipped; a message whose attributes are malformed is
+// handed over without a payload, so it is counted. It never reads past b.
+func parseNFLOGMessages(b []byte, p *nflogPacket, fn func(*nflogPacket) bool) bool {
+	for len(b) >= unix.SizeofNlMsghdr {
+		l := int(binary.NativeEndian.Uint32(b[0:]))
+		if l < unix.SizeofNlMsghdr || l > len(b) {
+			return true
+		}
+		typ := binary.NativeEndian.Uint16(b[4:])
+		msg := b[unix.SizeofNlMsghdr:l]
+		b = b[min(nlmAlign(l), len(b)):]
+		if typ != nflogMsgPacket || len(msg) < 4 {
+			continue // an answer, NLMSG_DONE, ...
+		}
+		if !parseNFLOGPacket(msg[4:], p) {
+			*p = nflogPacket{} // malformed attributes: counted as no payload
+		}
+		if !fn(p) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseNFLOGPacket reads the attributes of one packet message into p,
