@@ -452,7 +452,9 @@ func (e *Engine) track(key netip.Prefix) int32 {
 			i = e.free[n-1]
 			e.free = e.free[:n-1]
 		} else {
-			e.slots = append(e.slots, source{at: make([]int8, len(e.rules))})
+			// Most sources match a few rules: room for three trackers, grown
+			// (once per slot) for more.
+			e.slots = append(e.slots, source{at: make([]int8, len(e.rules)), tr: make([]tracker, 0, min(len(e.rules), 3))})
 			i = int32(len(e.slots) - 1)
 		}
 		s := &e.slots[i]
