@@ -176,8 +176,8 @@ func nflogTrimPrefix(p string) string {
 
 // nflogIntern maps each log prefix to one shared string, so events do not
 // each carry a copy. It is bounded: prefixes come from the rule set and are
-// few; past the bound a prefix is returned as given (still safe to keep, as
-// go-nflog hands out a fresh string). Not safe for concurrent use.
+// few; past the bound a prefix is returned as a fresh string (safe to
+// keep). Not safe for concurrent use.
 type nflogIntern struct {
 	m   map[string]string
 	max int

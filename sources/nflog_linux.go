@@ -111,8 +111,8 @@ func nflogFd(c *nflogConn) int {
 
 // nflogBindError explains a failure to bind the group. The kernel answers
 // EPERM both without CAP_NET_ADMIN and when the group is bound by another
-// socket, and go-nflog flattens the errno into text; the capability check
-// and the stage that failed tell the two apart (every nfnetlink request
+// socket; the capability check and the stage that failed (named in the
+// error's text by openNFLOGConn) tell the two apart (every nfnetlink request
 // needs CAP_NET_ADMIN, so without it the first request, the unbind of
 // stale handlers, fails; a busy group fails at the group bind).
 func nflogBindError(group uint16, err error) error {
@@ -262,7 +262,7 @@ func (r *nflogRun) stop() {
 // onError takes a receive error; returning 0 means read on.
 func (r *nflogRun) onError(err error) int {
 	if r.ctx.Err() != nil {
-		// Shutdown: go-nflog set a past read deadline to stop reading.
+		// Shutdown: Run set a past read deadline to stop reading.
 		return 1
 	}
 	if errors.Is(err, syscall.ENOBUFS) {
@@ -415,9 +415,8 @@ const (
 
 // nflogAdapt switches the kernel's queue threshold between 1 and
 // nflogFloodQThresh by the packet rate. It sends its configuration requests
-// from go-nflog's receive goroutine, between two reads: netlink.Conn.Send
-// would wait for a read in progress otherwise. The requests carry no ACK
-// flag, so no reply enters the stream go-nflog reads.
+// from the receive loop's goroutine, between two reads. The requests carry
+// no ACK flag, so no reply enters the stream of packets.
 type nflogAdapt struct {
 	// send asks the kernel for batches (true) or single packets (false).
 	send    func(batched bool) (qthresh uint32, err error)
