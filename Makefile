@@ -7,7 +7,7 @@ BIN      := bin/sentry-nflog
 PREFIX   ?= /usr/local
 # Fuzz time per target: short in `make test`, long in `make fuzz`.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzFastPath ./parsers:FuzzHeaderReuse ./parsers:FuzzDecodePacket ./config:FuzzLoad ./internal/state:FuzzParseOffence ./fleet:FuzzDecode ./actions:FuzzAppendJSON
+FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzFastPath ./parsers:FuzzHeaderReuse ./parsers:FuzzDecodePacket ./config:FuzzLoad ./internal/state:FuzzParseOffence ./fleet:FuzzDecode ./actions:FuzzAppendJSON ./sources:FuzzNFLOGMessages
 
 .PHONY: help build lab nats-server measure test unit fuzz-short fuzz bench bench-replay lint demo demo-fleet install deb deps clean
 
@@ -37,10 +37,11 @@ nats-server:
 
 # deps installs what the tests and the demo drive besides our own binary,
 # as command:Debian-package pairs: the nft tool, to load the printed logging
-# rules like a user would; Chromium (with a font for its screenshots) to open
-# the replay report like a user would; lintian, dpkg-dev and zsh to check the
+# rules like a user would; the real scanners the tests attack with (nmap,
+# masscan, hping3); Chromium (with a font for its screenshots) to open the
+# replay report like a user would; lintian, dpkg-dev and zsh to check the
 # Debian package and its shell completions.
-DEPS := nft:nftables chromium:chromium lintian:lintian dpkg-architecture:dpkg-dev zsh:zsh
+DEPS := nft:nftables nmap:nmap masscan:masscan hping3:hping3 chromium:chromium lintian:lintian dpkg-architecture:dpkg-dev zsh:zsh
 deps:
 	@missing=; for d in $(DEPS); do \
 		command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d##*:}"; \

@@ -40,6 +40,9 @@ func (t *Table) ban(key netip.Prefix, timeout time.Duration, comment string) err
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	is4 := key.Addr().Is4()
+	if is4 && key.Bits() < t.spec.IPv4Prefix && timeout >= time.Millisecond {
+		return t.banWide4(key, timeout, comment) // an aggregate: wide_linux.go
+	}
 	if is4 && key.Bits() != t.spec.IPv4Prefix {
 		return fmt.Errorf("nftables: ban %s: IPv4 bans here are /%d (TableSpec.IPv4Prefix, bans.ipv4_prefix), not /%d", key, t.spec.IPv4Prefix, key.Bits())
 	}
@@ -392,6 +395,13 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 			}
 		}
 	}
+	if key.Addr().Is4() {
+		wide, err := t.unblockWide4(key) // wide_linux.go
+		if err != nil {
+			return nil, err
+		}
+		removed = append(removed, wide...)
+	}
 	slices.SortFunc(removed, comparePrefix)
 	removed = slices.Compact(removed)
 	if len(removed) == 0 {
@@ -461,6 +471,11 @@ func (t *Table) loadLocked(c *nftables.Conn) ([]BanEntry, error) {
 		}
 		out = append(out, b)
 	}
+	wide, _, err := t.wide4Bans(c) // wide_linux.go
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, wide...)
 	slices.SortFunc(out, func(x, y BanEntry) int { return comparePrefix(x.Key, y.Key) })
 	spans, err := t.spans(c, t.set6)
 	if err != nil {

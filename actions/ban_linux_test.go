@@ -35,16 +35,25 @@ func TestBan4(t *testing.T) {
 	if e, ok := starts[netip.MustParseAddr("198.51.100.7")]; !ok || e.Timeout != time.Hour {
 		t.Errorf("198.51.100.7 element = %+v (present %t)", e, ok)
 	}
-	for _, k := range []string{"198.51.100.0/24", "192.0.2.0/31"} {
-		err := n.Ban(netip.MustParsePrefix(k), time.Hour)
-		if err == nil || !strings.Contains(err.Error(), "/32") {
-			t.Errorf("Ban(%s) with IPv4Prefix 32 = %v, want an error naming /32", k, err)
-		}
+	// A wider IPv4 key (an aggregate) goes to wide4; a longer one is
+	// refused.
+	mustBan(t, n, "203.0.113.0/24", time.Hour)
+	if err := n.Ban(netip.MustParsePrefix("192.0.2.0/31"), time.Hour); err != nil {
+		t.Errorf("Ban of a /31 with IPv4Prefix 32: %v, want a wide ban", err)
 	}
 	wantOnly(t, n, map[string][2]time.Duration{
+		"192.0.2.0/31":    {59 * time.Minute, time.Hour},
 		"192.0.2.1/32":    {80 * time.Second, 90 * time.Second},
 		"198.51.100.7/32": {59 * time.Minute, time.Hour},
+		"203.0.113.0/24":  {59 * time.Minute, time.Hour},
 	})
+	// A shorter ban inside never shortens it; unblocking an address
+	// inside lifts it.
+	mustBan(t, n, "203.0.113.0/25", time.Minute)
+	removed, err := n.Unblock(netip.MustParsePrefix("203.0.113.77/32"))
+	if err != nil || fmt.Sprint(removed) != "[203.0.113.0/24]" {
+		t.Errorf("Unblock inside the /24: %v %v", removed, err)
+	}
 }
 
 // TestPlainSetReAdd pins the kernel behaviour the IPv4 code relies on:
@@ -473,10 +482,10 @@ func TestBan4Prefix(t *testing.T) {
 	if m := missing(t, n); len(m) != 0 {
 		t.Errorf("Missing = %v", m)
 	}
-	for _, k := range []string{"192.0.2.7/32", "192.0.0.0/16"} {
-		if err := n.Ban(netip.MustParsePrefix(k), time.Hour); err == nil || !strings.Contains(err.Error(), "/24") {
-			t.Errorf("Ban(%s) = %v, want an error naming /24", k, err)
-		}
+	// Longer than the key length: refused (a wider one is an aggregate,
+	// for wide4: TestBan4).
+	if err := n.Ban(netip.MustParsePrefix("192.0.2.7/32"), time.Hour); err == nil || !strings.Contains(err.Error(), "/24") {
+		t.Errorf("Ban(192.0.2.7/32) = %v, want an error naming /24", err)
 	}
 	mustBan(t, n, "192.0.2.77/24", 10*time.Minute) // masked to 192.0.2.0/24
 	mustBan(t, n, "198.51.100.0/24", time.Hour)

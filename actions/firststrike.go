@@ -3,7 +3,6 @@ package actions
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/rules"
@@ -48,68 +47,55 @@ const (
 	OriginKernel = "kernel"
 )
 
-// FlagMatch selects which TCP probes a first-strike rule counts. Flags are
-// compared under the mask fin|syn|rst|psh|ack|urg (SYN: fin|syn|rst|ack,
-// so SYN with PSH, URG, ECE or CWR is still a SYN).
-type FlagMatch uint8
-
-// TCP probe kinds.
-const (
-	// MatchSYN is a connection attempt: flags & (fin|syn|rst|ack) == syn.
-	MatchSYN FlagMatch = 1 << iota
-	// MatchNULL is a segment without flags.
-	MatchNULL
-	// MatchFIN is a lone FIN.
-	MatchFIN
-	// MatchXMAS is fin|psh|urg.
-	MatchXMAS
-
-	// MatchStealth is the classic stealth probes, NULL, FIN and XMAS.
-	MatchStealth = MatchNULL | MatchFIN | MatchXMAS
-	matchAll     = MatchSYN | MatchStealth
-)
-
-func (m FlagMatch) String() string {
-	var parts []string
-	for _, k := range []struct {
-		bit  FlagMatch
-		name string
-	}{{MatchSYN, "syn"}, {MatchNULL, "null"}, {MatchFIN, "fin"}, {MatchXMAS, "xmas"}} {
-		if m&k.bit != 0 {
-			parts = append(parts, k.name)
-		}
-	}
-	if m&^matchAll != 0 {
-		parts = append(parts, fmt.Sprintf("%#x", uint8(m&^matchAll)))
-	}
-	return strings.Join(parts, "|")
-}
-
 // FirstStrikeRule is one threshold the kernel enforces by itself. It
 // mirrors a rule of the rules engine, and is looser or equal, never
 // stricter: the kernel strikes only sources the engine would ban too.
 type FirstStrikeRule struct {
 	// Name is for messages only.
 	Name string
-	// Proto is 6 (TCP) or 17 (UDP), as parsers.ProtoTCP and ProtoUDP.
+	// Proto is the IP protocol whose probes count (parsers.ProtoTCP,
+	// ProtoUDP, ProtoSCTP, any other), or 0 for every protocol the printed
+	// logging rules log (all but ICMP and ICMPv6), as a distinct-protocols
+	// rule counts them. A probe is a packet of ct state new, or invalid for
+	// any protocol but UDP, as the logging rules say.
 	Proto uint8
-	// TCPFlags selects the TCP probes that count; zero means MatchSYN.
-	// Must be zero for UDP.
-	TCPFlags FlagMatch
-	// Ports are the destination ports that count; empty is all.
+	// TCPFlags selects the TCP probes that count by the rules engine's
+	// classes, matched in the kernel as the very combinations
+	// rules.FlagCombinations gives; zero is every class. Must be zero but
+	// for TCP.
+	TCPFlags rules.FlagClass
+	// Ports are the destination ports that count; empty is all. Only for
+	// protocols with ports (TCP, UDP, SCTP, UDP-Lite).
 	Ports []rules.PortRange
-	// DistinctPorts is how many distinct destination ports a source must
-	// probe within Window; Hits how many matching packets. When both are
-	// above 1 both must be reached. Hits <= 1 and DistinctPorts <= 1 is a
-	// tripwire: the first matching probe strikes.
-	DistinctPorts, Hits int
-	// Window is the sliding window of the thresholds; unused by a
-	// tripwire.
+	// DistinctPorts is how many distinct destination ports,
+	// DistinctProtos how many distinct IP protocols, and Hits how many
+	// matching packets a source must send within Window. Each one above 1
+	// must be reached (a rule combines hits with one distinct threshold at
+	// most). All at most 1 is a tripwire: the first matching probe
+	// strikes.
+	DistinctPorts, DistinctProtos, Hits int
+	// DistinctKeys, with Wide4 or Wide6, makes an aggregate rule (the
+	// engine's bans.aggregate): it counts, per network of Wide4 (IPv4) or
+	// Wide6 (IPv6) bits, the distinct ban keys (TableSpec.IPv4Prefix,
+	// IPv6Prefix) that probe, and from the DistinctKeys-th on strikes each
+	// probing key, so that a scanner taking a new key for every probe is
+	// stopped at the threshold. A wide network holding an allowed address
+	// is never counted. Wide4 or Wide6 0 leaves that family out.
+	DistinctKeys, Wide4, Wide6 int
+	// Window is the window of the thresholds; unused by a tripwire. The
+	// kernel counts in a window that starts at a source's first counted
+	// probe and does not slide (an element's timeout), so it strikes only
+	// when the engine's sliding window would ban too.
 	Window time.Duration
 }
 
 // Tripwire reports whether the first matching probe strikes.
-func (r FirstStrikeRule) Tripwire() bool { return r.Hits <= 1 && r.DistinctPorts <= 1 }
+func (r FirstStrikeRule) Tripwire() bool {
+	return r.Hits <= 1 && r.DistinctPorts <= 1 && r.DistinctProtos <= 1 && r.DistinctKeys <= 1
+}
+
+// hasPorts reports whether protocol p carries ports where TCP's are.
+func hasPorts(p uint8) bool { return p == 6 || p == 17 || p == 132 || p == 136 }
 
 // FirstStrikeConfig configures first strike (TableSpec.FirstStrike):
 // nftables bans a source by itself when a rule's threshold is crossed, so a
@@ -131,14 +117,24 @@ type FirstStrikeConfig struct {
 	// replaces it with its own ban when it agrees: Table.Ban takes over a
 	// kernel ban of the same key whatever its length.
 	Provisional time.Duration
-	// MaxPerMinute bounds the strikes per minute, in total (burst the
-	// same): over it a probe is not struck and goes on to the user's rules.
-	// Zero is no bound. It should be the daemon's bans.max_new_per_minute.
-	MaxPerMinute int
+	// MaxPerMinute bounds the strikes per minute of the rules with a
+	// threshold, in total (burst the same); SinglePerMinute those of the
+	// tripwires, apart. Zero is no bound; SinglePerMinute zero makes the
+	// tripwires share MaxPerMinute. They should be the daemon's
+	// bans.max_new_per_minute and bans.single_packet.max_new_per_minute.
+	MaxPerMinute, SinglePerMinute int
+	// OverValve is the timeout of the strikes beyond those bounds, at most
+	// OverValvePerMinute of them (bans.over_valve): a short drop, which the
+	// daemon confirms as such. Past that, or with OverValve zero, a probe is
+	// not struck and goes on to the user's rules.
+	OverValve          time.Duration
+	OverValvePerMinute int
 	// SetSize bounds every dynamic set first strike counts in;
-	// DefaultFirstStrikeSetSize when zero. When a set is full the kernel
-	// adds nothing to it, and nothing new is counted or struck: a flood of
-	// spoofed sources costs bounded memory.
+	// DefaultFirstStrikeSetSize when zero, so a flood of forged sources
+	// costs bounded memory. A full set never blinds first strike: a probe
+	// the kernel cannot count is dropped, unanswered, and logged with the
+	// prefix FullPrefix for the daemon to decide on, and Table.EvictFull
+	// empties the sets that filled.
 	SetSize uint32
 	// Priority of the base chain (hook input); DefaultFirstStrikePriority
 	// when zero. It must be above the ban chains' priority.
@@ -170,8 +166,14 @@ func (cfg *FirstStrikeConfig) check() error {
 	if err := checkLog("first strike", &cfg.Prefix, DefaultFirstStrikePrefix, &cfg.Priority, DefaultFirstStrikePriority); err != nil {
 		return err
 	}
-	if cfg.MaxPerMinute < 0 {
-		return fmt.Errorf("first strike: negative max strikes per minute %d", cfg.MaxPerMinute)
+	if cfg.MaxPerMinute < 0 || cfg.SinglePerMinute < 0 || cfg.OverValvePerMinute < 0 {
+		return fmt.Errorf("first strike: negative strikes per minute")
+	}
+	if cfg.OverValve < 0 || cfg.OverValve > 0 && cfg.OverValve < time.Millisecond {
+		return fmt.Errorf("first strike: over-valve strike %v below 1ms", cfg.OverValve)
+	}
+	if len(cfg.Prefix)+len(fullSuffix) > 127 {
+		return fmt.Errorf("first strike: log prefix %q too long", cfg.Prefix)
 	}
 	if cfg.SetSize == 0 {
 		cfg.SetSize = DefaultFirstStrikeSetSize
@@ -183,20 +185,24 @@ func (cfg *FirstStrikeConfig) check() error {
 		if name == "" {
 			name = fmt.Sprint(i)
 		}
-		switch r.Proto {
-		case 6:
-			if r.TCPFlags == 0 {
-				r.TCPFlags = MatchSYN
+		switch {
+		case r.Proto == 6:
+			if r.TCPFlags&^rules.AllClasses != 0 {
+				return fmt.Errorf("first strike: rule %s: unknown TCP flag classes %#x", name, uint16(r.TCPFlags))
 			}
-			if r.TCPFlags&^matchAll != 0 {
-				return fmt.Errorf("first strike: rule %s: unknown TCP flag match %v", name, r.TCPFlags)
-			}
-		case 17:
-			if r.TCPFlags != 0 {
-				return fmt.Errorf("first strike: rule %s: TCP flags on a UDP rule", name)
-			}
-		default:
-			return fmt.Errorf("first strike: rule %s: protocol %d, want 6 (tcp) or 17 (udp)", name, r.Proto)
+		case r.TCPFlags != 0:
+			return fmt.Errorf("first strike: rule %s: TCP flags on a protocol %d rule", name, r.Proto)
+		case r.Proto == 1 || r.Proto == 58:
+			return fmt.Errorf("first strike: rule %s: ICMP is never counted", name)
+		}
+		if len(r.Ports) > 0 && !hasPorts(r.Proto) {
+			return fmt.Errorf("first strike: rule %s: ports on protocol %d, which has none", name, r.Proto)
+		}
+		if r.DistinctPorts > 1 && !hasPorts(r.Proto) {
+			return fmt.Errorf("first strike: rule %s: distinct ports on protocol %d, which has none", name, r.Proto)
+		}
+		if r.DistinctPorts > 1 && r.DistinctProtos > 1 {
+			return fmt.Errorf("first strike: rule %s: both distinct ports and distinct protocols", name)
 		}
 		for _, p := range r.Ports {
 			if p.Lo > p.Hi {
@@ -208,8 +214,14 @@ func (cfg *FirstStrikeConfig) check() error {
 			return fmt.Errorf("first strike: rule %s: hits %d out of range 0-%d", name, r.Hits, maxFirstStrikeHits)
 		case r.DistinctPorts < 0 || r.DistinctPorts > maxFirstStrikeDistinct:
 			return fmt.Errorf("first strike: rule %s: distinct ports %d out of range 0-%d", name, r.DistinctPorts, maxFirstStrikeDistinct)
-		case r.Hits == 0 && r.DistinctPorts == 0:
-			return fmt.Errorf("first strike: rule %s: threshold needs hits or distinct ports", name)
+		case r.DistinctProtos < 0 || r.DistinctProtos > 256:
+			return fmt.Errorf("first strike: rule %s: distinct protocols %d out of range 0-256", name, r.DistinctProtos)
+		case r.DistinctKeys > 1 && (r.Hits > 1 || r.DistinctPorts > 1 || r.DistinctProtos > 1 || r.Wide4 == 0 && r.Wide6 == 0):
+			return fmt.Errorf("first strike: rule %s: distinct keys need Wide4 or Wide6 and no other threshold", name)
+		case r.DistinctKeys < 0 || r.DistinctKeys > maxFirstStrikeDistinct || r.Wide4 < 0 || r.Wide4 > 32 || r.Wide6 < 0 || r.Wide6 > 128:
+			return fmt.Errorf("first strike: rule %s: distinct keys or wide prefixes out of range", name)
+		case r.Hits == 0 && r.DistinctPorts == 0 && r.DistinctProtos == 0 && r.DistinctKeys == 0:
+			return fmt.Errorf("first strike: rule %s: threshold needs hits, distinct ports or distinct protocols", name)
 		case !r.Tripwire() && r.Window < time.Millisecond:
 			return fmt.Errorf("first strike: rule %s: window %v below 1ms", name, r.Window)
 		}
@@ -229,36 +241,24 @@ func (cfg *FirstStrikeConfig) check() error {
 	return nil
 }
 
-// bucket is a token bucket of the kernel's limit expression: burst
-// packets at once, then rate per unit (seconds).
-type bucket struct {
-	rate  uint64
-	unit  uint64 // seconds: 1, 60, 3600, 86400 or 604800
-	burst uint32
+// fullSuffix is added to the log prefix of the probes first strike could
+// not count because a set was full (FirstStrikeConfig.SetSize).
+const fullSuffix = "-FULL"
+
+// FullPrefix is the log prefix of the probes first strike dropped because
+// a counting set was full; cfg must be normalised (Prefix set).
+func (cfg *FirstStrikeConfig) FullPrefix() string { return cfg.Prefix + fullSuffix }
+
+// StrikeSet is one of first strike's counting sets as StrikeSets reads it.
+type StrikeSet struct {
+	Name string
+	// Elements is how many elements it holds now (expired ones the kernel
+	// has not collected yet included), Size its bound.
+	Elements, Size int
+	// FullDrops counts the probes dropped unanswered because the set was
+	// full when they came (the counter of its full rules).
+	FullDrops uint64
 }
 
-// limitUnits are the units the kernel's limit expression takes.
-var limitUnits = [...]uint64{1, 60, 3600, 86400, 604800}
-
-// bucketFor is the limit that lets n-1 events through at once and refills
-// n-1 per window, so that it is exceeded (`limit rate over`) by the n-th
-// event of a burst. It never strikes what the sliding window "n within
-// window" would not: whenever it is exceeded, n events (the exceeding one
-// included) fell within the last window. The unit is the smallest at
-// least as long as the window, and the rate is rounded up (refilling a
-// little faster, so looser, never stricter).
-func bucketFor(n int, window time.Duration) bucket {
-	b := bucket{burst: uint32(n - 1)}
-	b.unit = limitUnits[len(limitUnits)-1]
-	for _, u := range limitUnits {
-		if time.Duration(u)*time.Second >= window {
-			b.unit = u
-			break
-		}
-	}
-	// rate = ceil((n-1) * unit / window), in nanoseconds.
-	num := uint64(n-1) * b.unit * uint64(time.Second)
-	w := uint64(window)
-	b.rate = (num + w - 1) / w
-	return b
-}
+// Full reports whether the set is at its bound.
+func (s StrikeSet) Full() bool { return s.Size > 0 && s.Elements >= s.Size }

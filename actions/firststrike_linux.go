@@ -4,8 +4,10 @@ package actions
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -23,8 +25,9 @@ import (
 // flight learns no more than threshold-1 answers, where a ban from
 // userspace lands only after tens to hundreds.
 //
-// Its part of the table, as `nft list table` prints it (rule 0: tcp, SYN, 5
-// distinct ports in 60s; IPv6 keys /64; valve 60 a minute):
+// Its part of the table, as `nft list table` prints it (rule 0: tcp, class
+// syn, 5 distinct ports in 60s; IPv6 keys /64, 2001:db8:51::/64 holding
+// this host; valves 60 and 20 a minute, 600 short 30s strikes beyond):
 //
 //	chain firststrike {
 //		type filter hook input priority filter - 7; policy accept;
@@ -34,31 +37,58 @@ import (
 //		ip6 saddr @allow6 return
 //		tcp dport @listen_tcp return
 //		udp dport @listen_udp return
-//		meta l4proto tcp tcp flags & (fin | syn | rst | ack) == syn ct state invalid,new jump fs0
+//		meta l4proto tcp tcp flags & (fin|syn|rst|psh|ack|urg) { syn, syn|psh, syn|urg, syn|psh|urg } ct state invalid,new jump fs0
 //	}
 //	chain fs0 {
-//		ip saddr . tcp dport != @fs0_probes4 add @fs0_probes4 { ip saddr . tcp dport timeout 1m } update @fs0_rate4 { ip saddr limit rate over 4/minute burst 4 packets } jump strike
-//		ip6 saddr & ffff:ffff:ffff:ffff:: . tcp dport != @fs0_probes6 add @fs0_probes6 { ... } update @fs0_rate6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 4/minute burst 4 packets } jump strike
+//		ip saddr . tcp dport != @fs0_probes4 add @fs0_probes4 { ip saddr . tcp dport timeout 1m } add @fs0_rate4 { ip saddr timeout 1m limit rate over 1/week burst 4 packets } jump strike
+//		ip saddr . tcp dport != @fs0_probes4 counter log prefix "SENTRY-FS-FULL" group G drop
+//		ip6 saddr != { 2001:db8:51::/64 } ip6 saddr & ffff:ffff:ffff:ffff:: . tcp dport != @fs0_probes6 add ... jump strike
+//		ip6 saddr != { 2001:db8:51::/64 } ip6 saddr & ffff:ffff:ffff:ffff:: . tcp dport != @fs0_probes6 counter log ... drop
+//		ip6 saddr { 2001:db8:51::/64 } ip6 saddr . tcp dport != @fs0_probes6 add ... jump strike_narrow
+//		ip6 saddr { 2001:db8:51::/64 } ip6 saddr . tcp dport != @fs0_probes6 counter log ... drop
 //	}
 //	chain strike {
-//		limit rate over 60/minute burst 60 packets counter return
+//		limit rate over 60/minute burst 60 packets counter goto strike_over
 //		meta nfproto ipv4 add @blocked4 { ip saddr timeout 1m } counter
 //		meta nfproto ipv6 add @strike6 { ip6 saddr & ffff:ffff:ffff:ffff:: timeout 1m } counter
-//		log prefix "SENTRY-FS" group G snaplen 128 drop
+//		counter log prefix "SENTRY-FS" group G snaplen 128 drop
+//	}
+//	chain strike_single { ... the same, for tripwires, with their own valve }
+//	chain strike_over {
+//		limit rate over 600/minute burst 600 packets counter return
+//		meta nfproto ipv4 add @blocked4 { ip saddr timeout 30s } counter
+//		...
+//	}
+//	chain strike_narrow {
+//		meta nfproto ipv6 add @fs_struck6 { ip6 saddr timeout 1m } counter
+//		counter log prefix "SENTRY-FS" group G snaplen 128 drop
 //	}
 //
 // A repeated probe of a port already counted is not counted again. The
-// per-source bucket lets threshold-1 probes through at once and refills
-// threshold-1 per window (see bucketFor), so the kernel strikes only what
-// the engine's sliding window would ban. A rule with both hits and
-// distinct ports marks a source "hot" (set fs<i>_hot) when its hits are
-// over and strikes at the next new port over the distinct threshold.
+// per-source count is a limit that lets threshold-1 probes through and
+// does not refill, in an element that times out one window after the
+// source's first counted probe: the kernel counts in windows that do not
+// slide, so it strikes only when threshold probes fell within one window,
+// when the engine's sliding window bans too, however slowly they came. A
+// rule with both hits and distinct ports marks a source "hot" (set
+// fs<i>_hot) when its hits are over and strikes at the next new port over
+// the distinct threshold.
+//
+// Sources are counted and struck by the ban key (IPv6Prefix bits), except
+// inside a key-length network that holds an address of the allow list (this
+// host's own /64, with its neighbours): there, as the engine does, each
+// address is its own key, and a strike puts that address alone in
+// fs_struck4/6, which the base chain drops (strike_narrow), so one
+// neighbour's probes never cut off another, or this host.
 //
 // Every dynamic set is bounded by SetSize and its elements time out after
-// the window. When a set is full the kernel's add fails and the rule stops
-// there: nothing new is counted or struck, the packet goes on to the user's
-// rules, and the daemon decides. The valve bounds strikes per minute in
-// total: over it the probe also goes on, unstruck.
+// the window. A full set does not blind first strike: a probe that could
+// not be counted is dropped unanswered and logged with FullPrefix, so a
+// flood of forged sources that fills the sets (hping3 --rand-source) leaves
+// a scanner nothing to learn, and the daemon, which reads the counters of
+// those rules (EvictFull), empties the full sets so counting resumes. The
+// valves bound strikes per minute: beyond them a strike lasts OverValve,
+// and beyond that bound too the probe goes on, unstruck.
 
 // fsFamily describes how one address family's rules read the source.
 type fsFamily struct {
@@ -69,77 +99,187 @@ type fsFamily struct {
 	mask    []byte
 	portReg uint32 // the 32-bit register after the address, for concatenations
 	keyType nftables.SetDatatype
+	// narrow are the key-length networks holding an allowed address,
+	// whose sources are counted by their whole address; empty without a
+	// mask.
+	narrow []netip.Prefix
 }
 
-func fsFamilies(mask4, mask6 []byte) [2]fsFamily {
-	return [2]fsFamily{
+func fsFamilies(mask4, mask6 []byte, allow []netip.Prefix, bits4, bits6 int) [2]fsFamily {
+	fams := [2]fsFamily{
 		{sfx: "4", nfproto: unix.NFPROTO_IPV4, off: 12, alen: 4, mask: mask4, portReg: 9, keyType: nftables.TypeIPAddr},
 		// NFT_REG32_00 is 8: a 16-byte address fills 8-11.
 		{sfx: "6", nfproto: unix.NFPROTO_IPV6, off: 8, alen: 16, mask: mask6, portReg: 12, keyType: nftables.TypeIP6Addr},
 	}
+	fams[0].narrow = narrowNets(allow, mask4, bits4, true)
+	fams[1].narrow = narrowNets(allow, mask6, bits6, false)
+	return fams
 }
 
-// key loads the family's (masked) source into register 1, after matching
-// the family.
-func (fm fsFamily) key() []expr.Any {
+// narrowNets returns the networks of keyBits that hold an allowed prefix
+// longer than them, merged: the engine keys a source there by its whole
+// address (a key that would cover an ignored address shrinks to the
+// source), and so must the kernel.
+func narrowNets(allow []netip.Prefix, mask []byte, keyBits int, v4 bool) []netip.Prefix {
+	if mask == nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, p := range allow {
+		if p.Addr().Is4() != v4 || p.Bits() <= keyBits {
+			continue
+		}
+		n, _ := p.Addr().Prefix(keyBits)
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, comparePrefix)
+	return out
+}
+
+// variant is how one rule counts one family's sources: by the ban key
+// (masked, outside the narrow networks) or by the whole address (inside).
+type variant struct {
+	fm     fsFamily
+	narrow bool
+	guard  *nftables.Set // the narrow networks, anonymous; nil: no guard
+}
+
+// variants returns the family's ways of counting; addSet adds the guard
+// sets, one per rule that uses it (an anonymous set belongs to one rule).
+func (fm fsFamily) variants() []variant {
+	if len(fm.narrow) == 0 {
+		return []variant{{fm: fm}}
+	}
+	return []variant{{fm: fm}, {fm: fm, narrow: true}}
+}
+
+// exprs loads the variant's key into register 1 after matching the family
+// and, where narrow networks exist, the guard: the whole source is looked
+// up in them first (guard must be a fresh anonymous set for this rule).
+func (v variant) key(guard *nftables.Set) []expr.Any {
+	fm := v.fm
 	es := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fm.nfproto}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fm.off, Len: fm.alen},
 	}
-	if fm.mask != nil {
+	if guard != nil {
+		es = append(es, &expr.Lookup{SourceRegister: 1, SetName: guard.Name, SetID: guard.ID, Invert: !v.narrow})
+	}
+	if fm.mask != nil && !v.narrow {
 		es = append(es, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: fm.alen, Mask: fm.mask, Xor: make([]byte, fm.alen)})
 	}
 	return es
 }
 
-// keyPort is key with the destination port concatenated.
-func (fm fsFamily) keyPort() []expr.Any {
-	return append(fm.key(), &expr.Payload{DestRegister: fm.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+// key loads the family's (masked) source into register 1, after matching
+// the family, for the strike chains and the allow lookups.
+func (fm fsFamily) key() []expr.Any {
+	return variant{fm: fm}.key(nil)
 }
 
 // ruleSets are the dynamic sets of one rule and family.
 type ruleSets struct {
-	probes, rate, hits, hot *nftables.Set
+	probes, protos, keys, rate, hits, hot *nftables.Set
+}
+
+// counted is the set whose element says a probe was counted: the distinct
+// one, else the hits one.
+func (rs ruleSets) counted() *nftables.Set {
+	switch {
+	case rs.probes != nil:
+		return rs.probes
+	case rs.protos != nil:
+		return rs.protos
+	case rs.keys != nil:
+		return rs.keys
+	}
+	return rs.hits
 }
 
 // fsObjects are first strike's chains and sets.
 type fsObjects struct {
-	cfg            *FirstStrikeConfig
-	table          *nftables.Table
-	fams           [2]fsFamily
-	allow4, allow6 *nftables.Set
-	sets           [][2]ruleSets // per rule, per family
-	base, strike   *nftables.Chain
-	ruleChains     []*nftables.Chain
+	cfg                *FirstStrikeConfig
+	table              *nftables.Table
+	allow              []netip.Prefix // TableSpec.Allow
+	fams               [2]fsFamily
+	allow4, allow6     *nftables.Set
+	sets               [][2]ruleSets // per rule, per family
+	base, strike       *nftables.Chain
+	single, over, nrow *nftables.Chain // nil when not needed
+	ruleChains         []*nftables.Chain
+	// struck holds, per family with narrow networks, the sources there
+	// struck by their whole address: the base chain drops them all (the
+	// ban sets are keyed by the ban key's length, so cannot).
+	struck [2]*nftables.Set
 }
 
-func newFSObjects(t *nftables.Table, cfg *FirstStrikeConfig, mask4, mask6 []byte) *fsObjects {
+// Chains first strike adds besides its base, strike and rule chains.
+const (
+	strikeSingleChain = "strike_single"
+	strikeOverChain   = "strike_over"
+	strikeNarrowChain = "strike_narrow"
+)
+
+func newFSObjects(t *nftables.Table, cfg *FirstStrikeConfig, spec *TableSpec, mask4, mask6 []byte, allow4, allow6 *nftables.Set) *fsObjects {
 	f := &fsObjects{
 		cfg:    cfg,
 		table:  t,
-		fams:   fsFamilies(mask4, mask6),
-		allow4: &nftables.Set{Table: t, Name: SetAllow4, KeyType: nftables.TypeIPAddr, Interval: true},
-		allow6: &nftables.Set{Table: t, Name: SetAllow6, KeyType: nftables.TypeIP6Addr, Interval: true},
+		allow:  spec.Allow,
+		fams:   fsFamilies(mask4, mask6, spec.Allow, spec.IPv4Prefix, spec.IPv6Prefix),
+		allow4: allow4,
+		allow6: allow6,
 		base:   baseChain(t, FirstStrikeChain, nftables.ChainHookInput, cfg.Priority),
 		strike: &nftables.Chain{Name: StrikeChain, Table: t},
 	}
-	dynSet := func(name string, kt nftables.SetDatatype, concat bool) *nftables.Set {
-		return &nftables.Set{Table: t, Name: name, KeyType: kt, Concatenation: concat, HasTimeout: true, Dynamic: true, Size: cfg.SetSize}
+	tripwires := slices.ContainsFunc(cfg.Rules, FirstStrikeRule.Tripwire)
+	if tripwires && cfg.SinglePerMinute > 0 {
+		f.single = &nftables.Chain{Name: strikeSingleChain, Table: t}
 	}
+	if cfg.OverValve > 0 && (cfg.MaxPerMinute > 0 || f.single != nil) {
+		f.over = &nftables.Chain{Name: strikeOverChain, Table: t}
+	}
+	if len(f.fams[0].narrow)+len(f.fams[1].narrow) > 0 {
+		f.nrow = &nftables.Chain{Name: strikeNarrowChain, Table: t}
+	}
+	for j, fm := range f.fams {
+		if len(fm.narrow) > 0 {
+			f.struck[j] = &nftables.Set{Table: t, Name: "fs_struck" + fm.sfx, KeyType: fm.keyType, HasTimeout: true, Dynamic: true, Size: cfg.SetSize}
+		}
+	}
+	// The per-source buckets get an eighth more room than the (source,
+	// value) sets, so that under a flood the latter fill first, which the
+	// full rule sees.
+	dynSet := func(name string, kt nftables.SetDatatype, concat bool, size uint32) *nftables.Set {
+		return &nftables.Set{Table: t, Name: name, KeyType: kt, Concatenation: concat, HasTimeout: true, Dynamic: true, Size: size}
+	}
+	big := cfg.SetSize + cfg.SetSize/8
 	for i, r := range cfg.Rules {
 		f.ruleChains = append(f.ruleChains, &nftables.Chain{Name: fmt.Sprintf("fs%d", i), Table: t})
 		var rs [2]ruleSets
 		for j, fm := range f.fams {
 			name := func(what string) string { return fmt.Sprintf("fs%d_%s%s", i, what, fm.sfx) }
-			if r.DistinctPorts > 1 {
-				rs[j].probes = dynSet(name("probes"), nftables.MustConcatSetType(fm.keyType, nftables.TypeInetService), true)
-				rs[j].rate = dynSet(name("rate"), fm.keyType, false)
+			switch {
+			case r.DistinctPorts > 1:
+				rs[j].probes = dynSet(name("probes"), nftables.MustConcatSetType(fm.keyType, nftables.TypeInetService), true, cfg.SetSize)
+				rs[j].rate = dynSet(name("rate"), fm.keyType, false, big)
+			case r.DistinctProtos > 1:
+				rs[j].protos = dynSet(name("protos"), nftables.MustConcatSetType(fm.keyType, nftables.TypeInetProto), true, cfg.SetSize)
+				rs[j].rate = dynSet(name("rate"), fm.keyType, false, big)
+			case r.DistinctKeys > 1 && r.wide(j) > 0:
+				rs[j].keys = dynSet(name("keys"), nftables.MustConcatSetType(fm.keyType, fm.keyType), true, cfg.SetSize)
+				rs[j].rate = dynSet(name("rate"), fm.keyType, false, big)
 			}
 			if r.Hits > 1 {
-				rs[j].hits = dynSet(name("hits"), fm.keyType, false)
-				if r.DistinctPorts > 1 {
-					rs[j].hot = dynSet(name("hot"), fm.keyType, false)
+				size := cfg.SetSize
+				if rs[j].rate != nil {
+					size = big
+				}
+				rs[j].hits = dynSet(name("hits"), fm.keyType, false, size)
+				if rs[j].rate != nil {
+					rs[j].hot = dynSet(name("hot"), fm.keyType, false, big)
 				}
 			}
 		}
@@ -148,12 +288,28 @@ func newFSObjects(t *nftables.Table, cfg *FirstStrikeConfig, mask4, mask6 []byte
 	return f
 }
 
+// chains are first strike's chains, base chain first.
+func (f *fsObjects) chains() []*nftables.Chain {
+	out := []*nftables.Chain{f.base, f.strike}
+	for _, c := range []*nftables.Chain{f.single, f.over, f.nrow} {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return append(out, f.ruleChains...)
+}
+
 // dynSets are the counting sets, in rule order.
 func (f *fsObjects) dynSets() []*nftables.Set {
 	var out []*nftables.Set
+	for _, s := range f.struck {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
 	for _, rs := range f.sets {
 		for _, s := range rs {
-			for _, set := range []*nftables.Set{s.probes, s.rate, s.hits, s.hot} {
+			for _, set := range []*nftables.Set{s.probes, s.protos, s.keys, s.rate, s.hits, s.hot} {
 				if set != nil {
 					out = append(out, set)
 				}
@@ -163,6 +319,7 @@ func (f *fsObjects) dynSets() []*nftables.Set {
 	return out
 }
 
+// TCP flag bits, as in the header.
 const (
 	tcpFIN = 0x01
 	tcpSYN = 0x02
@@ -172,10 +329,17 @@ const (
 	tcpURG = 0x20
 )
 
+// The ICMP protocols, which the logging rules never log and first strike
+// never counts.
+const (
+	protoICMP   = 1
+	protoICMPv6 = 58
+)
+
 // rules returns every rule of the base chain, the rule chains and the
-// strike chain. addSet adds the anonymous port sets the rules look up,
-// which must be in the batch before them (Missing, which only counts the
-// rules, passes one that does nothing).
+// strike chains. addSet adds the anonymous sets the rules look up, which
+// must be in the batch before them (Missing, which only counts the rules,
+// passes one that does nothing).
 func (f *fsObjects) rules(o *objects, addSet func(*nftables.Set, []nftables.SetElement) error) ([]*nftables.Rule, error) {
 	var out []*nftables.Rule
 	add := func(c *nftables.Chain, es ...expr.Any) {
@@ -186,13 +350,17 @@ func (f *fsObjects) rules(o *objects, addSet func(*nftables.Set, []nftables.SetE
 	lookup := func(reg uint32, s *nftables.Set, invert bool) *expr.Lookup {
 		return &expr.Lookup{SourceRegister: reg, SetName: s.Name, SetID: s.ID, Invert: invert}
 	}
-	l4 := func(proto byte) []expr.Any {
+	l4 := func(op expr.CmpOp, proto byte) []expr.Any {
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			&expr.Cmp{Op: op, Register: 1, Data: []byte{proto}},
 		}
 	}
 	dport := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
+	anon := func(kt nftables.SetDatatype, interval bool, els []nftables.SetElement) (*nftables.Set, error) {
+		s := &nftables.Set{Table: f.table, Anonymous: true, Constant: true, Interval: interval, KeyType: kt}
+		return s, addSet(s, els)
+	}
 
 	// The base chain.
 	b := f.base
@@ -206,39 +374,27 @@ func (f *fsObjects) rules(o *objects, addSet func(*nftables.Set, []nftables.SetE
 		fm.mask = nil // the allow sets hold prefixes: look the address up
 		add(b, slices.Concat(fm.key(), []expr.Any{lookup(1, s, false), ret})...)
 	}
-	add(b, slices.Concat(l4(unix.IPPROTO_TCP), []expr.Any{dport, lookup(1, o.listen.tcp, false), ret})...)
-	add(b, slices.Concat(l4(unix.IPPROTO_UDP), []expr.Any{dport, lookup(1, o.listen.udp, false), ret})...)
+	for j, s := range f.struck {
+		if s != nil {
+			fm := f.fams[j]
+			fm.mask = nil
+			add(b, slices.Concat(fm.key(), []expr.Any{lookup(1, s, false), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}})...)
+		}
+	}
+	add(b, slices.Concat(l4(expr.CmpOpEq, unix.IPPROTO_TCP), []expr.Any{dport, lookup(1, o.listen.tcp, false), ret})...)
+	add(b, slices.Concat(l4(expr.CmpOpEq, unix.IPPROTO_UDP), []expr.Any{dport, lookup(1, o.listen.udp, false), ret})...)
 	for i, r := range f.cfg.Rules {
 		var ports []expr.Any
 		if len(r.Ports) > 0 {
-			ps := &nftables.Set{Table: f.table, Anonymous: true, Constant: true, Interval: true, KeyType: nftables.TypeInetService}
-			if err := addSet(ps, portRangeElements(rules.NewPortSet(r.Ports...).Ranges())); err != nil {
+			ps, err := anon(nftables.TypeInetService, true, portRangeElements(rules.NewPortSet(r.Ports...).Ranges()))
+			if err != nil {
 				return nil, fmt.Errorf("first strike: rule %d ports: %w", i, err)
 			}
 			ports = []expr.Any{dport, lookup(1, ps, false)}
 		}
-		var matches [][]expr.Any
-		if r.Proto == unix.IPPROTO_UDP {
-			matches = append(matches, slices.Concat(l4(unix.IPPROTO_UDP), ctState(expr.CtStateBitNEW)))
-		} else {
-			for _, m := range []struct {
-				bit        FlagMatch
-				mask, want byte
-			}{
-				{MatchSYN, tcpFIN | tcpSYN | tcpRST | tcpACK, tcpSYN},
-				{MatchNULL, tcpFIN | tcpSYN | tcpRST | tcpPSH | tcpACK | tcpURG, 0},
-				{MatchFIN, tcpFIN | tcpSYN | tcpRST | tcpPSH | tcpACK | tcpURG, tcpFIN},
-				{MatchXMAS, tcpFIN | tcpSYN | tcpRST | tcpPSH | tcpACK | tcpURG, tcpFIN | tcpPSH | tcpURG},
-			} {
-				if r.TCPFlags&m.bit == 0 {
-					continue
-				}
-				matches = append(matches, slices.Concat(l4(unix.IPPROTO_TCP), []expr.Any{
-					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-					&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{m.mask}, Xor: []byte{0}},
-					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{m.want}},
-				}, ctState(expr.CtStateBitNEW|expr.CtStateBitINVALID)))
-			}
+		matches, err := f.probeMatches(r, l4, anon)
+		if err != nil {
+			return nil, fmt.Errorf("first strike: rule %d: %w", i, err)
 		}
 		for _, m := range matches {
 			add(b, slices.Concat(m, ports, []expr.Any{jump(f.ruleChains[i].Name)})...)
@@ -246,64 +402,298 @@ func (f *fsObjects) rules(o *objects, addSet func(*nftables.Set, []nftables.SetE
 	}
 
 	// The rule chains.
+	full := func() []expr.Any {
+		return []expr.Any{&expr.Counter{},
+			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+				Group: f.cfg.Group, Snaplen: AdvancedSnaplen, Data: []byte(f.cfg.FullPrefix())},
+			&expr.Verdict{Kind: expr.VerdictDrop}}
+	}
 	for i, r := range f.cfg.Rules {
 		c := f.ruleChains[i]
-		for j, fm := range f.fams {
-			rs := f.sets[i][j]
-			if r.Tripwire() {
-				add(c, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fm.nfproto}}, jump(StrikeChain))
-				continue
+		if r.DistinctKeys > 1 {
+			rs, err := f.aggregateRules(i, r, anon)
+			if err != nil {
+				return nil, err
 			}
-			if r.Hits > 1 {
-				es := append(fm.key(), limitSet(rs.hits, bucketFor(r.Hits, r.Window), r.Window))
-				if rs.hot != nil {
-					// Both thresholds: hits only mark the source hot.
-					es = append(es, &expr.Dynset{SrcRegKey: 1, SetName: rs.hot.Name, SetID: rs.hot.ID,
-						Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: r.Window})
-				} else {
-					es = append(es, jump(StrikeChain))
-				}
+			for _, es := range rs {
 				add(c, es...)
 			}
-			if r.DistinctPorts > 1 {
-				es := append(fm.keyPort(),
-					lookup(1, rs.probes, true),
-					&expr.Dynset{SrcRegKey: 1, SetName: rs.probes.Name, SetID: rs.probes.ID,
-						Operation: unix.NFT_DYNSET_OP_ADD, Timeout: r.Window},
-					limitSet(rs.rate, bucketFor(r.DistinctPorts, r.Window), r.Window))
+			continue
+		}
+		strike := StrikeChain
+		if r.Tripwire() && f.single != nil {
+			strike = strikeSingleChain
+		}
+		for j, fm := range f.fams {
+			rs := f.sets[i][j]
+			for _, v := range fm.variants() {
+				target := strike
+				if v.narrow {
+					target = strikeNarrowChain
+				}
+				// key returns the variant's key with a fresh guard set.
+				key := func() ([]expr.Any, error) {
+					if len(fm.narrow) == 0 {
+						return v.key(nil), nil
+					}
+					g, err := anon(fm.keyType, true, prefixElements(fm.narrow))
+					if err != nil {
+						return nil, fmt.Errorf("first strike: rule %d narrow networks: %w", i, err)
+					}
+					return v.key(g), nil
+				}
+				if r.Tripwire() {
+					es, err := key()
+					if err != nil {
+						return nil, err
+					}
+					add(c, append(es, jump(target))...)
+					continue
+				}
+				var second expr.Any // the value counted with the key
+				if r.DistinctPorts > 1 {
+					second = &expr.Payload{DestRegister: fm.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
+				} else if r.DistinctProtos > 1 {
+					second = &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: fm.portReg}
+				}
+				if r.Hits > 1 {
+					es, err := key()
+					if err != nil {
+						return nil, err
+					}
+					es = append(es, countSet(rs.hits, r.Hits, r.Window))
+					if rs.hot != nil {
+						// Both thresholds: hits only mark the source hot.
+						es = append(es, &expr.Dynset{SrcRegKey: 1, SetName: rs.hot.Name, SetID: rs.hot.ID,
+							Operation: unix.NFT_DYNSET_OP_ADD, Timeout: r.Window})
+					} else {
+						es = append(es, jump(target))
+					}
+					add(c, es...)
+					if second == nil {
+						es, err := key()
+						if err != nil {
+							return nil, err
+						}
+						add(c, append(es, append([]expr.Any{lookup(1, rs.hits, true)}, full()...)...)...)
+					}
+				}
+				if second == nil {
+					continue
+				}
+				set := rs.counted()
+				n := max(r.DistinctPorts, r.DistinctProtos) // the other is 0
+				es, err := key()
+				if err != nil {
+					return nil, err
+				}
+				es = append(es, second, lookup(1, set, true),
+					&expr.Dynset{SrcRegKey: 1, SetName: set.Name, SetID: set.ID, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: r.Window},
+					countSet(rs.rate, n, r.Window))
 				if rs.hot != nil {
 					es = append(es, lookup(1, rs.hot, false))
 				}
-				add(c, append(es, jump(StrikeChain))...)
+				add(c, append(es, jump(target))...)
+				// The probe is still uncounted: the set is full.
+				es, err = key()
+				if err != nil {
+					return nil, err
+				}
+				add(c, slices.Concat(es, []expr.Any{second, lookup(1, set, true)}, full())...)
 			}
 		}
 	}
 
-	// The strike chain.
-	s := f.strike
-	if m := f.cfg.MaxPerMinute; m > 0 {
-		add(s, &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(m), Unit: expr.LimitTimeMinute, Burst: uint32(m), Over: true},
-			&expr.Counter{}, ret)
+	// The strike chains.
+	log := func() []expr.Any {
+		return []expr.Any{&expr.Counter{},
+			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+				Group: f.cfg.Group, Snaplen: AdvancedSnaplen, Data: []byte(f.cfg.Prefix)},
+			&expr.Verdict{Kind: expr.VerdictDrop}}
 	}
-	for j, set := range []*nftables.Set{o.set4, o.strk6} {
-		add(s, append(f.fams[j].key(),
-			&expr.Dynset{SrcRegKey: 1, SetName: set.Name, SetID: set.ID, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: f.cfg.Provisional},
-			&expr.Counter{})...)
+	banAll := func(c *nftables.Chain, timeout time.Duration) {
+		for j, set := range []*nftables.Set{o.set4, o.strk6} {
+			add(c, append(f.fams[j].key(),
+				&expr.Dynset{SrcRegKey: 1, SetName: set.Name, SetID: set.ID, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: timeout},
+				&expr.Counter{})...)
+		}
+		add(c, log()...)
 	}
-	add(s, &expr.Counter{},
-		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
-			Group: f.cfg.Group, Snaplen: AdvancedSnaplen, Data: []byte(f.cfg.Prefix)},
-		&expr.Verdict{Kind: expr.VerdictDrop})
+	// Over a valve: the short strike, or on unstruck.
+	overValve := func(c *nftables.Chain, perMinute int) {
+		if perMinute <= 0 {
+			return
+		}
+		v := []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(perMinute), Unit: expr.LimitTimeMinute, Burst: uint32(perMinute), Over: true}, &expr.Counter{}}
+		if f.over != nil {
+			add(c, append(v, &expr.Verdict{Kind: expr.VerdictGoto, Chain: strikeOverChain})...)
+		} else {
+			add(c, append(v, ret)...)
+		}
+	}
+	overValve(f.strike, f.cfg.MaxPerMinute)
+	banAll(f.strike, f.cfg.Provisional)
+	if f.single != nil {
+		overValve(f.single, f.cfg.SinglePerMinute)
+		banAll(f.single, f.cfg.Provisional)
+	}
+	if f.over != nil {
+		if m := f.cfg.OverValvePerMinute; m > 0 {
+			add(f.over, &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(m), Unit: expr.LimitTimeMinute, Burst: uint32(m), Over: true},
+				&expr.Counter{}, ret)
+		}
+		banAll(f.over, f.cfg.OverValve)
+	}
+	if f.nrow != nil {
+		for j, set := range f.struck {
+			if set == nil {
+				continue
+			}
+			fm := f.fams[j]
+			fm.mask = nil
+			add(f.nrow, append(fm.key(),
+				&expr.Dynset{SrcRegKey: 1, SetName: set.Name, SetID: set.ID, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: f.cfg.Provisional},
+				&expr.Counter{})...)
+		}
+		add(f.nrow, log()...)
+	}
 	return out, nil
 }
 
-// limitSet is `update @s { key limit rate over b }` with the element
-// timing out after window without packets: it matches when the source's
-// bucket is empty.
-func limitSet(s *nftables.Set, b bucket, window time.Duration) *expr.Dynset {
-	return &expr.Dynset{SrcRegKey: 1, SetName: s.Name, SetID: s.ID, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: window,
-		Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: b.rate, Unit: expr.LimitTime(b.unit), Burst: b.burst, Over: true}}}
+// wide returns the rule's wide prefix length for family j (0: IPv4).
+func (r FirstStrikeRule) wide(j int) int {
+	if j == 0 {
+		return r.Wide4
+	}
+	return r.Wide6
+}
+
+// aggregateRules are an aggregate rule's expressions, per family: count
+// the key (the source at the ban key's length) per wide network, and from
+// the DistinctKeys-th strike; and the full-set drop. Wide networks that
+// hold an allowed address are left out, as the engine never bans them.
+func (f *fsObjects) aggregateRules(i int, r FirstStrikeRule,
+	anon func(nftables.SetDatatype, bool, []nftables.SetElement) (*nftables.Set, error)) ([][]expr.Any, error) {
+	var out [][]expr.Any
+	for j, fm := range f.fams {
+		bits := r.wide(j)
+		rs := f.sets[i][j]
+		if bits == 0 || rs.keys == nil {
+			continue
+		}
+		wideMask := net.CIDRMask(bits, int(fm.alen)*8)
+		keyMask := fm.mask
+		if keyMask == nil {
+			keyMask = net.CIDRMask(int(fm.alen)*8, int(fm.alen)*8)
+		}
+		held := narrowNets(f.allow, wideMask, bits, j == 0)
+		load := func() ([]expr.Any, error) {
+			es := []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fm.nfproto}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fm.off, Len: fm.alen},
+			}
+			if len(held) > 0 {
+				g, err := anon(fm.keyType, true, prefixElements(held))
+				if err != nil {
+					return nil, fmt.Errorf("first strike: rule %d: %w", i, err)
+				}
+				es = append(es, &expr.Lookup{SourceRegister: 1, SetName: g.Name, SetID: g.ID, Invert: true})
+			}
+			return append(es,
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: fm.alen, Mask: wideMask, Xor: make([]byte, fm.alen)},
+				&expr.Payload{DestRegister: fm.portReg, Base: expr.PayloadBaseNetworkHeader, Offset: fm.off, Len: fm.alen},
+				&expr.Bitwise{SourceRegister: fm.portReg, DestRegister: fm.portReg, Len: fm.alen, Mask: keyMask, Xor: make([]byte, fm.alen)},
+				&expr.Lookup{SourceRegister: 1, SetName: rs.keys.Name, SetID: rs.keys.ID, Invert: true},
+			), nil
+		}
+		es, err := load()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, append(es,
+			&expr.Dynset{SrcRegKey: 1, SetName: rs.keys.Name, SetID: rs.keys.ID, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: r.Window},
+			countSet(rs.rate, r.DistinctKeys, r.Window),
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: StrikeChain}))
+		es, err = load()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, append(es, &expr.Counter{},
+			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+				Group: f.cfg.Group, Snaplen: AdvancedSnaplen, Data: []byte(f.cfg.FullPrefix())},
+			&expr.Verdict{Kind: expr.VerdictDrop}))
+	}
+	return out, nil
+}
+
+// probeMatches returns the matches, each ending in a jump to the rule's
+// chain, that select rule r's probes, as the logging rules log them: TCP
+// of ct state new or invalid in r's flag classes, UDP of ct state new, any
+// other protocol (ICMP never) new or invalid.
+func (f *fsObjects) probeMatches(r FirstStrikeRule, l4 func(expr.CmpOp, byte) []expr.Any,
+	anon func(nftables.SetDatatype, bool, []nftables.SetElement) (*nftables.Set, error)) ([][]expr.Any, error) {
+	newInvalid := ctState(expr.CtStateBitNEW | expr.CtStateBitINVALID)
+	switch r.Proto {
+	case unix.IPPROTO_UDP:
+		return [][]expr.Any{slices.Concat(l4(expr.CmpOpEq, unix.IPPROTO_UDP), ctState(expr.CtStateBitNEW))}, nil
+	case unix.IPPROTO_TCP:
+		m := l4(expr.CmpOpEq, unix.IPPROTO_TCP)
+		if r.TCPFlags != 0 && r.TCPFlags != rules.AllClasses {
+			fs, err := anon(nftables.TypeTCPFlag, false, flagElements(r.TCPFlags))
+			if err != nil {
+				return nil, err
+			}
+			m = append(m,
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{byte(rules.FlagMask)}, Xor: []byte{0}},
+				&expr.Lookup{SourceRegister: 1, SetName: fs.Name, SetID: fs.ID})
+		}
+		return [][]expr.Any{append(m, newInvalid...)}, nil
+	case 0:
+		// Every protocol the logging rules log: TCP new or invalid, UDP
+		// new, the others but ICMP new or invalid.
+		other, err := anon(nftables.TypeInetProto, false, []nftables.SetElement{
+			{Key: []byte{unix.IPPROTO_TCP}}, {Key: []byte{unix.IPPROTO_UDP}}, {Key: []byte{protoICMP}}, {Key: []byte{protoICMPv6}}})
+		if err != nil {
+			return nil, err
+		}
+		return [][]expr.Any{
+			slices.Concat(l4(expr.CmpOpEq, unix.IPPROTO_TCP), newInvalid),
+			slices.Concat(l4(expr.CmpOpEq, unix.IPPROTO_UDP), ctState(expr.CtStateBitNEW)),
+			slices.Concat([]expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Lookup{SourceRegister: 1, SetName: other.Name, SetID: other.ID, Invert: true}}, newInvalid),
+		}, nil
+	}
+	return [][]expr.Any{slices.Concat(l4(expr.CmpOpEq, r.Proto), newInvalid)}, nil
+}
+
+// flagElements are the TCP flag bytes (under rules.FlagMask) of classes c.
+func flagElements(c rules.FlagClass) []nftables.SetElement {
+	var els []nftables.SetElement
+	for _, f := range rules.FlagCombinations(c) {
+		els = append(els, nftables.SetElement{Key: []byte{byte(f)}})
+	}
+	return els
+}
+
+// prefixElements encodes prefixes for an address interval set.
+func prefixElements(ps []netip.Prefix) []nftables.SetElement {
+	var rs []addrRange
+	for _, p := range ps {
+		rs = append(rs, addrRange{first: p.Masked().Addr(), last: lastAddr(p)})
+	}
+	return addrRangeElements(rs)
+}
+
+// countSet is `add @s { key timeout window limit rate over 1/week burst
+// n-1 }`: it matches from the n-th time a source reaches it within the
+// element's life, which is one window from the first time; the bucket
+// practically never refills (one token a week), so the count does not
+// leak away within the window however slowly the probes come.
+func countSet(s *nftables.Set, n int, window time.Duration) *expr.Dynset {
+	return &expr.Dynset{SrcRegKey: 1, SetName: s.Name, SetID: s.ID, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: window,
+		Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 1, Unit: expr.LimitTimeWeek, Burst: uint32(n - 1), Over: true}}}
 }
 
 func ctState(bits uint32) []expr.Any {
@@ -357,7 +747,7 @@ func (t *Table) forgetOnce(key netip.Prefix) error {
 	var dels []deletion
 	n := 0
 	for _, s := range sets {
-		if m := countingSet.FindStringSubmatch(s.Name); m == nil || m[2] != fam {
+		if m := countingSet.FindStringSubmatch(s.Name); m == nil || m[1] != fam {
 			continue
 		}
 		els, err := c.GetSetElements(s)
@@ -394,4 +784,146 @@ func (t *Table) forgetOnce(key netip.Prefix) error {
 		}
 		return nil
 	})
+}
+
+// StrikeFull returns the counter of each counting set's full rules: the
+// probes dropped because the set was full. It reads the rule chains only,
+// never a set's elements, so it is cheap enough to call every second. No
+// first strike is an empty map.
+func (t *Table) StrikeFull() (map[string]uint64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.ready()
+	if err != nil {
+		return nil, err
+	}
+	return t.strikeFull(c)
+}
+
+func (t *Table) strikeFull(c *nftables.Conn) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	// The rule chains as the kernel has them: a Table opened from the
+	// configuration alone (`list`) knows no first strike of its own.
+	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, t.readError("list chains", err)
+	}
+	for _, ch := range all {
+		if ch.Table == nil || ch.Table.Name != t.spec.Table || !strings.HasPrefix(ch.Name, "fs") || !ruleChain.MatchString(ch.Name) {
+			continue
+		}
+		rs, err := c.GetRules(t.table, &nftables.Chain{Name: ch.Name, Table: t.table})
+		if errnoOf(err) == unix.ENOENT {
+			continue // deleted since
+		}
+		if err != nil {
+			return nil, t.readError("read rules of chain "+ch.Name, err)
+		}
+		for _, r := range rs {
+			var set string
+			var n uint64
+			isFull := false
+			for _, e := range r.Exprs {
+				switch e := e.(type) {
+				case *expr.Lookup:
+					if e.Invert && countingSet.MatchString(e.SetName) {
+						set = e.SetName
+					}
+				case *expr.Counter:
+					n = e.Packets
+				case *expr.Log:
+					isFull = strings.HasSuffix(strings.TrimRight(string(e.Data), "\x00"), fullSuffix)
+				}
+			}
+			if isFull && set != "" {
+				out[set] += n
+			}
+		}
+	}
+	return out, nil
+}
+
+// EvictFull empties the counting sets named, with the other sets of the
+// same rule and family (its per-source buckets and hot marks): what a
+// full set would otherwise hold until its elements time out, refusing
+// every new source meanwhile. The sources being counted start over, which
+// can only make first strike later, never stricter. It returns the sets
+// emptied.
+func (t *Table) EvictFull(sets []string) ([]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.ready()
+	if err != nil {
+		return nil, err
+	}
+	have, _, err := t.readSets(c)
+	if err != nil {
+		return nil, err
+	}
+	groups := map[string]bool{} // "fs0_" + "4"
+	for _, name := range sets {
+		if m := countingSet.FindStringSubmatch(name); m != nil {
+			groups[name[:strings.IndexByte(name, '_')+1]+m[1]] = true
+		}
+	}
+	var flush []*nftables.Set
+	var names []string
+	for _, s := range have {
+		m := countingSet.FindStringSubmatch(s.Name)
+		if m == nil || !groups[s.Name[:strings.IndexByte(s.Name, '_')+1]+m[1]] {
+			continue
+		}
+		flush = append(flush, s)
+		names = append(names, s.Name)
+	}
+	if len(flush) == 0 {
+		return nil, nil
+	}
+	err = t.commit(func() string { return "empty full sets " + strings.Join(names, ",") }, func(c *nftables.Conn) error {
+		for _, s := range flush {
+			c.FlushSet(s)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// StrikeSets reads every counting set: its elements (a dump of up to
+// SetSize elements each: for `list`, not for a loop) and its full rules'
+// counter.
+func (t *Table) StrikeSets() ([]StrikeSet, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.ready()
+	if err != nil {
+		return nil, err
+	}
+	sets, _, err := t.readSets(c)
+	if err != nil {
+		return nil, err
+	}
+	full, err := t.strikeFull(c)
+	if err != nil {
+		return nil, err
+	}
+	var out []StrikeSet
+	for _, s := range sets {
+		if !countingSet.MatchString(s.Name) {
+			continue
+		}
+		els, err := c.GetSetElements(s)
+		if errnoOf(err) == unix.ENOENT {
+			continue
+		}
+		if err != nil {
+			return nil, t.readError("read set "+s.Name, err)
+		}
+		out = append(out, StrikeSet{Name: s.Name, Elements: len(els), Size: int(s.Size), FullDrops: full[s.Name]})
+	}
+	slices.SortFunc(out, func(a, b StrikeSet) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }

@@ -1,39 +1,32 @@
+//go:build linux
+
 package actions
 
 import (
 	"testing"
-	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
-func TestBucketFor(t *testing.T) {
-	for _, tc := range []struct {
-		n      int
-		window time.Duration
-		want   bucket
-	}{
-		{5, time.Minute, bucket{rate: 4, unit: 60, burst: 4}},
-		{5, 10 * time.Second, bucket{rate: 24, unit: 60, burst: 4}},
-		{2, time.Second, bucket{rate: 1, unit: 1, burst: 1}},
-		{10, 500 * time.Millisecond, bucket{rate: 18, unit: 1, burst: 9}},
-		{3, 90 * time.Second, bucket{rate: 80, unit: 3600, burst: 2}},
-		{3, 7 * time.Second, bucket{rate: 18, unit: 60, burst: 2}},        // 17.1 rounded up
-		{4, 30 * 24 * time.Hour, bucket{rate: 1, unit: 604800, burst: 3}}, // beyond a week: the largest unit
-	} {
-		if got := bucketFor(tc.n, tc.window); got != tc.want {
-			t.Errorf("bucketFor(%d, %v) = %+v, want %+v", tc.n, tc.window, got, tc.want)
+// The kernel's flag match of a class set holds exactly the combinations
+// the engine classifies into it.
+func TestFlagElementsFollowTheClassifier(t *testing.T) {
+	for c := rules.FlagClass(1); c <= rules.AllClasses; c <<= 1 {
+		in := map[byte]bool{}
+		for _, e := range flagElements(c) {
+			if len(e.Key) != 1 {
+				t.Fatalf("%v: element %v", c, e.Key)
+			}
+			in[e.Key[0]] = true
 		}
-	}
-}
-
-func TestFlagMatchString(t *testing.T) {
-	for m, want := range map[FlagMatch]string{
-		MatchSYN:                   "syn",
-		MatchStealth:               "null|fin|xmas",
-		MatchSYN | MatchXMAS:       "syn|xmas",
-		MatchSYN | FlagMatch(0x40): "syn|0x40",
-	} {
-		if got := m.String(); got != want {
-			t.Errorf("%#x.String() = %q, want %q", uint8(m), got, want)
+		for f := 0; f < 256; f++ {
+			want := rules.Classify(parsers.TCPFlags(f)) == c
+			// The kernel matches the flags byte under the mask, so ECE
+			// and CWR never change the answer.
+			if got := in[byte(f)&byte(rules.FlagMask)]; got != want {
+				t.Errorf("class %v, flags %#02x: kernel %v, engine %v", c, f, got, want)
+			}
 		}
 	}
 }

@@ -71,7 +71,7 @@ func addOldSet4(t *testing.T, ns netNS, chain bool, ranges map[string]time.Durat
 		accept := nftables.ChainPolicyAccept
 		ch := c.AddChain(&nftables.Chain{Name: "input", Table: tbl, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput,
 			Priority: nftables.ChainPriorityRef(-10), Policy: &accept})
-		c.AddRule(dropRule(tbl, ch, old, unix.NFPROTO_IPV4, 12, 4, nil))
+		c.AddRule(dropRule(tbl, ch, old, nil, unix.NFPROTO_IPV4, 12, 4, nil))
 	}
 	if err := c.Flush(); err != nil {
 		t.Fatalf("create the old blocked4: %v", err)

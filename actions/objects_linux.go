@@ -23,11 +23,16 @@ import (
 type objects struct {
 	table             *nftables.Table
 	set4, set6, strk6 *nftables.Set
-	mask4, mask6      []byte            // the sources' masks before a lookup; nil at full length
-	banChains         []*nftables.Chain // with ManageChain, one per hook
-	listen            listenSets        // nil sets without first strike and advanced mode
-	fs                *fsObjects        // nil without first strike
-	adv               *advObjects       // nil without advanced mode
+	// allow4 and allow6 hold the sources never struck nor dropped
+	// (TableSpec.Allow): first strike returns for them, and the ban
+	// chains' drop rules do not match them.
+	allow4, allow6 *nftables.Set
+	wide4          *nftables.Set     // IPv4 bans wider than IPv4Prefix
+	mask4, mask6   []byte            // the sources' masks before a lookup; nil at full length
+	banChains      []*nftables.Chain // with ManageChain, one per hook
+	listen         listenSets        // nil sets without first strike and advanced mode
+	fs             *fsObjects        // nil without first strike
+	adv            *advObjects       // nil without advanced mode
 }
 
 // maxSet4 bounds blocked4. Without a size the kernel gives a set with flags
@@ -50,7 +55,10 @@ func newObjects(spec *TableSpec) *objects {
 		// (an rbtree), which the packet path cannot add to. Its size is
 		// bound like first strike's own sets, though the strike valve
 		// bounds it first.
-		strk6: &nftables.Set{Table: t, Name: SetStrike6, KeyType: nftables.TypeIP6Addr, HasTimeout: true, Dynamic: true, Size: DefaultFirstStrikeSetSize},
+		strk6:  &nftables.Set{Table: t, Name: SetStrike6, KeyType: nftables.TypeIP6Addr, HasTimeout: true, Dynamic: true, Size: DefaultFirstStrikeSetSize},
+		allow4: &nftables.Set{Table: t, Name: SetAllow4, KeyType: nftables.TypeIPAddr, Interval: true},
+		allow6: &nftables.Set{Table: t, Name: SetAllow6, KeyType: nftables.TypeIP6Addr, Interval: true},
+		wide4:  newWide4(t),
 	}
 	if spec.IPv4Prefix < 32 {
 		o.mask4 = net.CIDRMask(spec.IPv4Prefix, 32)
@@ -71,7 +79,7 @@ func newObjects(spec *TableSpec) *objects {
 		o.listen = newListenSets(t)
 	}
 	if spec.FirstStrike != nil {
-		o.fs = newFSObjects(t, spec.FirstStrike, o.mask4, o.mask6)
+		o.fs = newFSObjects(t, spec.FirstStrike, spec, o.mask4, o.mask6, o.allow4, o.allow6)
 	}
 	if spec.Advanced != nil {
 		o.adv = newAdvObjects(t, spec.Advanced)
@@ -82,12 +90,12 @@ func newObjects(spec *TableSpec) *objects {
 // sets lists every named set of the spec, in the order Missing reports
 // them.
 func (o *objects) sets() []*nftables.Set {
-	out := []*nftables.Set{o.set4, o.set6, o.strk6}
+	out := []*nftables.Set{o.set4, o.set6, o.strk6, o.wide4}
 	if o.listen.tcp != nil {
 		out = append(out, o.listen.all()...)
 	}
+	out = append(out, o.allow4, o.allow6)
 	if o.fs != nil {
-		out = append(out, o.fs.allow4, o.fs.allow6)
 		out = append(out, o.fs.dynSets()...)
 	}
 	if o.adv != nil {
@@ -101,8 +109,7 @@ func (o *objects) sets() []*nftables.Set {
 func (o *objects) chains() []*nftables.Chain {
 	out := append([]*nftables.Chain(nil), o.banChains...)
 	if o.fs != nil {
-		out = append(out, o.fs.base, o.fs.strike)
-		out = append(out, o.fs.ruleChains...)
+		out = append(out, o.fs.chains()...)
 	}
 	if o.adv != nil {
 		out = append(out, o.adv.chain)
@@ -141,22 +148,30 @@ func sameBaseChain(got, want *nftables.Chain) bool {
 
 // dropRules are a ban chain's rules:
 //
-//	ip saddr @blocked4 counter drop
-//	ip6 saddr @blocked6 counter drop
-//	ip6 saddr & <IPv6Prefix mask> @strike6 counter drop
+//	ip saddr @blocked4 ip saddr != @allow4 counter drop
+//	ip6 saddr @blocked6 ip6 saddr != @allow6 counter drop
+//	ip6 saddr & <IPv6Prefix mask> @strike6 ip6 saddr != @allow6 counter drop
+//	ip saddr @wide4 ip saddr != @allow4 counter drop
+//
+// A ban never drops an address of the allow list (this host's own, its
+// gateways and resolvers, the ignore list), whatever put it in a set: the
+// allow lookup comes after the ban lookup, so only banned sources pay for
+// it.
 func (o *objects) dropRules(c *nftables.Chain) []*nftables.Rule {
 	return []*nftables.Rule{
-		dropRule(o.table, c, o.set4, unix.NFPROTO_IPV4, 12, 4, o.mask4),
-		dropRule(o.table, c, o.set6, unix.NFPROTO_IPV6, 8, 16, nil),
-		dropRule(o.table, c, o.strk6, unix.NFPROTO_IPV6, 8, 16, o.mask6),
+		dropRule(o.table, c, o.set4, o.allow4, unix.NFPROTO_IPV4, 12, 4, o.mask4),
+		dropRule(o.table, c, o.set6, o.allow6, unix.NFPROTO_IPV6, 8, 16, nil),
+		dropRule(o.table, c, o.strk6, o.allow6, unix.NFPROTO_IPV6, 8, 16, o.mask6),
+		dropRule(o.table, c, o.wide4, o.allow4, unix.NFPROTO_IPV4, 12, 4, nil),
 	}
 }
 
-// dropRule is `ip saddr @set counter drop` (or its ip6 twin): match the
-// family, load the source address, look it up, count and drop. With a mask
-// it is `ip saddr & mask @set counter drop`: the address is masked to its
-// network before the lookup.
-func dropRule(t *nftables.Table, c *nftables.Chain, s *nftables.Set, proto byte, off, length uint32, mask []byte) *nftables.Rule {
+// dropRule is `ip saddr @set ip saddr != @allow counter drop` (or its ip6
+// twin): match the family, load the source address, look it up, look the
+// address up in the allow set, count and drop. With a mask it is `ip saddr
+// & mask @set ...`: the address is masked to its network before the ban
+// lookup. A nil allow set leaves the guard out.
+func dropRule(t *nftables.Table, c *nftables.Chain, s, allow *nftables.Set, proto byte, off, length uint32, mask []byte) *nftables.Rule {
 	exprs := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
@@ -165,20 +180,26 @@ func dropRule(t *nftables.Table, c *nftables.Chain, s *nftables.Set, proto byte,
 	if mask != nil {
 		exprs = append(exprs, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: length, Mask: mask, Xor: make([]byte, length)})
 	}
-	exprs = append(exprs,
-		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	)
+	exprs = append(exprs, &expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID})
+	if allow != nil {
+		exprs = append(exprs,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: length},
+			&expr.Lookup{SourceRegister: 1, SetName: allow.Name, SetID: allow.ID, Invert: true})
+	}
+	exprs = append(exprs, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
 	return &nftables.Rule{Table: t, Chain: c, Exprs: exprs}
 }
 
-// ruleParts returns the set a rule looks up and its counter.
+// ruleParts returns the set a rule looks up (the first one it must find
+// the packet in: inverted lookups, the allow guard, do not count) and its
+// counter.
 func ruleParts(r *nftables.Rule) (set string, cnt *expr.Counter) {
 	for _, e := range r.Exprs {
 		switch e := e.(type) {
 		case *expr.Lookup:
-			set = e.SetName
+			if !e.Invert && set == "" {
+				set = e.SetName
+			}
 		case *expr.Counter:
 			cnt = e
 		}
@@ -236,8 +257,8 @@ func setFlags(s *nftables.Set) string {
 // countingSet matches the names of first strike's counting sets, and
 // ruleChain those of its rule chains, of any configuration.
 var (
-	countingSet = regexp.MustCompile(`^fs[0-9]+_(probes|rate|hits|hot)([46])$`)
-	ruleChain   = regexp.MustCompile(`^fs[0-9]+$`)
+	countingSet = regexp.MustCompile(`^fs(?:[0-9]+_(?:probes|protos|keys|rate|hits|hot)|_struck)([46])$`)
+	ruleChain   = regexp.MustCompile(`^(fs[0-9]+|strike_single|strike_over|strike_narrow)$`)
 )
 
 // fromKernel decodes the elements of an address set; other keys are

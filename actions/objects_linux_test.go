@@ -86,7 +86,7 @@ func TestObjects(t *testing.T) {
 		FirstStrike: &FirstStrikeConfig{MaxPerMinute: 60, Rules: []FirstStrikeRule{
 			{Proto: 6, DistinctPorts: 5, Window: 60e9},
 			{Proto: 17, Hits: 1, Ports: []rules.PortRange{{Lo: 161, Hi: 162}}},
-			{Proto: 6, TCPFlags: MatchStealth, Hits: 3, DistinctPorts: 2, Window: 60e9},
+			{Proto: 6, TCPFlags: rules.ClassNull | rules.ClassFIN | rules.ClassXmas, Hits: 3, DistinctPorts: 2, Window: 60e9},
 		}},
 		Advanced: &AdvancedConfig{},
 	}.normalize()
@@ -101,7 +101,7 @@ func TestObjects(t *testing.T) {
 	for _, c := range o.chains() {
 		chains = append(chains, c.Name)
 	}
-	wantSets := "blocked4 blocked6 strike6 listen_tcp listen_udp allow4 allow6 fs0_probes4 fs0_rate4 fs0_probes6 fs0_rate6 " +
+	wantSets := "blocked4 blocked6 strike6 wide4 listen_tcp listen_udp allow4 allow6 fs0_probes4 fs0_rate4 fs0_probes6 fs0_rate6 " +
 		"fs2_probes4 fs2_rate4 fs2_hits4 fs2_hot4 fs2_probes6 fs2_rate6 fs2_hits6 fs2_hot6 watch_tcp watch_udp"
 	if got := strings.Join(sets, " "); got != wantSets {
 		t.Errorf("sets\n got %s\nwant %s", got, wantSets)
@@ -110,7 +110,7 @@ func TestObjects(t *testing.T) {
 		t.Errorf("chains %s, want %s", got, want)
 	}
 	for _, s := range o.fs.dynSets() {
-		if !countingSet.MatchString(s.Name) || s.Size != DefaultFirstStrikeSetSize || !s.Dynamic || !s.HasTimeout {
+		if !countingSet.MatchString(s.Name) || s.Size < DefaultFirstStrikeSetSize || !s.Dynamic || !s.HasTimeout {
 			t.Errorf("counting set %+v", s)
 		}
 	}
@@ -130,9 +130,12 @@ func TestObjects(t *testing.T) {
 		n[r.Chain.Name]++
 	}
 	// Base: lo, pkttype, allow4, allow6, listen tcp, listen udp, then one
-	// jump per probe kind: SYN, UDP, NULL+FIN+XMAS.
-	if want := map[string]int{"firststrike": 6 + 1 + 1 + 3, "fs0": 2, "fs1": 2, "fs2": 4, "strike": 4}; !maps.Equal(n, want) || anon != 1 {
-		t.Errorf("rules per chain %v, want %v; %d anonymous sets, want 1", n, want, anon)
+	// jump per rule: TCP (every class), UDP, TCP NULL+FIN+XMAS. Each
+	// family of a counting rule: the count and the full-set drop; of a
+	// tripwire: the jump; of hits and distinct ports: the hits, the count
+	// and the full-set drop.
+	if want := map[string]int{"firststrike": 6 + 3, "fs0": 4, "fs1": 2, "fs2": 6, "strike": 4}; !maps.Equal(n, want) || anon != 2 {
+		t.Errorf("rules per chain %v, want %v; %d anonymous sets (ports, flags), want 2", n, want, anon)
 	}
 	if len(o.adv.rules(o)) != 6 {
 		t.Errorf("advanced rules: %d", len(o.adv.rules(o)))

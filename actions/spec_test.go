@@ -26,12 +26,13 @@ func TestSpecDefaults(t *testing.T) {
 		Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.1/32")},
 		FirstStrike: &FirstStrikeConfig{Prefix: DefaultFirstStrikePrefix, Priority: DefaultFirstStrikePriority,
 			SetSize: DefaultFirstStrikeSetSize, Provisional: 90 * time.Second,
-			Rules: []FirstStrikeRule{{Proto: 6, TCPFlags: MatchSYN, DistinctPorts: 5, Window: time.Minute}, {Proto: 17, Hits: 3, Window: 90 * time.Second}}},
+			Rules: []FirstStrikeRule{{Proto: 6, DistinctPorts: 5, Window: time.Minute}, {Proto: 17, Hits: 3, Window: 90 * time.Second}}},
 		Advanced: &AdvancedConfig{Prefix: DefaultAdvancedPrefix, Priority: DefaultAdvancedPriority},
 		Listen:   ListenPorts{TCP: []uint16{22, 443}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("normalize:\n got %+v\nwant %+v", got, want)
+		t.Errorf("first strike:\n got %+v\nwant %+v", *got.FirstStrike, *want.FirstStrike)
 	}
 	// Normalising is idempotent, so a spec from Spec() applies as is.
 	again, err := got.normalize()
@@ -87,10 +88,12 @@ func TestSpecErrors(t *testing.T) {
 		{"v4 prefix high", TableSpec{IPv4Prefix: 33}, "IPv4"},
 		{"v6 prefix", TableSpec{IPv6Prefix: 129}, "IPv6"},
 		{"allow", TableSpec{Allow: []netip.Prefix{{}}}, "allow"},
-		{"fs proto", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 1, Hits: 1}}})}, "protocol 1"},
-		{"fs udp flags", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 17, TCPFlags: MatchSYN, Hits: 1}}})}, "TCP flags on a UDP"},
-		{"fs unknown flags", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, TCPFlags: 0x40, Hits: 1}}})}, "unknown TCP flag"},
-		{"fs no threshold", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6}}})}, "needs hits or distinct"},
+		{"fs proto", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 1, Hits: 1}}})}, "ICMP is never counted"},
+		{"fs ports without ports", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 47, DistinctPorts: 3, Window: time.Minute}}})}, "distinct ports on protocol 47"},
+		{"fs ports and protos", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, DistinctPorts: 3, DistinctProtos: 3, Window: time.Minute}}})}, "both distinct"},
+		{"fs udp flags", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 17, TCPFlags: rules.ClassSYN, Hits: 1}}})}, "TCP flags on a protocol 17"},
+		{"fs unknown flags", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, TCPFlags: 1 << 12, Hits: 1}}})}, "unknown TCP flag"},
+		{"fs no threshold", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6}}})}, "needs hits, distinct"},
 		{"fs no window", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, DistinctPorts: 5}}})}, "window"},
 		{"fs hits", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, Hits: 5000, Window: time.Second}}})}, "hits 5000"},
 		{"fs ports", TableSpec{FirstStrike: fs(FirstStrikeConfig{Rules: []FirstStrikeRule{{Proto: 6, Hits: 1, Ports: []rules.PortRange{{Lo: 9, Hi: 1}}}}})}, "start above end"},

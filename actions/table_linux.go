@@ -315,7 +315,7 @@ func (t *Table) applyOnce(spec *TableSpec) error {
 	if err != nil {
 		return err
 	}
-	for _, want := range []*nftables.Set{o.set6, o.strk6} {
+	for _, want := range []*nftables.Set{o.set6, o.strk6, o.wide4} {
 		if got := st.set(want.Name); got != nil {
 			if err := checkSet(spec.Table, got, want); err != nil {
 				return err
@@ -371,10 +371,7 @@ func (t *Table) applyOnce(spec *TableSpec) error {
 // something else.
 func (t *Table) keptSets(spec *TableSpec, st *kernelState, o *objects) map[string]bool {
 	keep := map[string]bool{}
-	var refill []*nftables.Set
-	if o.fs != nil {
-		refill = append(refill, o.fs.allow4, o.fs.allow6)
-	}
+	refill := []*nftables.Set{o.allow4, o.allow6}
 	if o.adv != nil {
 		refill = append(refill, o.adv.watchTCP, o.adv.watchUDP)
 	}
@@ -452,7 +449,7 @@ func queueApply(c *nftables.Conn, spec *TableSpec, o *objects, st *kernelState, 
 			return fmt.Errorf("nftables: fill %s: %w", Set4, err)
 		}
 	}
-	for _, s := range []*nftables.Set{o.set6, o.strk6} {
+	for _, s := range []*nftables.Set{o.set6, o.strk6, o.wide4} {
 		if err := c.AddSet(s, nil); err != nil {
 			return fmt.Errorf("nftables: add set %s: %w", s.Name, err)
 		}
@@ -464,16 +461,17 @@ func queueApply(c *nftables.Conn, spec *TableSpec, o *objects, st *kernelState, 
 			}
 		}
 	}
-	if o.fs != nil {
-		a4, a6 := mergePrefixes(spec.Allow)
-		for _, sv := range []struct {
-			s  *nftables.Set
-			rs []addrRange
-		}{{o.fs.allow4, a4}, {o.fs.allow6, a6}} {
-			if err := fillSet(c, sv.s, addrRangeElements(sv.rs), keep); err != nil {
-				return fmt.Errorf("first strike: fill set %s: %w", sv.s.Name, err)
-			}
+	// The allow sets guard the drop rules too: always there.
+	a4, a6 := mergePrefixes(spec.Allow)
+	for _, sv := range []struct {
+		s  *nftables.Set
+		rs []addrRange
+	}{{o.allow4, a4}, {o.allow6, a6}} {
+		if err := fillSet(c, sv.s, addrRangeElements(sv.rs), keep); err != nil {
+			return fmt.Errorf("nftables: fill set %s: %w", sv.s.Name, err)
 		}
+	}
+	if o.fs != nil {
 		for _, s := range o.fs.dynSets() {
 			if keep[s.Name] {
 				continue
@@ -498,11 +496,12 @@ func queueApply(c *nftables.Conn, spec *TableSpec, o *objects, st *kernelState, 
 		}
 	}
 	if o.fs != nil {
-		c.AddChain(o.fs.strike)
-		for _, ch := range o.fs.ruleChains {
+		// The base chain last: every chain it reaches exists first.
+		chains := o.fs.chains()
+		for _, ch := range chains[1:] {
 			c.AddChain(ch)
 		}
-		c.AddChain(o.fs.base)
+		c.AddChain(chains[0])
 		rules, err := o.fs.rules(o, c.AddSet)
 		if err != nil {
 			return err

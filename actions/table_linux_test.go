@@ -221,7 +221,11 @@ func checkRulesMask(tb testing.TB, c *nftables.Conn, tbl *nftables.Table, ch *nf
 			case *expr.Bitwise:
 				parts = append(parts, fmt.Sprintf("and%v^%v", e.Mask, e.Xor))
 			case *expr.Lookup:
-				parts = append(parts, "@"+e.SetName)
+				if e.Invert {
+					parts = append(parts, "!@"+e.SetName)
+				} else {
+					parts = append(parts, "@"+e.SetName)
+				}
 			case *expr.Counter:
 				parts = append(parts, "counter")
 			case *expr.Verdict:
@@ -237,10 +241,13 @@ func checkRulesMask(tb testing.TB, c *nftables.Conn, tbl *nftables.Table, ch *nf
 		and = fmt.Sprintf(" and%v^[0 0 0 0]", mask)
 	}
 	want := []string{
-		fmt.Sprintf("meta%d cmp[2] payload1@12/4%s @blocked4 counter verdict%d", expr.MetaKeyNFPROTO, and, expr.VerdictDrop),
-		fmt.Sprintf("meta%d cmp[10] payload1@8/16 @blocked6 counter verdict%d", expr.MetaKeyNFPROTO, expr.VerdictDrop),
+		// Each drops a banned source unless it is on the allow list.
+		fmt.Sprintf("meta%d cmp[2] payload1@12/4%s @blocked4 payload1@12/4 !@allow4 counter verdict%d", expr.MetaKeyNFPROTO, and, expr.VerdictDrop),
+		fmt.Sprintf("meta%d cmp[10] payload1@8/16 @blocked6 payload1@8/16 !@allow6 counter verdict%d", expr.MetaKeyNFPROTO, expr.VerdictDrop),
 		// First strike's IPv6 bans, masked to the default /64.
-		fmt.Sprintf("meta%d cmp[10] payload1@8/16 and[255 255 255 255 255 255 255 255 0 0 0 0 0 0 0 0]^[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0] @strike6 counter verdict%d", expr.MetaKeyNFPROTO, expr.VerdictDrop),
+		fmt.Sprintf("meta%d cmp[10] payload1@8/16 and[255 255 255 255 255 255 255 255 0 0 0 0 0 0 0 0]^[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0] @strike6 payload1@8/16 !@allow6 counter verdict%d", expr.MetaKeyNFPROTO, expr.VerdictDrop),
+		// IPv4 bans wider than the key length (aggregates).
+		fmt.Sprintf("meta%d cmp[2] payload1@12/4 @wide4 payload1@12/4 !@allow4 counter verdict%d", expr.MetaKeyNFPROTO, expr.VerdictDrop),
 	}
 	if !slices.Equal(got, want) {
 		tb.Errorf("chain %s rules:\n%s\nwant:\n%s", ch.Name, strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -354,7 +361,7 @@ func TestApplyRejectsIncompatibleSet(t *testing.T) {
 	if !errors.Is(err, syscall.EEXIST) || !strings.Contains(err.Error(), "`nft delete set inet sentry blocked4`") {
 		t.Errorf("Apply over a blocked4 without timeout = %v, want EEXIST saying what to delete", err)
 	}
-	if m := missing(t, n); !slices.Equal(m, []string{"set blocked4", "set blocked6", "set strike6"}) {
+	if m := missing(t, n); !slices.Equal(m, []string{"set blocked4", "set blocked6", "set strike6", "set wide4", "set allow4", "set allow6"}) {
 		t.Errorf("Missing = %v, want blocked4 wrong, blocked6 and strike6 missing", m)
 	}
 }
@@ -378,7 +385,7 @@ func TestMissingReportsWhatIsGone(t *testing.T) {
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if m := missing(t, n); !slices.Equal(m, []string{"rule input @blocked4", "rule input @blocked6", "rule input @strike6"}) {
+	if m := missing(t, n); !slices.Equal(m, []string{"rule input @blocked4", "rule input @blocked6", "rule input @strike6", "rule input @wide4"}) {
 		t.Errorf("after flushing the chain: Missing = %v", m)
 	}
 	c.DelChain(&nftables.Chain{Name: "input", Table: tbl})

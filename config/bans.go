@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
@@ -43,6 +44,25 @@ func (l *loader) bans(raw *rawConfig, cfg *Config) {
 		}
 		b.MaxNewPerMinute = rb.MaxNewPerMinute.V
 	}
+	if ov := rb.OverValve; ov.Ban.Set {
+		if d, ok := l.duration("bans.over_valve.ban", ov.Ban.V); ok {
+			if d != 0 && (d < time.Second || d > 10*time.Minute) {
+				l.addAt("bans.over_valve.ban", "%s out of range 1s-10m (0 turns short drops off)", ov.Ban.V)
+			}
+			b.OverValveBan = d
+		}
+	}
+	l.perMinute(rb.OverValve.MaxPerMinute, "bans.over_valve.max_per_minute", &b.OverValvePerMinute)
+	if sp := rb.SinglePacket; sp.FirstBan.Set {
+		if d, ok := l.duration("bans.single_packet.first_ban", sp.FirstBan.V); ok {
+			if d != 0 && d < time.Second {
+				l.addAt("bans.single_packet.first_ban", "%s: a ban is at least 1s (0 gives tripwires the rule's ban)", sp.FirstBan.V)
+			}
+			b.SinglePacketBan = d
+		}
+	}
+	l.perMinute(rb.SinglePacket.MaxNewPerMinute, "bans.single_packet.max_new_per_minute", &b.SinglePacketPerMinute)
+	l.aggregate(&rb.Aggregate, &b, cfg)
 	for i, r := range cfg.Engine.Rules {
 		if r.Ban > b.MaxBan && b.MaxBan > 0 {
 			l.addAt(fmt.Sprintf("rules[%d].ban", i), "%s is longer than bans.max_ban %s", r.Ban, b.MaxBan)
@@ -63,4 +83,64 @@ func (l *loader) bans(raw *rawConfig, cfg *Config) {
 		}
 		cfg.MaxOffences = m.V
 	}
+}
+
+// perMinute reads a valve's bound (0 turns it off) into dst when set.
+func (l *loader) perMinute(f field[int], key string, dst *int) {
+	if !f.Set {
+		return
+	}
+	if f.V < 0 || f.V > 100000 {
+		l.add(f.Line, f.Col, key, "%d out of range 0-100000 (0 turns it off)", f.V)
+	}
+	*dst = f.V
+}
+
+// aggregate reads bans.aggregate: the defaults (rules.DefaultAggregate)
+// for what is left out; both prefix lengths 0 turn it off.
+func (l *loader) aggregate(ra *rawAggregate, b *rules.BanPolicy, cfg *Config) {
+	a := rules.DefaultAggregate()
+	if ra.IPv4Prefix.Set {
+		if v := ra.IPv4Prefix.V; v != 0 && (v < 8 || v >= b.IPv4Prefix) {
+			l.add(ra.IPv4Prefix.Line, ra.IPv4Prefix.Col, "bans.aggregate.ipv4_prefix", "%d: want 8 up to bans.ipv4_prefix (%d) exclusive, or 0 for none", v, b.IPv4Prefix)
+		}
+		a.IPv4Prefix = ra.IPv4Prefix.V
+	}
+	if ra.IPv6Prefix.Set {
+		if v := ra.IPv6Prefix.V; v != 0 && (v < 16 || v >= b.IPv6Prefix) {
+			l.add(ra.IPv6Prefix.Line, ra.IPv6Prefix.Col, "bans.aggregate.ipv6_prefix", "%d: want 16 up to bans.ipv6_prefix (%d) exclusive, or 0 for none", v, b.IPv6Prefix)
+		}
+		a.IPv6Prefix = ra.IPv6Prefix.V
+	}
+	// The default prefixes follow shorter ban keys out of the way.
+	if !ra.IPv4Prefix.Set && a.IPv4Prefix >= b.IPv4Prefix {
+		a.IPv4Prefix = 0
+	}
+	if !ra.IPv6Prefix.Set && a.IPv6Prefix >= b.IPv6Prefix {
+		a.IPv6Prefix = 0
+	}
+	if k := ra.DistinctKeys; k.Set {
+		if k.V < 2 || k.V > rules.MaxDistinctPorts {
+			l.add(k.Line, k.Col, "bans.aggregate.distinct_keys", "%d out of range 2-%d", k.V, rules.MaxDistinctPorts)
+		}
+		a.DistinctKeys = k.V
+	}
+	if ra.Within.Set {
+		if d, ok := l.duration("bans.aggregate.within", ra.Within.V); ok {
+			if d <= 0 {
+				l.addAt("bans.aggregate.within", "must be positive")
+			}
+			a.Within = d
+		}
+	}
+	if ra.Ban.Set {
+		if d, ok := l.duration("bans.aggregate.ban", ra.Ban.V); ok {
+			if d < time.Second || (b.MaxBan > 0 && d > b.MaxBan) {
+				l.addAt("bans.aggregate.ban", "%s out of range 1s up to bans.max_ban", ra.Ban.V)
+			}
+			a.Ban = d
+		}
+	}
+	l.perMinute(ra.MaxNewPerMinute, "bans.aggregate.max_new_per_minute", &a.MaxNewPerMinute)
+	cfg.Engine.Aggregate = a
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,16 +21,39 @@ func TestParseReference(t *testing.T) {
 	if err != nil {
 		t.Fatalf("shipped sentry.yaml: %v", err)
 	}
-	if len(cfg.Engine.Rules) != 3 {
-		t.Fatalf("rules = %d, want 3", len(cfg.Engine.Rules))
+	if len(cfg.Engine.Rules) != 7 {
+		t.Fatalf("rules = %d, want 7", len(cfg.Engine.Rules))
 	}
 	r := cfg.Engine.Rules[0]
 	if r.Name != "tcp-portscan" || r.DistinctPorts != 5 || r.Within != time.Minute || r.Ban != time.Hour ||
 		r.Flags != rules.ClassSYN || !reflect.DeepEqual(r.Protos, []uint8{parsers.ProtoTCP}) {
 		t.Errorf("tcp-portscan = %+v", r)
 	}
-	if s := cfg.Engine.Rules[1]; s.Flags != rules.ClassNull|rules.ClassFIN|rules.ClassXmas || s.Hits != 1 || !s.Tripwire() {
+	if s := cfg.Engine.Rules[1]; s.Flags != rules.ClassNull|rules.ClassFIN|rules.ClassXmas|rules.ClassSYNFIN|rules.ClassOdd || s.Hits != 1 || !s.Tripwire() {
 		t.Errorf("stealth-scan = %+v", s)
+	}
+	// Every flag class but rst (which no port answers) is banned by some
+	// rule of the shipped file.
+	var covered rules.FlagClass
+	for _, r := range cfg.Engine.Rules {
+		if slices.Contains(r.Protos, parsers.ProtoTCP) && r.Flags != 0 {
+			covered |= r.Flags
+		}
+	}
+	if want := rules.AllClasses &^ rules.ClassRST; covered != want {
+		t.Errorf("flag classes with a rule: %v, want %v", covered, want)
+	}
+	if p := cfg.Engine.Rules[5]; p.Name != "proto-scan" || p.DistinctProtos != 3 || len(p.Protos) != 0 {
+		t.Errorf("proto-scan = %+v", p)
+	}
+	if sl := cfg.Engine.Rules[6]; sl.Name != "slow-scan" || sl.DistinctPorts != 15 || sl.Within != time.Hour {
+		t.Errorf("slow-scan = %+v", sl)
+	}
+	if b := cfg.Engine.Bans; b.OverValveBan != 30*time.Second || b.SinglePacketBan != 10*time.Minute || b.SinglePacketPerMinute != 20 {
+		t.Errorf("bans = %+v", b)
+	}
+	if a := cfg.Engine.Aggregate; a != rules.DefaultAggregate() {
+		t.Errorf("aggregate = %+v", a)
 	}
 	want := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	if !reflect.DeepEqual(cfg.Ignore.Prefixes, want) || !cfg.Ignore.Self || !cfg.Ignore.Gateways || !cfg.Ignore.Resolvers {
@@ -47,8 +71,12 @@ func TestDefaultsMatchReference(t *testing.T) {
 	minimal := `
 rules:
   - {name: tcp-portscan, proto: tcp, flags: [syn], threshold: {distinct_ports: 5, within: 60s}, ban: 1h}
-  - {name: stealth-scan, proto: tcp, flags: [null, fin, xmas], threshold: {hits: 1}, ban: 24h}
+  - {name: stealth-scan, proto: tcp, flags: [null, fin, xmas, synfin, odd], threshold: {hits: 1}, ban: 24h}
+  - {name: ack-scan, proto: tcp, flags: [ack, finack, synack], ports: "1-32767", threshold: {distinct_ports: 5, within: 60s}, ban: 1h}
   - {name: udp-portscan, proto: udp, threshold: {distinct_ports: 5, within: 60s}, ban: 1h}
+  - {name: sctp-portscan, proto: sctp, threshold: {distinct_ports: 5, within: 60s}, ban: 1h}
+  - {name: proto-scan, threshold: {distinct_protos: 3, within: 60s}, ban: 1h}
+  - {name: slow-scan, proto: [tcp, udp, sctp], ports: "1-32767", threshold: {distinct_ports: 15, within: 1h}, ban: 1h}
 `
 	got, err := Load("minimal.yaml", []byte(minimal))
 	if err != nil {

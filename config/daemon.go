@@ -74,8 +74,10 @@ func (l *loader) exec(raw *rawConfig, cfg *Config) {
 				a = rules.Ignored
 			case "rate-limited":
 				a = rules.RateLimited
+			case "throttled":
+				a = rules.Throttled
 			default:
-				l.add(o.Line, o.Col, fmt.Sprintf("actions.exec.on[%d]", i), "%q: want ban, ignored or rate-limited", o.V)
+				l.add(o.Line, o.Col, fmt.Sprintf("actions.exec.on[%d]", i), "%q: want ban, ignored, rate-limited or throttled", o.V)
 				continue
 			}
 			e.On = append(e.On, a)

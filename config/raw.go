@@ -66,18 +66,41 @@ type rawRule struct {
 }
 
 type rawThreshold struct {
-	Hits          field[int]    `yaml:"hits"`
-	DistinctPorts field[int]    `yaml:"distinct_ports"`
-	Within        field[string] `yaml:"within"`
+	Hits           field[int]    `yaml:"hits"`
+	DistinctPorts  field[int]    `yaml:"distinct_ports"`
+	DistinctProtos field[int]    `yaml:"distinct_protos"`
+	Within         field[string] `yaml:"within"`
 }
 
 type rawBans struct {
-	IPv4Prefix      field[int]     `yaml:"ipv4_prefix"`
-	IPv6Prefix      field[int]     `yaml:"ipv6_prefix"`
-	RepeatFactor    field[float64] `yaml:"repeat_factor"`
-	MaxBan          field[string]  `yaml:"max_ban"`
-	ForgetAfter     field[string]  `yaml:"forget_after"`
-	MaxNewPerMinute field[int]     `yaml:"max_new_per_minute"`
+	IPv4Prefix      field[int]      `yaml:"ipv4_prefix"`
+	IPv6Prefix      field[int]      `yaml:"ipv6_prefix"`
+	RepeatFactor    field[float64]  `yaml:"repeat_factor"`
+	MaxBan          field[string]   `yaml:"max_ban"`
+	ForgetAfter     field[string]   `yaml:"forget_after"`
+	MaxNewPerMinute field[int]      `yaml:"max_new_per_minute"`
+	OverValve       rawOverValve    `yaml:"over_valve"`
+	SinglePacket    rawSinglePacket `yaml:"single_packet"`
+	Aggregate       rawAggregate    `yaml:"aggregate"`
+}
+
+type rawOverValve struct {
+	Ban          field[string] `yaml:"ban"`
+	MaxPerMinute field[int]    `yaml:"max_per_minute"`
+}
+
+type rawSinglePacket struct {
+	FirstBan        field[string] `yaml:"first_ban"`
+	MaxNewPerMinute field[int]    `yaml:"max_new_per_minute"`
+}
+
+type rawAggregate struct {
+	IPv4Prefix      field[int]    `yaml:"ipv4_prefix"`
+	IPv6Prefix      field[int]    `yaml:"ipv6_prefix"`
+	DistinctKeys    field[int]    `yaml:"distinct_keys"`
+	Within          field[string] `yaml:"within"`
+	Ban             field[string] `yaml:"ban"`
+	MaxNewPerMinute field[int]    `yaml:"max_new_per_minute"`
 }
 
 type rawLimits struct {

@@ -98,8 +98,14 @@ func (l *loader) rules(raw *rawConfig, cfg *Config) {
 			}
 			r.DistinctPorts = th.DistinctPorts.V
 		}
-		if !th.Hits.Set && !th.DistinctPorts.Set {
-			l.addAt(tpath, "needs hits or distinct_ports (hits: 1 bans on the first packet)")
+		if th.DistinctProtos.Set {
+			if th.DistinctProtos.V < 1 || th.DistinctProtos.V > rules.MaxDistinctProtos {
+				l.add(th.DistinctProtos.Line, th.DistinctProtos.Col, tpath+".distinct_protos", "%d out of range 1-%d", th.DistinctProtos.V, rules.MaxDistinctProtos)
+			}
+			r.DistinctProtos = th.DistinctProtos.V
+		}
+		if !th.Hits.Set && !th.DistinctPorts.Set && !th.DistinctProtos.Set {
+			l.addAt(tpath, "needs hits, distinct_ports or distinct_protos (hits: 1 bans on the first packet)")
 		}
 		if th.Within.Set {
 			if d, ok := l.duration(tpath+".within", th.Within.V); ok {
@@ -108,7 +114,7 @@ func (l *loader) rules(raw *rawConfig, cfg *Config) {
 				}
 				r.Within = d
 			}
-		} else if r.Hits > 1 || r.DistinctPorts > 1 {
+		} else if !r.Tripwire() {
 			l.addAt(tpath, "needs within, the sliding window (such as 60s)")
 		}
 		if !rr.Ban.Set {

@@ -142,6 +142,7 @@ type Daemon struct {
 	gen        uint64
 	savedFiles []state.Position
 	fleet      *fleetState // nil without fleet mode
+	scan       scanState   // what is said of scans held back: strikes.go
 
 	c counters
 }
@@ -256,7 +257,7 @@ func (d *Daemon) setDoor(ex *actions.ExecAction) {
 	} else {
 		door = append(door, actions.NewReport(d.deps.Report, false))
 	}
-	door = append(door, logAction{log: d.log})
+	door = append(door, logAction{log: d.log, held: &d.scan})
 	if d.metrics != nil {
 		door = append(door, metricsAction{m: d.metrics})
 	}
@@ -400,10 +401,11 @@ loop:
 		case c := <-d.calls:
 			c.fn()
 			close(c.done)
-		case <-second.C:
+		case now := <-second.C:
 			d.applyPardons()
 			d.bound()
 			d.maybeSave(false)
+			d.everySecond(now)
 		case <-listenT.C:
 			d.refreshListening()
 		case <-metricsT.C:
@@ -533,6 +535,7 @@ func (d *Daemon) inputNames() string {
 func (d *Daemon) step(ev *parsers.Event) {
 	d.c.events++
 	dec, ok := d.engine.Step(ev)
+	d.noteStrike(ev, &dec, ok)
 	if !ok {
 		return
 	}

@@ -110,7 +110,7 @@ func TestBansAndDryRunGoThroughTheirOwnDoor(t *testing.T) {
 				if n := len(r.table.bannedKeys()); n != 0 {
 					t.Errorf("dry run banned %d", n)
 				}
-				if !strings.Contains(r.out.String(), "ban 203.0.113.7/32 for 1h rule=fin") {
+				if !strings.Contains(r.out.String(), "ban 203.0.113.7/32 for 10m rule=fin") {
 					t.Errorf("dry-run report: %q", r.out.String())
 				}
 				if _, err := os.Stat(filepath.Join(r.dir, "state", state.FileName)); !os.IsNotExist(err) {
@@ -126,7 +126,7 @@ func TestBansAndDryRunGoThroughTheirOwnDoor(t *testing.T) {
 // A clean stop decides every event already read before it saves the file
 // position: zero loss even when the engine is behind.
 func TestStopDecidesWhatWasRead(t *testing.T) {
-	r := newRig(t, tripwireRules, "bans: {max_new_per_minute: 0}\n")
+	r := newRig(t, tripwireRules, "bans: {max_new_per_minute: 0, single_packet: {max_new_per_minute: 0}}\n")
 	release := make(chan struct{})
 	first := make(chan struct{}, 1)
 	r.table.banHook = func(netip.Prefix) {

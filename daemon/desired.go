@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
@@ -60,17 +61,30 @@ func TableSpec(cfg *config.Config) actions.TableSpec {
 	}
 }
 
+// MaxStrikeWindow is the longest window a rule may have and still be
+// derived into first strike. The kernel's counting sets hold each source
+// for a window: an hour-long slow-scan rule would fill them with the
+// Internet's background noise, and a slow scanner has nothing in flight,
+// so the daemon alone bans it in time.
+const MaxStrikeWindow = 10 * time.Minute
+
 // StrikeConfig derives the kernel's first strike from the rules: each rule
-// with a distinct_ports or hits threshold on TCP or UDP becomes a kernel
-// rule with the same threshold and window. A rule that selects a log
-// prefix or an input interface is left to the daemon: the kernel strikes
-// before any logging rule runs, so it cannot know the prefix. The notes say
-// which rules were left out and why; ok is false when nothing was derived.
+// with a threshold becomes, per protocol it selects, a kernel rule with the
+// same threshold, window and TCP flag classes (the kernel matches the very
+// combinations the engine classifies, so whatever the kernel strikes the
+// daemon confirms). A rule that selects a log prefix or an input interface
+// is left to the daemon (the kernel strikes before any logging rule runs,
+// so it cannot know the prefix), and so is a rule whose window is longer
+// than MaxStrikeWindow, or that counts distinct ports and distinct
+// protocols at once. The notes say which rules were left out and why; ok
+// is false when nothing was derived.
 func StrikeConfig(cfg *config.Config) (fc actions.FirstStrikeConfig, notes []string, ok bool) {
 	// A zero Provisional lets actions default it to the longest window
 	// of the rules derived here.
+	b := cfg.Engine.Bans
 	fc = actions.FirstStrikeConfig{
-		Provisional: cfg.FirstStrike.Provisional, MaxPerMinute: cfg.Engine.Bans.MaxNewPerMinute,
+		Provisional: cfg.FirstStrike.Provisional, MaxPerMinute: b.MaxNewPerMinute,
+		SinglePerMinute: b.SinglePacketPerMinute, OverValve: b.OverValveBan, OverValvePerMinute: b.OverValvePerMinute,
 		SetSize: uint32(cfg.FirstStrike.SetSize),
 	}
 	if !cfg.FirstStrike.Enabled || len(cfg.Inputs.NFLOG) == 0 {
@@ -78,60 +92,63 @@ func StrikeConfig(cfg *config.Config) (fc actions.FirstStrikeConfig, notes []str
 	}
 	fc.Group = cfg.Inputs.NFLOG[0].Group
 	for _, r := range cfg.Engine.Rules {
-		if len(r.Prefixes) > 0 || len(r.Interfaces) > 0 {
+		switch {
+		case len(r.Prefixes) > 0 || len(r.Interfaces) > 0:
 			notes = append(notes, fmt.Sprintf("rule %s left to the daemon: it selects a log prefix or interface", r.Name))
+			continue
+		case !r.Tripwire() && r.Within > MaxStrikeWindow:
+			notes = append(notes, fmt.Sprintf("rule %s left to the daemon: its window %s is longer than first strike's %s", r.Name, r.Within, MaxStrikeWindow))
+			continue
+		case r.DistinctPorts > 1 && r.DistinctProtos > 1:
+			notes = append(notes, fmt.Sprintf("rule %s left to the daemon: it counts distinct ports and distinct protocols at once", r.Name))
 			continue
 		}
 		protos := r.Protos
-		if len(protos) == 0 {
-			protos = []uint8{parsers.ProtoTCP, parsers.ProtoUDP}
+		switch {
+		case len(protos) == 0 && r.Flags != 0:
+			protos = []uint8{parsers.ProtoTCP}
+		case len(protos) == 0 && r.DistinctPorts > 1:
+			// Ports: the protocols that have them.
+			protos = []uint8{parsers.ProtoTCP, parsers.ProtoUDP, parsers.ProtoSCTP, parsers.ProtoUDPLite}
+		case len(protos) == 0:
+			protos = []uint8{0} // every protocol the logging rules log
+		}
+		if r.DistinctProtos > 1 && len(protos) > 1 {
+			// Distinct protocols are counted across the rule's protocols,
+			// which one kernel rule per protocol cannot do.
+			notes = append(notes, fmt.Sprintf("rule %s left to the daemon: it counts distinct protocols among a list of protocols", r.Name))
+			continue
 		}
 		for _, proto := range protos {
-			fr := actions.FirstStrikeRule{Name: r.Name, Proto: proto, DistinctPorts: r.DistinctPorts, Hits: r.Hits, Window: r.Within}
+			if proto == parsers.ProtoICMP || proto == parsers.ProtoICMPv6 {
+				continue // never logged by the printed rules
+			}
+			if (r.DistinctPorts > 1 || r.Ports != nil) && !hasPorts(proto) {
+				continue // no ports to count or select
+			}
+			fr := actions.FirstStrikeRule{Name: r.Name, Proto: proto, DistinctPorts: r.DistinctPorts,
+				DistinctProtos: r.DistinctProtos, Hits: r.Hits, Window: r.Within}
 			if r.Ports != nil {
 				fr.Ports = r.Ports.Ranges()
 			}
-			switch proto {
-			case parsers.ProtoTCP:
-				m, ok := FlagMatch(r.Flags)
-				if !ok {
-					notes = append(notes, fmt.Sprintf("rule %s left to the daemon: its TCP flag classes (%s) have no kernel match", r.Name, r.Flags))
-					continue
-				}
-				fr.TCPFlags = m
-			case parsers.ProtoUDP:
-				if r.Flags != 0 {
-					continue
-				}
-			default:
-				continue
+			if proto == parsers.ProtoTCP {
+				fr.TCPFlags = r.Flags
 			}
 			fc.Rules = append(fc.Rules, fr)
 		}
 	}
+	// The wide prefixes (bans.aggregate): one rule counting keys per wide
+	// network, for the probes of every logged protocol.
+	if a := cfg.Engine.Aggregate; a.Enabled() && a.Within <= MaxStrikeWindow {
+		fc.Rules = append(fc.Rules, actions.FirstStrikeRule{Name: rules.AggregateRule, DistinctKeys: a.DistinctKeys,
+			Wide4: a.IPv4Prefix, Wide6: a.IPv6Prefix, Window: a.Within})
+	}
 	return fc, notes, len(fc.Rules) > 0
 }
 
-// FlagMatch maps the engine's flag classes to the kernel's probe kinds; a
-// rule without classes counts SYNs and the stealth probes. ok is false for
-// classes the kernel cannot match the same way (ack, other): a rule using
-// them stays the daemon's, lest the kernel strike what the rule would not.
-func FlagMatch(c rules.FlagClass) (m actions.FlagMatch, ok bool) {
-	if c == 0 {
-		return actions.MatchSYN | actions.MatchStealth, true
-	}
-	for _, k := range []struct {
-		class rules.FlagClass
-		match actions.FlagMatch
-	}{{rules.ClassSYN, actions.MatchSYN}, {rules.ClassNull, actions.MatchNULL}, {rules.ClassFIN, actions.MatchFIN}, {rules.ClassXmas, actions.MatchXMAS}} {
-		if c&k.class != 0 {
-			m |= k.match
-		}
-	}
-	if c&(rules.ClassACK|rules.ClassOther) != 0 {
-		return 0, false
-	}
-	return m, true
+// hasPorts reports whether protocol p carries ports.
+func hasPorts(p uint8) bool {
+	return p == parsers.ProtoTCP || p == parsers.ProtoUDP || p == parsers.ProtoSCTP || p == parsers.ProtoUDPLite
 }
 
 // pin keeps what cannot change while the daemon runs: the inputs, the

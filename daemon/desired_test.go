@@ -31,19 +31,22 @@ first_strike: {provisional: 5m, set_size: 4096}
 	}
 	wantNotes := []string{
 		"rule ufw-only left to the daemon: it selects a log prefix or interface",
-		"rule acks left to the daemon: its TCP flag classes (ack) have no kernel match",
 	}
 	if !reflect.DeepEqual(notes, wantNotes) {
 		t.Errorf("notes\n got %q\nwant %q", notes, wantNotes)
 	}
 	want := []actions.FirstStrikeRule{
-		{Name: "syn", Proto: 6, TCPFlags: actions.MatchSYN, DistinctPorts: 5, Window: time.Minute},
-		{Name: "stealth", Proto: 6, TCPFlags: actions.MatchStealth, Hits: 1},
+		{Name: "syn", Proto: 6, TCPFlags: rules.ClassSYN, DistinctPorts: 5, Window: time.Minute},
+		{Name: "stealth", Proto: 6, TCPFlags: rules.ClassNull | rules.ClassFIN | rules.ClassXmas, Hits: 1},
 		{Name: "udp-low", Proto: 17, Ports: []rules.PortRange{{Lo: 1, Hi: 1023}, {Lo: 5353, Hi: 5353}}, DistinctPorts: 3, Window: 2 * time.Minute},
-		// ufw-only selects a log prefix and acks a class without a kernel
-		// match: both stay the daemon's.
-		{Name: "any", Proto: 6, TCPFlags: actions.MatchSYN | actions.MatchStealth, Hits: 100, Window: 10 * time.Second},
-		{Name: "any", Proto: 17, Hits: 100, Window: 10 * time.Second},
+		// ufw-only selects a log prefix: the daemon's. Every flag class
+		// has its kernel match.
+		{Name: "acks", Proto: 6, TCPFlags: rules.ClassACK, Hits: 50, Window: 10 * time.Second},
+		// No protocol: every protocol the logging rules log, counted
+		// together as the engine does.
+		{Name: "any", Proto: 0, Hits: 100, Window: 10 * time.Second},
+		// bans.aggregate, on by default: keys per /24 and /48.
+		{Name: "aggregate", DistinctKeys: 8, Wide4: 24, Wide6: 48, Window: time.Minute},
 	}
 	if !reflect.DeepEqual(fc.Rules, want) {
 		t.Errorf("rules\n got %+v\nwant %+v", fc.Rules, want)

@@ -17,7 +17,7 @@ import (
 type banAction struct{ d *Daemon }
 
 func (a *banAction) Act(dec *rules.Decision) error {
-	if dec.Action != rules.Ban {
+	if !dec.Action.Drops() {
 		return nil
 	}
 	d := a.d
@@ -40,12 +40,22 @@ func (a *banAction) Act(dec *rules.Decision) error {
 	return nil
 }
 
-// logAction writes one line per decision. Decisions are bounded by the
-// valve (bans) and by threshold resets (ignored, rate-limited), so an
-// attacker cannot turn this into a line per packet.
-type logAction struct{ log *slog.Logger }
+// logAction writes one line per ban and per ignored source. Bans are
+// bounded by the valves and ignored sources by threshold resets; what the
+// valve held back (throttled, rate-limited: a decoy scan makes thousands)
+// is counted into one summary line per interval instead (held).
+type logAction struct {
+	log  *slog.Logger
+	held *scanState
+}
 
 func (a logAction) Act(dec *rules.Decision) error {
+	if dec.Action == rules.Throttled || dec.Action == rules.RateLimited {
+		if a.held != nil {
+			a.held.noteValve(dec)
+			return nil
+		}
+	}
 	level := slog.LevelInfo
 	if dec.Action != rules.Ban {
 		level = slog.LevelWarn
@@ -59,8 +69,11 @@ func (a logAction) Act(dec *rules.Decision) error {
 		slog.String("ports", portsString(dec)),
 		slog.Int("offence", int(dec.Offence)),
 	}
-	if dec.Action == rules.Ban {
+	if dec.Action.Drops() {
 		attrs = append(attrs, slog.String("ban", actions.FormatDuration(dec.Ban)))
+	}
+	if dec.SinglePacket && dec.Action == rules.Ban {
+		attrs = append(attrs, slog.Bool("single_packet", true))
 	}
 	if dec.Key.Bits() != dec.Source.BitLen() {
 		attrs = append(attrs, slog.String("address", dec.Source.String()))

@@ -39,7 +39,7 @@ func copyState(t *testing.T, from string) string {
 // start neither decides a line twice nor skips one. And the position is
 // saved within a second of a change, not 30 s.
 func TestSavedPositionsMatchSavedOffences(t *testing.T) {
-	r := newRig(t, tripwireRules, "bans: {max_new_per_minute: 0}\n")
+	r := newRig(t, tripwireRules, "bans: {max_new_per_minute: 0, single_packet: {max_new_per_minute: 0}}\n")
 	_, stop := r.start(false)
 	defer stop()
 	stateDir := filepath.Join(r.dir, "state")
@@ -110,8 +110,9 @@ func TestFlushedSetIsRefilled(t *testing.T) {
 	if !r.table.has(pfx("203.0.113.7/32")) {
 		t.Fatalf("ban not put back after the set was flushed; log:\n%s", r.logs.String())
 	}
-	if e, _ := r.table.List(); len(e) != 1 || e[0].Timeout < 59*time.Minute {
-		t.Errorf("restored %+v, want the time left of the 1h ban", e)
+	// One FIN is single-packet evidence: a 10 min first ban.
+	if e, _ := r.table.List(); len(e) != 1 || e[0].Timeout < 9*time.Minute {
+		t.Errorf("restored %+v, want the time left of the 10m ban", e)
 	}
 	if !strings.Contains(r.logs.String(), "bans were missing from the kernel's sets") {
 		t.Errorf("not logged:\n%s", r.logs.String())
@@ -122,7 +123,7 @@ func TestFlushedSetIsRefilled(t *testing.T) {
 // loop: while reading the kernel takes long (a set of a million elements,
 // a flush storm), events are decided and banned.
 func TestTableRepairNeverStallsDecisions(t *testing.T) {
-	r := newRig(t, tripwireRules, "bans: {max_new_per_minute: 0}\n")
+	r := newRig(t, tripwireRules, "bans: {max_new_per_minute: 0, single_packet: {max_new_per_minute: 0}}\n")
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
 	var held atomic.Bool
@@ -251,7 +252,7 @@ func TestFIFOAtFollowedPathHoldsNothingUp(t *testing.T) {
 // reads the rest of the rotated file and decides it while getting ready,
 // reports running, and stops cleanly (nothing waits for anything).
 func TestRestartAfterRotationWithABacklog(t *testing.T) {
-	r := newRig(t, tripwireRules, "bans: {max_new_per_minute: 0}\n")
+	r := newRig(t, tripwireRules, "bans: {max_new_per_minute: 0, single_packet: {max_new_per_minute: 0}}\n")
 	r.appendLines("")
 	_, stop := r.start(false)
 	r.appendLines(line(time.Now(), "203.0.113.7", 23, "FIN"))

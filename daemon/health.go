@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
@@ -15,19 +17,37 @@ import (
 func (d *Daemon) healthLine(elapsed time.Duration, events uint64) {
 	st := d.engine.Stats()
 	var overruns, malformed, failures uint64
+	reasons := map[string]uint64{}
 	for _, in := range d.inputs {
 		s := in.stats()
 		overruns += s.Overruns
 		failures += s.Failures
-		for _, n := range s.Malformed {
+		for r, n := range s.Malformed {
 			malformed += n
+			reasons[r] += n
 		}
 	}
 	attrs := []any{
 		"events_per_s", fmt.Sprintf("%.1f", float64(events)/max(elapsed.Seconds(), 1e-3)),
 		"events", d.c.events, "overruns", overruns, "malformed", malformed,
 		"decisions_ban", st.Decisions[rules.Ban], "ignored", st.Decisions[rules.Ignored],
-		"rate_limited", st.Decisions[rules.RateLimited], "tracked", st.Tracked,
+		"rate_limited", st.Decisions[rules.RateLimited], "throttled", st.Decisions[rules.Throttled], "tracked", st.Tracked,
+	}
+	if malformed > 0 {
+		// By reason, as replay's summary says it: a flood of forged
+		// multicast sources is "reserved-source", not a mystery.
+		var parts []string
+		for r, n := range reasons {
+			parts = append(parts, fmt.Sprintf("%s=%d", r, n))
+		}
+		slices.Sort(parts)
+		attrs = append(attrs, "malformed_by", strings.Join(parts, ","))
+	}
+	if n := d.scan.unconfirmed.total; n > 0 {
+		attrs = append(attrs, "strikes_unconfirmed", n)
+	}
+	if st.ClockJumps > 0 {
+		attrs = append(attrs, "clock_jumps", st.ClockJumps)
 	}
 	if failures > 0 {
 		attrs = append(attrs, "input_failures", failures)
@@ -59,6 +79,10 @@ func (d *Daemon) writeMetrics() {
 		snap.BansActive = d.engine.Banned(time.Now())
 	}
 	snap.Fleet = d.fleetMetrics()
+	// Sets full at any check since the last write show as full.
+	snap.StrikeFull, snap.StrikeFullNow = maps.Clone(d.scan.fullSeen), maps.Clone(d.scan.fullNow)
+	clear(d.scan.fullNow)
+	snap.StrikeEvictions, snap.UnconfirmedStrikes, snap.ClockJumps = d.scan.evictions, d.scan.unconfirmed.total, st.ClockJumps
 	d.metrics.Update(snap)
 	if err := d.metrics.WriteTextfile(d.cfg.Metrics.Textfile); err != nil {
 		d.log.Warn("cannot write metrics", "path", d.cfg.Metrics.Textfile, "err", err)

@@ -20,7 +20,7 @@ const (
 
 const (
 	// numActions is the number of rules.Action values (ban, ignored,
-	// rate-limited), as in rules.Stats.Decisions.
+	// rate-limited, throttled), as in rules.Stats.Decisions.
 	numActions = len(rules.Stats{}.Decisions)
 	// minTracked is the smallest heavy-hitter table: sources beyond the
 	// charted ones are tracked too, so the charted ones are the true top

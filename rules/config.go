@@ -5,80 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
-
-// FlagClass is a class of TCP flag combinations a rule can match, as
-// scanners use them. A packet is in exactly one class.
-type FlagClass uint8
-
-// The flag classes. Their names in sentry.yaml are given by String.
-const (
-	// ClassSYN: SYN without ACK (ECE/CWR allowed): a connection attempt, as
-	// nmap -sS and -sT send.
-	ClassSYN FlagClass = 1 << iota
-	// ClassNull: no flag at all (nmap -sN).
-	ClassNull
-	// ClassFIN: FIN alone (nmap -sF).
-	ClassFIN
-	// ClassXmas: FIN, PSH and URG together, nothing else but ECE/CWR
-	// (nmap -sX).
-	ClassXmas
-	// ClassACK: ACK alone (nmap -sA); also stale ACKs of expired
-	// connections, so no default rule uses it.
-	ClassACK
-	// ClassOther: every other combination.
-	ClassOther
-)
-
-var classNames = []struct {
-	c    FlagClass
-	name string
-}{
-	{ClassSYN, "syn"}, {ClassNull, "null"}, {ClassFIN, "fin"},
-	{ClassXmas, "xmas"}, {ClassACK, "ack"}, {ClassOther, "other"},
-}
-
-// ParseFlagClass returns the class named name ("syn", "null", "fin", "xmas",
-// "ack", "other").
-func ParseFlagClass(name string) (FlagClass, error) {
-	for _, c := range classNames {
-		if c.name == name {
-			return c.c, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown TCP flag class %q (want syn, null, fin, xmas, ack or other)", name)
-}
-
-// String returns the class names in the set, comma separated.
-func (c FlagClass) String() string {
-	var names []string
-	for _, n := range classNames {
-		if c&n.c != 0 {
-			names = append(names, n.name)
-		}
-	}
-	return strings.Join(names, ",")
-}
-
-// Classify returns the class of a TCP flags byte.
-func Classify(f parsers.TCPFlags) FlagClass {
-	core := f &^ (parsers.ECE | parsers.CWR)
-	switch core {
-	case parsers.SYN:
-		return ClassSYN
-	case 0:
-		return ClassNull
-	case parsers.FIN:
-		return ClassFIN
-	case parsers.FIN | parsers.PSH | parsers.URG:
-		return ClassXmas
-	case parsers.ACK:
-		return ClassACK
-	}
-	return ClassOther
-}
 
 // PortRange is the inclusive range of ports Lo to Hi.
 type PortRange struct{ Lo, Hi uint16 }
@@ -172,11 +99,12 @@ type Rule struct {
 	Flags FlagClass
 	// Interfaces select by input interface.
 	Interfaces []Pattern
-	// Hits is the number of matching packets, and DistinctPorts the number
-	// of distinct destination ports, that a source must reach within Within.
-	// When both are set both must be reached. Hits 1 with no DistinctPorts is
-	// a tripwire: the first packet bans.
-	Hits, DistinctPorts int
+	// Hits is the number of matching packets, DistinctPorts the number of
+	// distinct destination ports and DistinctProtos the number of distinct
+	// IP protocols that a source must reach within Within. Every one set
+	// must be reached. Hits 1 with neither distinct threshold is a
+	// tripwire: the first packet bans.
+	Hits, DistinctPorts, DistinctProtos int
 	// Within is the sliding window; unused by a tripwire.
 	Within time.Duration
 	// Ban is the first offence's ban duration.
@@ -184,14 +112,16 @@ type Rule struct {
 }
 
 // Limits on thresholds, so per-source state stays small: each tracked source
-// holds at most MaxHits timestamps and MaxDistinctPorts ports per rule.
+// holds at most MaxHits timestamps, MaxDistinctPorts ports and
+// MaxDistinctProtos protocols per rule, however long the window.
 const (
-	MaxHits          = 4096
-	MaxDistinctPorts = 1024
+	MaxHits           = 4096
+	MaxDistinctPorts  = 1024
+	MaxDistinctProtos = 256
 )
 
 // Tripwire reports whether the first matching packet crosses the threshold.
-func (r *Rule) Tripwire() bool { return r.Hits <= 1 && r.DistinctPorts <= 1 }
+func (r *Rule) Tripwire() bool { return r.Hits <= 1 && r.DistinctPorts <= 1 && r.DistinctProtos <= 1 }
 
 // Validate checks a rule's own consistency.
 func (r *Rule) Validate() error {
@@ -202,8 +132,10 @@ func (r *Rule) Validate() error {
 		return fmt.Errorf("rule %s: hits %d out of range 0-%d", r.Name, r.Hits, MaxHits)
 	case r.DistinctPorts < 0 || r.DistinctPorts > MaxDistinctPorts:
 		return fmt.Errorf("rule %s: distinct_ports %d out of range 0-%d", r.Name, r.DistinctPorts, MaxDistinctPorts)
-	case r.Hits == 0 && r.DistinctPorts == 0:
-		return fmt.Errorf("rule %s: threshold needs hits or distinct_ports", r.Name)
+	case r.DistinctProtos < 0 || r.DistinctProtos > MaxDistinctProtos:
+		return fmt.Errorf("rule %s: distinct_protos %d out of range 0-%d", r.Name, r.DistinctProtos, MaxDistinctProtos)
+	case r.Hits == 0 && r.DistinctPorts == 0 && r.DistinctProtos == 0:
+		return fmt.Errorf("rule %s: threshold needs hits, distinct_ports or distinct_protos", r.Name)
 	case !r.Tripwire() && r.Within <= 0:
 		return fmt.Errorf("rule %s: threshold needs a positive within window", r.Name)
 	case r.Ban <= 0:
@@ -226,7 +158,48 @@ type BanPolicy struct {
 	// MaxNewPerMinute is the valve: at most this many bans in any 60 s of
 	// event time; 0 disables it.
 	MaxNewPerMinute int
+	// OverValveBan is how long a source that crosses a threshold while its
+	// valve is closed is dropped instead (Action Throttled): short, so a
+	// forged address is not held for long, but a real scanner hiding among
+	// decoys is slowed to nothing. At most OverValvePerMinute such drops in
+	// any 60 s; beyond that, or with OverValveBan 0, the source is only
+	// reported (RateLimited).
+	OverValveBan       time.Duration
+	OverValvePerMinute int
+	// SinglePacketBan caps the first ban a tripwire (single-packet
+	// evidence) gives: a packet's source cannot be trusted without a
+	// handshake, so one forged packet costs the address it names no more
+	// than this. A key banned again within ForgetAfter gets the rule's own
+	// ban, escalated from there. 0 gives tripwires the rule's ban at once.
+	SinglePacketBan time.Duration
+	// SinglePacketPerMinute is the tripwires' own valve, apart from
+	// MaxNewPerMinute, so a flood of forged single packets cannot use up
+	// the bans real scans need; 0 makes them share MaxNewPerMinute.
+	SinglePacketPerMinute int
 }
+
+// Aggregate bans a wider prefix when enough distinct ban keys inside it
+// probe within a window: a scanner taking a new IPv6 /64 for every probe
+// inside its /48, or a new IPv4 address inside its /24. A wide prefix that
+// contains an ignored address is never banned.
+type Aggregate struct {
+	// IPv4Prefix and IPv6Prefix are the wide prefixes' lengths, shorter
+	// than the ban keys'; 0 turns aggregation off for the family.
+	IPv4Prefix, IPv6Prefix int
+	// DistinctKeys ban keys (with any matching event) within Within ban
+	// the wide prefix for Ban.
+	DistinctKeys int
+	Within       time.Duration
+	Ban          time.Duration
+	// MaxNewPerMinute is the aggregates' own valve; 0 disables it.
+	MaxNewPerMinute int
+}
+
+// Enabled reports whether any family aggregates.
+func (a *Aggregate) Enabled() bool { return a.IPv4Prefix > 0 || a.IPv6Prefix > 0 }
+
+// AggregateRule is the rule name of a wide prefix's decisions.
+const AggregateRule = "aggregate"
 
 // Config is everything the engine needs, already validated by the loader.
 type Config struct {
@@ -241,6 +214,8 @@ type Config struct {
 	// anywhere, "*ACCEPT" at the end). See DefaultAcceptPrefixes.
 	AcceptPrefixes []string
 	Bans           BanPolicy
+	// Aggregate bans wider prefixes; the zero value is off.
+	Aggregate Aggregate
 	// MaxTrackedSources bounds the engine's memory.
 	MaxTrackedSources int
 }
@@ -250,5 +225,12 @@ func DefaultBanPolicy() BanPolicy {
 	return BanPolicy{
 		IPv4Prefix: 32, IPv6Prefix: 64, RepeatFactor: 2,
 		MaxBan: 720 * time.Hour, ForgetAfter: 168 * time.Hour, MaxNewPerMinute: 60,
+		OverValveBan: 30 * time.Second, OverValvePerMinute: 600,
+		SinglePacketBan: 10 * time.Minute, SinglePacketPerMinute: 20,
 	}
+}
+
+// DefaultAggregate returns the aggregation of the shipped sentry.yaml.
+func DefaultAggregate() Aggregate {
+	return Aggregate{IPv4Prefix: 24, IPv6Prefix: 48, DistinctKeys: 8, Within: time.Minute, Ban: time.Hour, MaxNewPerMinute: 10}
 }

@@ -17,11 +17,19 @@ const (
 	// Ignored: the source crossed a threshold but is on the ignore list.
 	Ignored
 	// RateLimited: the source crossed a threshold but the valve
-	// (max_new_per_minute) was closed; nothing is banned.
+	// (max_new_per_minute) was closed, and so was the short drops' own
+	// bound; nothing is banned.
 	RateLimited
+	// Throttled: the source crossed a threshold while the valve was
+	// closed: drop the key for Decision.Ban, a short time
+	// (BanPolicy.OverValveBan), which is no offence.
+	Throttled
+
+	// NumActions is the number of actions, for counters indexed by Action.
+	NumActions = 4
 )
 
-// String returns "ban", "ignored" or "rate-limited".
+// String returns "ban", "ignored", "rate-limited" or "throttled".
 func (a Action) String() string {
 	switch a {
 	case Ban:
@@ -30,9 +38,14 @@ func (a Action) String() string {
 		return "ignored"
 	case RateLimited:
 		return "rate-limited"
+	case Throttled:
+		return "throttled"
 	}
 	return "unknown"
 }
+
+// Drops reports whether the action puts the key in the kernel's sets.
+func (a Action) Drops() bool { return a == Ban || a == Throttled }
 
 // MaxListedPorts is how many distinct ports a Decision lists as evidence.
 const MaxListedPorts = 8
@@ -68,8 +81,11 @@ type Decision struct {
 	// Proto is the protocol of the crossing packet.
 	Proto uint8
 	// Ban is how long to drop the key, escalation applied. Zero unless
-	// Action is Ban.
+	// Action drops (Ban, Throttled).
 	Ban time.Duration
+	// SinglePacket says the evidence is one packet (a tripwire), whose
+	// source may be forged: its first ban is short.
+	SinglePacket bool
 	// Offence counts this key's bans within forget_after, this one included
 	// (1 for a first offence). For Ignored and RateLimited it is the count
 	// the ban would have had.

@@ -27,13 +27,20 @@ type Stats struct {
 	// RuleEvents counts events matched, per rule.
 	RuleEvents []uint64
 	// Decisions counts decisions per Action.
-	Decisions [3]uint64
+	Decisions [NumActions]uint64
+	// Aggregates counts the decisions on wide prefixes (also counted in
+	// Decisions).
+	Aggregates uint64
 	// Tracked is the number of sources with state now; Evicted were dropped
 	// to stay under MaxTrackedSources, Expired for being idle.
 	Tracked          int
 	Evicted, Expired uint64
 	// Offenders is the number of keys with a remembered offence.
 	Offenders int
+	// ClockJumps counts events whose time disagreed with the engine's
+	// clock by more than ClockSkew (see ClockSkew): each event ahead, and
+	// each run of events behind, once.
+	ClockJumps uint64
 }
 
 // Engine applies the rules to events, one at a time. It is not safe for
@@ -61,35 +68,45 @@ type Engine struct {
 	offences  map[netip.Prefix]offence
 	nextSweep int64
 
-	valve             []int64
-	valveHead, valveN int
-	now               int64
-	stats             Stats
+	// The valves: multi-packet evidence, single-packet evidence, and the
+	// short drops beyond either (and beyond the aggregates' own).
+	valve, single, over valve
+	agg                 aggregates
+
+	// The engine's clock (see ClockSkew): now, a forward jump waiting for
+	// the next event, the key it decided on, and whether events run behind.
+	now, pending int64
+	pendingKey   netip.Prefix
+	behind       bool
+	stats        Stats
 }
 
 type source struct {
 	key        netip.Prefix
 	prev, next int32
-	last       int64
-	tr         []tracker
+	// seen is the engine's clock at the source's last event: idle expiry
+	// is measured on it, not on the source's own times.
+	seen int64
+	// tr holds trackers only for the rules the source matched, in the
+	// order it first did; at[i] is rule i's index in tr, or -1. A reused
+	// slot keeps both buffers.
+	at []int8
+	tr []tracker
 }
 
-// tracker is one source's evidence for one rule.
-type tracker struct {
-	ports    []portSeen // distinct ports in the window, arrival order; cap DistinctPorts
-	ring     []int64    // times of the last Hits packets; cap Hits
-	ringHead int
-	// The evidence run: packets with no gap longer than the window.
-	first, last int64
-	hits        uint32
-	flags       parsers.TCPFlags
-	listed      [MaxListedPorts]uint16
-	nlisted     uint8
-}
-
-type portSeen struct {
-	t    int64
-	port uint16
+// tracker returns the source's tracker of rule i, adding it on first use.
+func (s *source) tracker(i int) *tracker {
+	if j := s.at[i]; j >= 0 {
+		return &s.tr[j]
+	}
+	s.at[i] = int8(len(s.tr))
+	if len(s.tr) < cap(s.tr) {
+		s.tr = s.tr[:len(s.tr)+1]
+		s.tr[len(s.tr)-1].reset()
+	} else {
+		s.tr = append(s.tr, tracker{})
+	}
+	return &s.tr[len(s.tr)-1]
 }
 
 type offence struct {
@@ -133,14 +150,22 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("rules: ipv6_prefix %d out of range 1-128", b.IPv6Prefix)
 	case b.RepeatFactor < 1:
 		return nil, fmt.Errorf("rules: repeat_factor %g below 1", b.RepeatFactor)
-	case b.MaxNewPerMinute < 0:
-		return nil, fmt.Errorf("rules: max_new_per_minute %d is negative", b.MaxNewPerMinute)
+	case b.MaxNewPerMinute < 0 || b.OverValvePerMinute < 0 || b.SinglePacketPerMinute < 0:
+		return nil, fmt.Errorf("rules: a valve (max_new_per_minute) is negative")
+	case b.OverValveBan < 0 || b.SinglePacketBan < 0:
+		return nil, fmt.Errorf("rules: a negative ban")
 	case cfg.MaxTrackedSources < 1:
 		return nil, fmt.Errorf("rules: max_tracked_sources must be at least 1")
 	}
 	accept, err := compileAccept(cfg.AcceptPrefixes)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
+	}
+	if err := checkAggregate(&cfg.Aggregate, &b); err != nil {
+		return nil, err
+	}
+	if cfg.Aggregate.Enabled() && cfg.Aggregate.Within > maxWindow {
+		maxWindow = cfg.Aggregate.Within
 	}
 	e := &Engine{
 		rules:     append([]Rule(nil), cfg.Rules...),
@@ -153,7 +178,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 		tail:      none,
 		maxWindow: int64(maxWindow),
 		offences:  make(map[netip.Prefix]offence),
-		valve:     make([]int64, b.MaxNewPerMinute),
+		valve:     newValve(b.MaxNewPerMinute),
+		single:    newValve(b.SinglePacketPerMinute),
+		over:      newValve(b.OverValvePerMinute),
+		agg:       newAggregates(cfg.Aggregate, cfg.MaxTrackedSources),
 	}
 	e.stats.RuleEvents = make([]uint64, len(e.rules))
 	return e, nil
@@ -175,14 +203,12 @@ func (e *Engine) Key(addr netip.Addr) netip.Prefix {
 
 // Step feeds one event to the engine and returns the decision it causes, if
 // any. At most one decision comes from one event: the first rule, in config
-// order, whose threshold the event crosses. Allocation-free for a source
-// already tracked.
+// order, whose threshold the event crosses, else the wide prefix's
+// (Config.Aggregate). Allocation-free for a source already tracked.
 func (e *Engine) Step(ev *parsers.Event) (Decision, bool) {
 	e.stats.Events++
 	t := ev.Time.UnixNano()
-	if t > e.now {
-		e.now = t
-	}
+	tg := e.clock(t)
 	defer e.sweep()
 
 	if ev.Prefix != "" && e.accepted(ev.Prefix) {
@@ -201,34 +227,83 @@ func (e *Engine) Step(ev *parsers.Event) (Decision, bool) {
 		return Decision{}, false
 	}
 	key := e.Key(ev.Src)
-	if off, ok := e.offences[key]; ok && (t < off.bannedUntil || t <= off.pardonedAt) {
+	if e.held(key, tg) {
+		e.stats.WhileBanned++
+		return Decision{}, false
+	}
+	wide, aggOn := e.agg.wide(ev.Src, key)
+	if aggOn && e.held(wide, tg) {
 		e.stats.WhileBanned++
 		return Decision{}, false
 	}
 
-	slot := e.track(key, t)
+	slot := e.track(key)
 	src := &e.slots[slot]
 	for i := range e.rules {
 		if matched&(1<<i) == 0 {
 			continue
 		}
 		r := &e.rules[i]
-		tr := &src.tr[i]
+		tr := src.tracker(i)
 		if !tr.observe(r, ev, t) {
 			continue
 		}
-		d := e.decide(r, tr, ev, key, t)
-		if d.Action == Ban {
+		d := e.decide(r, tr, ev, key, tg)
+		if d.Action.Drops() {
 			for j := range src.tr {
 				src.tr[j].reset()
 			}
 		} else {
 			tr.reset()
 		}
-		e.stats.Decisions[d.Action]++
+		e.decided(&d, tg)
 		return d, true
 	}
+	if aggOn {
+		if d, ok := e.aggregate(wide, ev, key, t, tg); ok {
+			e.decided(&d, tg)
+			e.stats.Aggregates++
+			return d, true
+		}
+	}
 	return Decision{}, false
+}
+
+// decided counts a decision and remembers its key while its time is a
+// candidate jump (see ClockSkew).
+func (e *Engine) decided(d *Decision, tg int64) {
+	e.stats.Decisions[d.Action]++
+	if e.pending != 0 && tg == e.pending {
+		e.pendingKey = d.Key
+	}
+}
+
+// held reports whether key is banned (or throttled) at engine time tg, or
+// pardoned after it.
+func (e *Engine) held(key netip.Prefix, tg int64) bool {
+	off, ok := e.offences[key]
+	return ok && (tg < off.bannedUntil || tg <= off.pardonedAt)
+}
+
+// Held reports whether the engine holds addr's key (or its wide prefix)
+// banned or throttled at t: what the daemon asks of a kernel strike that
+// gave no decision. Allocation-free.
+func (e *Engine) Held(addr netip.Addr, t time.Time) bool {
+	tg := e.clockAt(t.UnixNano())
+	key := e.Key(addr)
+	if e.held(key, tg) || e.held(netip.PrefixFrom(addr, addr.BitLen()), tg) {
+		return true
+	}
+	wide, ok := e.agg.wide(addr, key)
+	return ok && e.held(wide, tg)
+}
+
+// clockAt is clock without its effects: the time an event at t would get.
+func (e *Engine) clockAt(t int64) int64 {
+	if e.now != 0 && t < e.now-int64(ClockSkew) {
+		return e.now
+	}
+	return t
 }
 
 // accepted reports whether prefix matches an accept pattern.
@@ -290,153 +365,78 @@ func matchAny(ps []Pattern, s string) bool {
 	return false
 }
 
-// observe adds one matching packet to the evidence and reports whether the
-// rule's threshold is now reached.
-func (tr *tracker) observe(r *Rule, ev *parsers.Event, t int64) bool {
-	within := int64(r.Within)
-	if tr.hits == 0 || t-tr.last > within {
-		tr.reset()
-		tr.first = t
-	}
-	tr.hits++
-	tr.last = t
-	tr.flags |= ev.Flags
-	// Without a transport header the port is unknown, not 0: it counts
-	// as a packet, not as a distinct port.
-	known := !ev.NoL4Header
-	if known && int(tr.nlisted) < len(tr.listed) && !containsPort(tr.listed[:tr.nlisted], ev.DstPort) {
-		tr.listed[tr.nlisted] = ev.DstPort
-		tr.nlisted++
-	}
-	if r.Tripwire() {
-		return true
-	}
-	cutoff := t - within
-	portsOK := true
-	if r.DistinctPorts > 1 {
-		if tr.ports == nil {
-			tr.ports = make([]portSeen, 0, r.DistinctPorts)
-		}
-		kept := tr.ports[:0]
-		found := false
-		for _, p := range tr.ports {
-			if p.t < cutoff {
-				continue
-			}
-			if known && p.port == ev.DstPort {
-				p.t = t
-				found = true
-			}
-			kept = append(kept, p)
-		}
-		tr.ports = kept
-		// At capacity the threshold is already reached, so a further port
-		// adds nothing the decision needs.
-		if known && !found && len(tr.ports) < cap(tr.ports) {
-			tr.ports = append(tr.ports, portSeen{t: t, port: ev.DstPort})
-		}
-		portsOK = len(tr.ports) >= r.DistinctPorts
-	}
-	hitsOK := true
-	if r.Hits > 1 {
-		if tr.ring == nil {
-			tr.ring = make([]int64, 0, r.Hits)
-		}
-		if len(tr.ring) < cap(tr.ring) {
-			tr.ring = append(tr.ring, t)
-		} else {
-			tr.ring[tr.ringHead] = t
-			tr.ringHead = (tr.ringHead + 1) % len(tr.ring)
-		}
-		// The ring holds the last Hits packet times; the oldest sits at
-		// ringHead once the ring is full.
-		hitsOK = len(tr.ring) == r.Hits && tr.ring[tr.ringHead%len(tr.ring)] >= cutoff
-	}
-	return portsOK && hitsOK
-}
-
-func containsPort(ps []uint16, p uint16) bool {
-	for _, x := range ps {
-		if x == p {
-			return true
-		}
-	}
-	return false
-}
-
-func (tr *tracker) reset() {
-	tr.ports = tr.ports[:0]
-	tr.ring = tr.ring[:0]
-	tr.ringHead = 0
-	tr.hits = 0
-	tr.flags = 0
-	tr.nlisted = 0
-}
-
-func (e *Engine) decide(r *Rule, tr *tracker, ev *parsers.Event, key netip.Prefix, t int64) Decision {
+// decide turns a crossed threshold into a decision at engine time tg.
+func (e *Engine) decide(r *Rule, tr *tracker, ev *parsers.Event, key netip.Prefix, tg int64) Decision {
 	d := Decision{
-		Time:      ev.Time,
-		Key:       key,
-		Source:    ev.Src,
-		Rule:      r.Name,
-		FirstSeen: time.Unix(0, tr.first).In(ev.Time.Location()),
-		LastSeen:  ev.Time,
-		Hits:      tr.hits,
-		Flags:     tr.flags,
-		Proto:     ev.Proto,
+		Time:         ev.Time,
+		Key:          key,
+		Source:       ev.Src,
+		Rule:         r.Name,
+		FirstSeen:    time.Unix(0, tr.first).In(ev.Time.Location()),
+		LastSeen:     ev.Time,
+		Hits:         tr.hits,
+		Flags:        tr.flags,
+		Proto:        ev.Proto,
+		SinglePacket: r.Tripwire(),
 	}
 	d.NPorts = uint8(copy(d.Ports[:], tr.listed[:tr.nlisted]))
 	d.DistinctPorts = uint32(d.NPorts)
 	if r.DistinctPorts > 1 {
-		d.DistinctPorts = uint32(len(tr.ports))
+		d.DistinctPorts = uint32(len(tr.ports.seen))
 	}
-
-	off := e.offences[key]
-	if off.count > 0 && t-off.lastBan > int64(e.bans.ForgetAfter) {
-		off.count = 0
-	}
-	d.Offence = off.count + 1
-
 	if e.ignored(ev.Src) {
+		d.Offence = e.offenceCount(key, tg) + 1
 		d.Action = Ignored
 		return d
 	}
 	// A key that would cover an ignored address shrinks to the single
 	// source address: banning a /64 must not drop a host we never ban.
 	if e.overlapsIgnore(key) {
-		single := netip.PrefixFrom(ev.Src, ev.Src.BitLen())
-		d.Key = single
-		key = single
-		off = e.offences[key]
-		if off.count > 0 && t-off.lastBan > int64(e.bans.ForgetAfter) {
-			off.count = 0
-		}
-		d.Offence = off.count + 1
+		d.Key = netip.PrefixFrom(ev.Src, ev.Src.BitLen())
 	}
-	if !e.valveOpen(t) {
-		d.Action = RateLimited
-		return d
+	v := &e.valve
+	if d.SinglePacket && len(e.single.ring) > 0 {
+		v = &e.single
 	}
-	d.Action = Ban
-	d.Ban = e.banFor(r.Ban, d.Offence)
-	off.count = d.Offence
-	off.lastBan = t
-	off.bannedUntil = t + int64(d.Ban)
-	e.offences[key] = off
-	e.valvePush(t)
+	e.conclude(&d, r.Ban, v, tg)
 	return d
 }
 
-func (e *Engine) banFor(base time.Duration, offence uint32) time.Duration {
-	d := float64(base)
-	limit := float64(e.bans.MaxBan)
-	for i := uint32(1); i < offence && d < limit; i++ {
-		d *= e.bans.RepeatFactor
+// offenceCount is the number of key's offences still remembered at tg.
+func (e *Engine) offenceCount(key netip.Prefix, tg int64) uint32 {
+	off := e.offences[key]
+	if off.count > 0 && tg-off.lastBan > int64(e.bans.ForgetAfter) {
+		return 0
 	}
-	if e.bans.MaxBan > 0 && d > limit {
-		d = limit
+	return off.count
+}
+
+// conclude sets the decision's action and ban through valve v, records
+// the offence, and falls back to a short drop when v is closed.
+func (e *Engine) conclude(d *Decision, base time.Duration, v *valve, tg int64) {
+	d.Offence = e.offenceCount(d.Key, tg) + 1
+	off := e.offences[d.Key]
+	if v.open(tg) {
+		d.Action = Ban
+		d.Ban = e.banFor(base, d.Offence, d.SinglePacket)
+		off.count = d.Offence
+		off.lastBan = tg
+		off.bannedUntil = max(off.bannedUntil, tg+int64(d.Ban))
+		e.offences[d.Key] = off
+		v.push(min(tg, e.now))
+		return
 	}
-	return time.Duration(d)
+	if e.bans.OverValveBan <= 0 || !e.over.open(tg) {
+		d.Action = RateLimited
+		return
+	}
+	// Beyond the valve: a short drop, no offence. The key's events are
+	// not evidence while it lasts, as for a ban.
+	d.Action = Throttled
+	d.Ban = min(e.bans.OverValveBan, e.banFor(base, d.Offence, d.SinglePacket))
+	off.bannedUntil = max(off.bannedUntil, tg+int64(d.Ban))
+	e.offences[d.Key] = off
+	e.over.push(min(tg, e.now))
 }
 
 func (e *Engine) ignored(a netip.Addr) bool {
@@ -457,33 +457,9 @@ func (e *Engine) overlapsIgnore(key netip.Prefix) bool {
 	return false
 }
 
-func (e *Engine) valveOpen(t int64) bool {
-	n := len(e.valve)
-	if n == 0 {
-		return true
-	}
-	if e.valveN < n {
-		return true
-	}
-	// Full ring: the oldest of the last n bans sits at valveHead.
-	return e.valve[e.valveHead] <= t-int64(time.Minute)
-}
-
-func (e *Engine) valvePush(t int64) {
-	n := len(e.valve)
-	if n == 0 {
-		return
-	}
-	e.valve[e.valveHead] = t
-	e.valveHead = (e.valveHead + 1) % n
-	if e.valveN < n {
-		e.valveN++
-	}
-}
-
 // track returns the slot of key, creating it (evicting the stalest source
 // when full) and moving it to the head of the LRU chain.
-func (e *Engine) track(key netip.Prefix, t int64) int32 {
+func (e *Engine) track(key netip.Prefix) int32 {
 	i, ok := e.index[key]
 	if ok {
 		e.unlink(i)
@@ -496,18 +472,21 @@ func (e *Engine) track(key netip.Prefix, t int64) int32 {
 			i = e.free[n-1]
 			e.free = e.free[:n-1]
 		} else {
-			e.slots = append(e.slots, source{tr: make([]tracker, len(e.rules))})
+			// Most sources match a few rules: room for three trackers, grown
+			// (once per slot) for more.
+			e.slots = append(e.slots, source{at: make([]int8, len(e.rules)), tr: make([]tracker, 0, min(len(e.rules), 3))})
 			i = int32(len(e.slots) - 1)
 		}
 		s := &e.slots[i]
 		s.key = key
-		for j := range s.tr {
-			s.tr[j].reset()
+		for j := range s.at {
+			s.at[j] = -1
 		}
+		s.tr = s.tr[:0]
 		e.index[key] = i
 	}
 	s := &e.slots[i]
-	s.last = t
+	s.seen = e.now
 	s.prev, s.next = none, e.head
 	if e.head != none {
 		e.slots[e.head].prev = i
@@ -543,7 +522,7 @@ func (e *Engine) drop(i int32) {
 // sweep expires a bounded amount of idle state per step, so its cost is
 // spread over events instead of stalling one.
 func (e *Engine) sweep() {
-	for k := 0; k < 2 && e.tail != none && e.slots[e.tail].last < e.now-e.maxWindow; k++ {
+	for k := 0; k < 2 && e.tail != none && e.slots[e.tail].seen < e.now-e.maxWindow; k++ {
 		e.drop(e.tail)
 		e.stats.Expired++
 	}
@@ -556,128 +535,4 @@ func (e *Engine) sweep() {
 			delete(e.offences, k)
 		}
 	}
-}
-
-// Pardon forgets the evidence against every key inside or around p, as of
-// at: the key is no longer considered banned, its current offence does not
-// count towards escalation, and events up to at are not held against it, so
-// it is not banned again by the evidence that was pardoned. It returns the
-// number of keys affected.
-func (e *Engine) Pardon(p netip.Prefix, at time.Time) int {
-	t := at.UnixNano()
-	p = p.Masked()
-	n := 0
-	for k, off := range e.offences {
-		// A pardon forgets what came before it, not a later ban.
-		if !k.Overlaps(p) || off.lastBan > t {
-			continue
-		}
-		if off.bannedUntil > t && off.count > 0 {
-			off.count--
-		}
-		off.bannedUntil = 0
-		off.pardonedAt = t
-		e.offences[k] = off
-		n++
-	}
-	for k, i := range e.index {
-		if k.Overlaps(p) {
-			e.drop(i)
-			if _, ok := e.offences[k]; !ok {
-				e.offences[k] = offence{pardonedAt: t}
-				n++
-			}
-		}
-	}
-	if n == 0 {
-		key := p
-		if p.Bits() == p.Addr().BitLen() {
-			key = e.Key(p.Addr())
-		}
-		// A key banned again after the pardon keeps that history: the
-		// pardon only marks a key the engine knew nothing of.
-		if _, ok := e.offences[key]; !ok {
-			e.offences[key] = offence{pardonedAt: t}
-			n = 1
-		}
-	}
-	return n
-}
-
-// Offence is a key's remembered history, as saved across restarts (its
-// JSON form is the state file's).
-type Offence struct {
-	Key netip.Prefix `json:"key"`
-	// Count is the number of bans within forget_after.
-	Count uint32 `json:"count"`
-	// LastBan is when the last ban was decided; BannedUntil when it ends
-	// (zero when pardoned); PardonedAt when the key was last pardoned.
-	LastBan     time.Time `json:"last_ban,omitzero"`
-	BannedUntil time.Time `json:"banned_until,omitzero"`
-	PardonedAt  time.Time `json:"pardoned_at,omitzero"`
-}
-
-// Offences returns every remembered offence, for saving. It allocates.
-func (e *Engine) Offences() []Offence {
-	out := make([]Offence, 0, len(e.offences))
-	for k, o := range e.offences {
-		out = append(out, Offence{Key: k, Count: o.count, LastBan: unixTime(o.lastBan),
-			BannedUntil: unixTime(o.bannedUntil), PardonedAt: unixTime(o.pardonedAt)})
-	}
-	return out
-}
-
-func unixTime(ns int64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, ns).UTC()
-}
-
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// Restore tells the engine about offences from before it started (saved
-// state, or bans read back from the kernel). A record never shortens what
-// the engine already knows of the key.
-func (e *Engine) Restore(o Offence) {
-	k := o.Key.Masked()
-	cur := e.offences[k]
-	cur.count = max(cur.count, o.Count)
-	cur.lastBan = max(cur.lastBan, unixNano(o.LastBan))
-	cur.bannedUntil = max(cur.bannedUntil, unixNano(o.BannedUntil))
-	cur.pardonedAt = max(cur.pardonedAt, unixNano(o.PardonedAt))
-	e.offences[k] = cur
-}
-
-// Stats returns a snapshot of the counters.
-func (e *Engine) Stats() Stats {
-	s := e.stats
-	s.RuleEvents = append([]uint64(nil), e.stats.RuleEvents...)
-	s.Tracked = len(e.index)
-	s.Offenders = len(e.offences)
-	return s
-}
-
-// Banned returns how many keys the engine holds banned at t: the bans it
-// decided or was told of (Restore), not yet over or pardoned. It walks
-// every remembered offence: for health lines and metrics, not per event.
-func (e *Engine) Banned(t time.Time) int {
-	now, n := t.UnixNano(), 0
-	for _, o := range e.offences {
-		if o.bannedUntil > now {
-			n++
-		}
-	}
-	return n
-}
-
-// SetIgnore replaces the ignore list, as when the host's own addresses,
-// gateways or resolvers are resolved again. Tracked evidence is kept.
-func (e *Engine) SetIgnore(ignore []netip.Prefix) {
-	e.ignore = append(e.ignore[:0:0], ignore...)
 }

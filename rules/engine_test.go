@@ -189,6 +189,7 @@ func TestDecisionEvidence(t *testing.T) {
 func TestEscalationAndForgetting(t *testing.T) {
 	cfg := testConfig()
 	cfg.Bans.MaxBan = 5 * time.Hour
+	cfg.Bans.SinglePacketBan = 0
 	e := newEngine(t, cfg)
 	fin := func(at time.Duration) parsers.Event {
 		ev := syn("203.0.113.66", 80, at)
@@ -223,6 +224,8 @@ func TestEscalationAndForgetting(t *testing.T) {
 func TestValve(t *testing.T) {
 	cfg := testConfig()
 	cfg.Bans.MaxNewPerMinute = 3
+	cfg.Bans.SinglePacketPerMinute = 0 // tripwires share the valve
+	cfg.Bans.OverValveBan = 0          // no short drops beyond it
 	e := newEngine(t, cfg)
 	var got []string
 	for i := 0; i < 6; i++ {
@@ -353,6 +356,10 @@ func TestIdleExpiry(t *testing.T) {
 	e.Step(&ev)
 	ev = syn("203.0.113.8", 1, 2*time.Minute)
 	e.Step(&ev)
+	// The clock takes a jump of more than ClockSkew once the next event
+	// agrees.
+	ev = syn("203.0.113.8", 2, 2*time.Minute+time.Second)
+	e.Step(&ev)
 	if s := e.Stats(); s.Tracked != 1 || s.Expired != 1 {
 		t.Errorf("tracked %d expired %d, want 1 and 1", s.Tracked, s.Expired)
 	}
@@ -373,18 +380,61 @@ func TestStepAllocs(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	for _, tc := range []struct {
-		f    parsers.TCPFlags
-		want FlagClass
-	}{
-		{parsers.SYN, ClassSYN}, {parsers.SYN | parsers.ECE | parsers.CWR, ClassSYN}, {0, ClassNull},
-		{parsers.FIN, ClassFIN}, {parsers.FIN | parsers.PSH | parsers.URG, ClassXmas}, {parsers.ACK, ClassACK},
-		{parsers.SYN | parsers.ACK, ClassOther}, {parsers.RST, ClassOther}, {parsers.SYN | parsers.FIN, ClassOther},
+// TestClassifyEveryCombination checks all 64 combinations of the six flags
+// against the classes written out by hand, with and without ECE and CWR.
+func TestClassifyEveryCombination(t *testing.T) {
+	const F, S, R, P, A, U = parsers.FIN, parsers.SYN, parsers.RST, parsers.PSH, parsers.ACK, parsers.URG
+	want := map[parsers.TCPFlags]FlagClass{}
+	for class, fs := range map[FlagClass][]parsers.TCPFlags{
+		ClassSYN:    {S, S | P, S | U, S | P | U},
+		ClassSYNFIN: {S | F, S | F | P, S | F | U, S | F | P | U, S | F | A, S | F | A | P, S | F | A | U, S | F | A | P | U},
+		ClassSYNACK: {S | A, S | A | P, S | A | U, S | A | P | U},
+		ClassNull:   {0},
+		ClassFIN:    {F},
+		ClassXmas:   {F | P | U},
+		ClassOdd:    {P, U, P | U, F | P, F | U},
+		ClassACK:    {A, A | P, A | U, A | P | U},
+		ClassFINACK: {F | A, F | A | P, F | A | U, F | A | P | U},
 	} {
-		if got := Classify(tc.f); got != tc.want {
-			t.Errorf("Classify(%v) = %v, want %v", tc.f, got, tc.want)
+		for _, f := range fs {
+			if _, dup := want[f]; dup {
+				t.Fatalf("%v listed twice", f)
+			}
+			want[f] = class
 		}
+	}
+	for f := parsers.TCPFlags(0); f <= FlagMask; f++ {
+		if f&R != 0 {
+			want[f] = ClassRST
+		}
+	}
+	if len(want) != 64 {
+		t.Fatalf("%d combinations written out, want 64", len(want))
+	}
+	for f, class := range want {
+		for _, ecn := range []parsers.TCPFlags{0, parsers.ECE, parsers.CWR, parsers.ECE | parsers.CWR} {
+			if got := Classify(f | ecn); got != class {
+				t.Errorf("Classify(%q) = %v, want %v", (f | ecn).String(), got, class)
+			}
+		}
+	}
+	// FlagCombinations is the inverse: each class's combinations, each
+	// combination in one class.
+	total := 0
+	for i := 0; i < numClasses; i++ {
+		c := FlagClass(1) << i
+		for _, f := range FlagCombinations(c) {
+			if want[f] != c {
+				t.Errorf("FlagCombinations(%v) holds %q, of class %v", c, f.String(), want[f])
+			}
+			total++
+		}
+		if name := c.String(); name == "" || func() bool { p, err := ParseFlagClass(name); return err != nil || p != c }() {
+			t.Errorf("class %d has no name that parses back: %q", i, name)
+		}
+	}
+	if total != 64 || len(FlagCombinations(AllClasses)) != 64 {
+		t.Errorf("the classes hold %d combinations, want 64", total)
 	}
 }
 

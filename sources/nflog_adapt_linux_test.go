@@ -8,8 +8,8 @@ import (
 )
 
 // TestNFLOGAdaptSwitches drives the batching switch with packet times: a
-// flood (1024 packets within 50 ms) asks for batches, a calm second (under
-// 2000 packets) for single packets again, an overrun for batches at once.
+// stream (256 packets within 100 ms) asks for batches, a calm second (under
+// 1000 packets) for single packets again, an overrun for batches at once.
 func TestNFLOGAdaptSwitches(t *testing.T) {
 	var sent []bool
 	fail := false
@@ -31,10 +31,12 @@ func TestNFLOGAdaptSwitches(t *testing.T) {
 	}
 	// 1000 packets/s for 3 s: calm, nothing sent.
 	feed(3000, time.Millisecond)
+	// 2000 packets/s: 200 in 100 ms, still calm.
+	feed(1000, 500*time.Microsecond)
 	if len(sent) != 0 || a.batched {
 		t.Fatalf("calm traffic switched: %v", sent)
 	}
-	// 100k/s: within the first 1024 packets (10 ms), batches.
+	// 100k/s: within the first 256 packets, batches.
 	feed(1100, 10*time.Microsecond)
 	if len(sent) != 1 || !sent[0] || !a.batched {
 		t.Fatalf("flood: sent %v, batched %v", sent, a.batched)

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	nflog "github.com/florianl/go-nflog/v2"
-
 	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
 
@@ -20,38 +18,36 @@ func nflogBenchRun() *nflogRun {
 		src:      NewNFLOGSource(NFLOGConfig{}),
 		prefixes: newNFLOGIntern(nflogMaxPrefixes),
 		ifnames:  &nflogIfNames{names: map[uint32]string{7: "eth0"}},
+		clock:    newNFLOGClock(),
 	}
 }
 
-// nflogBenchAttr is what go-nflog hands the hook for a logged TCP SYN.
-func nflogBenchAttr() nflog.Attribute {
-	payload := nflogTestPacket("198.51.100.2", "198.51.100.1", 40000, 22, parsers.SYN)
-	prefix := "SENTRY: "
-	ts := time.Now()
-	dev := uint32(7)
-	return nflog.Attribute{Payload: &payload, Prefix: &prefix, Timestamp: &ts, InDev: &dev}
+// nflogBenchAttr is what the socket hands the hook for a logged TCP SYN.
+func nflogBenchAttr() nflogPacket {
+	return nflogPacket{payload: nflogTestPacket("198.51.100.2", "198.51.100.1", 40000, 22, parsers.SYN),
+		prefix: []byte("SENTRY: "), ts: time.Now(), hasTS: true, indev: 7, hasDev: true}
 }
 
 func TestNFLOGEvent(t *testing.T) {
 	r, a := nflogBenchRun(), nflogBenchAttr()
 	ev, o := r.event(&a)
-	if o != parsers.Parsed || ev.Prefix != "SENTRY" || ev.InIface != "eth0" || !ev.Time.Equal(*a.Timestamp) || ev.DstPort != 22 || ev.Flags != parsers.SYN {
+	if o != parsers.Parsed || ev.Prefix != "SENTRY" || ev.InIface != "eth0" || !ev.Time.Equal(a.ts) || ev.DstPort != 22 || ev.Flags != parsers.SYN {
 		t.Fatalf("event = %+v, %v", ev, o)
 	}
 	if n := testing.AllocsPerRun(1000, func() { r.event(&a) }); n != 0 {
 		t.Errorf("%v allocs per packet, want 0", n)
 	}
 	// No timestamp: receive time.
-	a.Timestamp = nil
+	a.hasTS = false
 	if ev, _ := r.event(&a); time.Since(ev.Time) > time.Second {
 		t.Errorf("fallback time %v", ev.Time)
 	}
 	// Unknown interface without a table connection: "" and no reload.
-	*a.InDev = 8
+	a.indev = 8
 	if ev, _ := r.event(&a); ev.InIface != "" {
 		t.Errorf("unknown interface named %q", ev.InIface)
 	}
-	a.Payload = nil
+	a.payload = nil
 	if _, o := r.event(&a); o != parsers.Truncated {
 		t.Errorf("no payload: %v", o)
 	}

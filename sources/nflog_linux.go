@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	nflog "github.com/florianl/go-nflog/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
@@ -42,21 +41,17 @@ func (s *NFLOGSource) Run(ctx context.Context, out chan<- Item) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	nf, err := nflog.Open(&nflog.Config{
-		NetNS:    cfg.NetNS,
-		Group:    cfg.Group,
-		Copymode: nflog.CopyPacket,
-		Bufsize:  uint32(cfg.CopyRange),
-		QThresh:  cfg.QueueThreshold,
-		Timeout:  nflogTimeoutUnits(cfg.FlushTimeout),
-	})
+	conn, rcvErr, err := openNFLOGConn(cfg.NetNS, cfg.Group, cfg.CopyRange, cfg.QueueThreshold, nflogTimeoutUnits(cfg.FlushTimeout), cfg.ReadBuffer)
 	if err != nil {
-		return fmt.Errorf("nflog group %d: open netlink socket: %w", cfg.Group, err)
+		if strings.Contains(err.Error(), "netlink socket:") {
+			return fmt.Errorf("nflog group %d: open netlink socket: %w", cfg.Group, err)
+		}
+		return nflogBindError(cfg.Group, err)
 	}
-	defer nf.Close()
-	if err := nf.Con.SetReadBuffer(cfg.ReadBuffer); err != nil {
-		s.log.Warn("cannot set socket receive buffer", "bytes", cfg.ReadBuffer, "err", err)
-	} else if got, err := nf.Con.ReadBuffer(); err == nil && got < cfg.ReadBuffer {
+	defer conn.close()
+	if rcvErr != nil {
+		s.log.Warn("cannot set socket receive buffer", "bytes", cfg.ReadBuffer, "err", rcvErr)
+	} else if got, err := unix.GetsockoptInt(nflogFd(conn), unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil && got < cfg.ReadBuffer {
 		// The kernel reports twice what was granted; less than asked means
 		// it was capped by net.core.rmem_max (no CAP_NET_ADMIN to force it).
 		s.log.Warn("socket receive buffer is smaller than configured", "bytes", got, "want", cfg.ReadBuffer)
@@ -64,39 +59,60 @@ func (s *NFLOGSource) Run(ctx context.Context, out chan<- Item) error {
 
 	r := &nflogRun{
 		src:      s,
-		adapt:    newNFLOGAdapt(nf.Con, cfg),
 		ctx:      rctx,
 		out:      out,
 		prefixes: newNFLOGIntern(nflogMaxPrefixes),
 		ifnames:  newNFLOGIfNames(cfg.NetNS, s.log),
+		clock:    newNFLOGClock(),
 		errc:     make(chan error, 1),
 	}
-	defer r.ifnames.close()
-
-	if err := nf.RegisterWithErrorFunc(rctx, r.hook, r.onError); err != nil {
-		return nflogBindError(cfg.Group, err)
+	if a := newNFLOGAdapt(cfg); a != nil {
+		a.send = conn.sendQThresh
+		r.adapt = a
 	}
+	defer r.ifnames.close()
 	s.readyOnce.Do(func() { close(s.ready) })
 
+	// Cancelling ctx interrupts the wait for packets.
+	stopWait := context.AfterFunc(rctx, func() { conn.f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stopWait()
 	var runErr error
-	select {
-	case <-rctx.Done():
-	case runErr = <-r.errc:
+	for rctx.Err() == nil {
+		err := conn.receive(func(p *nflogPacket) bool { return r.hook(p) == 0 })
+		switch {
+		case err == nil:
+		case errors.Is(err, syscall.ENOBUFS):
+			r.onError(err)
+		case errClosed(err) || rctx.Err() != nil:
+		default:
+			runErr = err
+		}
+		if runErr != nil {
+			break
+		}
 	}
 	cancel()
 	// After cancel, so that a send in progress gives up.
 	r.stop()
 	r.logOverruns(true)
+	conn.unbind()
 	if runErr != nil {
 		return fmt.Errorf("nflog group %d: receive: %w", cfg.Group, runErr)
 	}
 	return nil
 }
 
+// nflogFd returns the socket's descriptor, for a getsockopt.
+func nflogFd(c *nflogConn) int {
+	fd := -1
+	c.rc.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
 // nflogBindError explains a failure to bind the group. The kernel answers
 // EPERM both without CAP_NET_ADMIN and when the group is bound by another
-// socket, and go-nflog flattens the errno into text; the capability check
-// and the stage that failed tell the two apart (every nfnetlink request
+// socket; the capability check and the stage that failed (named in the
+// error's text by openNFLOGConn) tell the two apart (every nfnetlink request
 // needs CAP_NET_ADMIN, so without it the first request, the unbind of
 // stale handlers, fails; a busy group fails at the group bind).
 func nflogBindError(group uint16, err error) error {
@@ -124,8 +140,9 @@ func (e *nflogBusyError) Error() string {
 		e.group, e.group, e.err)
 }
 
+// Is matches ErrNFLOGGroupBusy. The kernel's EPERM is not unwrapped: a
+// busy group must not read as a missing capability (os.ErrPermission).
 func (e *nflogBusyError) Is(target error) bool { return target == ErrNFLOGGroupBusy }
-func (e *nflogBusyError) Unwrap() error        { return e.err }
 
 // nflogHasCapNetAdmin reports whether the calling thread has CAP_NET_ADMIN
 // in its effective set. If the set cannot be read it says yes, leaving the
@@ -139,14 +156,13 @@ func nflogHasCapNetAdmin() bool {
 	return data[unix.CAP_NET_ADMIN/32].Effective&(1<<(unix.CAP_NET_ADMIN%32)) != 0
 }
 
-// nflogRun is the state of one Run, shared by go-nflog's callbacks (hook,
+// nflogRun is the state of one Run, shared by the receive loop (hook,
 // onError) and Run's shutdown (stop, logOverruns).
 //
 // mu guards the decoding and accounting state and is held only around work
 // that does not wait on anyone: never across the send to out, so that
 // counting an overrun, switching the batching or shutting down never waits
-// for the consumer. go-nflog v2.3.0 happens to call both callbacks from one
-// goroutine; nothing here depends on it.
+// for the consumer.
 type nflogRun struct {
 	src *NFLOGSource
 	ctx context.Context // Run's: ends before stop, giving up pending sends
@@ -158,6 +174,7 @@ type nflogRun struct {
 	ifnames  *nflogIfNames
 
 	adapt *nflogAdapt // nil: batching fixed by the configuration
+	clock *nflogClock
 
 	pendingOverruns uint64
 	lastOverrunLog  time.Time
@@ -169,21 +186,22 @@ type nflogRun struct {
 	errc chan error
 }
 
-// hook is go-nflog's callback, run on its receive goroutine for each packet.
-// The attribute data lives in a buffer go-nflog reuses: nothing of it is
-// kept past the call (DecodePacket copies addresses, prefixes are interned).
-func (r *nflogRun) hook(a nflog.Attribute) int {
+// hook is called on the receive loop's goroutine for each packet; it
+// returns 1 to stop reading. The packet's data lives in the read buffer,
+// which is reused: nothing of it is kept past the call (DecodePacket copies
+// addresses, prefixes are interned).
+func (r *nflogRun) hook(a *nflogPacket) int {
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
 		return 1
 	}
-	ev, o := r.event(&a)
+	ev, o := r.event(a)
 	if r.adapt != nil {
 		// Kernel time measures the arrival rate even when the reader lags.
 		t := time.Now()
-		if a.Timestamp != nil {
-			t = *a.Timestamp
+		if a.hasTS {
+			t = a.ts
 		}
 		r.adapt.packet(r.src.log, t)
 	}
@@ -208,28 +226,24 @@ func (r *nflogRun) hook(a nflog.Attribute) int {
 
 // event turns one NFLOG message into an Event, counting it. It allocates
 // nothing when the prefix and the interface are already known.
-func (r *nflogRun) event(a *nflog.Attribute) (parsers.Event, parsers.Outcome) {
+func (r *nflogRun) event(a *nflogPacket) (parsers.Event, parsers.Outcome) {
 	s := r.src
 	s.received.Add(1)
 	var ev parsers.Event
 	o := parsers.Truncated // no payload: the rule or the copy mode sent no packet
-	if a.Payload != nil {
-		o = parsers.DecodePacket(*a.Payload, &ev)
+	if a.payload != nil {
+		o = parsers.DecodePacket(a.payload, &ev)
 	}
 	if o != parsers.Parsed {
 		s.outcomes.add(o)
 		return ev, o
 	}
-	if a.Timestamp != nil {
-		ev.Time = *a.Timestamp
-	} else {
-		ev.Time = time.Now()
+	ev.Time = r.clock.stamp(a.ts, a.hasTS, s)
+	if a.prefix != nil {
+		ev.Prefix = r.prefixes.getBytes(a.prefix)
 	}
-	if a.Prefix != nil {
-		ev.Prefix = r.prefixes.get(*a.Prefix)
-	}
-	if a.InDev != nil {
-		ev.InIface = r.ifnames.name(*a.InDev)
+	if a.hasDev {
+		ev.InIface = r.ifnames.name(a.indev)
 	}
 	s.outcomes.add(parsers.Parsed)
 	return ev, parsers.Parsed
@@ -245,10 +259,10 @@ func (r *nflogRun) stop() {
 	r.sending.Wait()
 }
 
-// onError is go-nflog's error callback; returning 0 makes it read on.
+// onError takes a receive error; returning 0 means read on.
 func (r *nflogRun) onError(err error) int {
 	if r.ctx.Err() != nil {
-		// Shutdown: go-nflog set a past read deadline to stop reading.
+		// Shutdown: Run set a past read deadline to stop reading.
 		return 1
 	}
 	if errors.Is(err, syscall.ENOBUFS) {
@@ -382,24 +396,27 @@ func nflogParseLink(b []byte) (uint32, string, bool) {
 // reader in about 100 us but tops out near 100-135k packets/s, losing the
 // rest; batches of 32 with a 10 ms flush lose nothing at 350k/s but delay a
 // single probe by 10 ms. So the source starts at the configured threshold 1
-// and raises the kernel's threshold while a flood lasts.
+// and raises the kernel's threshold while a stream lasts. The switch is at
+// a few thousand packets a second, not at the reader's limit: one wakeup
+// per packet costs the daemon 10-20 us of CPU in the scheduler alone
+// (measured at 5k and 13k/s), where batches bring it to a few us, and at
+// such rates a fast scanner is held by first strike in the kernel while
+// the daemon takes its 10 ms.
 const (
 	nflogFloodQThresh   = 32
 	nflogFloodTimeout   = 1 // 1/100 s
-	nflogFloodPackets   = 1024
-	nflogFloodWindow    = 50 * time.Millisecond // 1024 in 50 ms: >= 20k/s
+	nflogFloodPackets   = 256
+	nflogFloodWindow    = 100 * time.Millisecond // 256 in 100 ms: >= 2.5k/s
 	nflogCalmWindow     = time.Second
-	nflogCalmPackets    = 2000     // under 2k/s for a second: per packet again
-	nflogCfgMsgType     = 4<<8 | 1 // NFNL_SUBSYS_ULOG, NFULNL_MSG_CONFIG
-	nflogCfgAttrTimeout = 4        // NFULA_CFG_TIMEOUT
-	nflogCfgAttrQThresh = 5        // NFULA_CFG_QTHRESH
+	nflogCalmPackets    = 1000 // under 1k/s for a second: per packet again
+	nflogCfgAttrTimeout = 4    // NFULA_CFG_TIMEOUT
+	nflogCfgAttrQThresh = 5    // NFULA_CFG_QTHRESH
 )
 
 // nflogAdapt switches the kernel's queue threshold between 1 and
 // nflogFloodQThresh by the packet rate. It sends its configuration requests
-// from go-nflog's receive goroutine, between two reads: netlink.Conn.Send
-// would wait for a read in progress otherwise. The requests carry no ACK
-// flag, so no reply enters the stream go-nflog reads.
+// from the receive loop's goroutine, between two reads. The requests carry
+// no ACK flag, so no reply enters the stream of packets.
 type nflogAdapt struct {
 	// send asks the kernel for batches (true) or single packets (false).
 	send    func(batched bool) (qthresh uint32, err error)
@@ -408,11 +425,13 @@ type nflogAdapt struct {
 	count   int
 }
 
-func newNFLOGAdapt(conn *netlink.Conn, cfg NFLOGConfig) *nflogAdapt {
+// newNFLOGAdapt returns the switch for cfg, its sender still to be set,
+// or nil when the batching is fixed.
+func newNFLOGAdapt(cfg NFLOGConfig) *nflogAdapt {
 	if cfg.FixedBatching || cfg.QueueThreshold != 1 {
 		return nil
 	}
-	return &nflogAdapt{send: nflogSendQThresh(conn, cfg.Group), start: time.Now()}
+	return &nflogAdapt{start: time.Now()}
 }
 
 // packet accounts for one received packet at now.
@@ -439,32 +458,6 @@ func (a *nflogAdapt) flood(log *slog.Logger, now time.Time) {
 	if !a.batched {
 		a.set(log, true)
 		a.start, a.count = now, 0
-	}
-}
-
-// nflogSendQThresh returns the sender of NFULNL_MSG_CONFIG requests that
-// set the group's queue threshold (and flush timeout when batching).
-func nflogSendQThresh(conn *netlink.Conn, group uint16) func(bool) (uint32, error) {
-	return func(batched bool) (uint32, error) {
-		ae := netlink.NewAttributeEncoder()
-		ae.ByteOrder = binary.BigEndian
-		qthresh := uint32(1)
-		if batched {
-			qthresh = nflogFloodQThresh
-			ae.Uint32(nflogCfgAttrTimeout, nflogFloodTimeout)
-		}
-		ae.Uint32(nflogCfgAttrQThresh, qthresh)
-		attrs, err := ae.Encode()
-		if err != nil {
-			return qthresh, err
-		}
-		// struct nfgenmsg: family, version, resource id (the group).
-		data := append([]byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, byte(group >> 8), byte(group)}, attrs...)
-		_, err = conn.Send(netlink.Message{
-			Header: netlink.Header{Type: nflogCfgMsgType, Flags: netlink.Request},
-			Data:   data,
-		})
-		return qthresh, err
 	}
 }
 

@@ -66,6 +66,7 @@ func TestNFLOGRunSlowConsumer(t *testing.T) {
 		out:      out,
 		prefixes: newNFLOGIntern(nflogMaxPrefixes),
 		ifnames:  &nflogIfNames{names: map[uint32]string{7: "eth0"}},
+		clock:    newNFLOGClock(),
 		adapt: &nflogAdapt{start: time.Now(), send: func(batched bool) (uint32, error) {
 			mu.Lock()
 			switched = append(switched, batched)
@@ -78,7 +79,7 @@ func TestNFLOGRunSlowConsumer(t *testing.T) {
 	hooked := make(chan int, 1)
 	go func() {
 		a := nflogBenchAttr()
-		hooked <- r.hook(a)
+		hooked <- r.hook(&a)
 	}()
 	// The hook has decoded the packet and is about to block in its send.
 	for deadline := time.Now().Add(5 * time.Second); src.Stats().Received == 0; {
@@ -126,7 +127,8 @@ func TestNFLOGRunSlowConsumer(t *testing.T) {
 
 	// After stop, even a consumer ready to read gets nothing.
 	r.out = make(chan Item, 1)
-	if ret := r.hook(nflogBenchAttr()); ret != 1 || len(r.out) != 0 {
+	a := nflogBenchAttr()
+	if ret := r.hook(&a); ret != 1 || len(r.out) != 0 {
 		t.Errorf("hook after stop returned %d and sent %d events", ret, len(r.out))
 	}
 }

@@ -83,6 +83,7 @@ Examples:
 	}
 	sort.Slice(bans, func(i, j int) bool { return bans[i].Expires > bans[j].Expires })
 	counters, cerr := nft.Counters()
+	strikeSets := strikeSetsOf(nft.StrikeSets) // strikesets.go
 	if *asJSON {
 		type ban struct {
 			Source      string `json:"source"`
@@ -97,10 +98,11 @@ Examples:
 			Bytes6   uint64 `json:"bytes6"`
 		}
 		out := struct {
-			Table    string   `json:"table"`
-			Bans     []ban    `json:"bans"`
-			Counters *dropped `json:"counters,omitempty"`
-		}{Table: "inet " + cfg.NFTables.Table, Bans: []ban{}}
+			Table      string          `json:"table"`
+			Bans       []ban           `json:"bans"`
+			Counters   *dropped        `json:"counters,omitempty"`
+			StrikeSets []strikeSetJSON `json:"first_strike_full,omitempty"`
+		}{Table: "inet " + cfg.NFTables.Table, Bans: []ban{}, StrikeSets: strikeSets}
 		for _, b := range bans {
 			out.Bans = append(out.Bans, ban{b.Key.String(), int64(b.Expires / time.Second), int64(b.Timeout / time.Second), b.Origin})
 		}
@@ -136,6 +138,7 @@ Examples:
 		fmt.Fprintf(e.stdout, "dropped: IPv4 %d packets (%d bytes), IPv6 %d packets (%d bytes)\n",
 			counters.Packets4, counters.Bytes4, counters.Packets6, counters.Bytes6)
 	}
+	writeStrikeSets(e.stdout, strikeSets)
 	return exitOK
 }
 

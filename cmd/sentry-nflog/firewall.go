@@ -52,8 +52,13 @@ Examples:
 }
 
 // NftLogRules returns the nft rules (one per line) that log probes to the
-// group of in. TCP takes ct state invalid too: FIN, NULL and XMAS probes of
-// closed ports never make a conntrack entry. The rules set no
+// group of in. TCP takes ct state invalid too: a segment that opens no
+// connection and belongs to none (FIN, NULL, XMAS, ACK, SYN+FIN ...) never
+// makes a conntrack entry, or only an invalid one. Every other protocol but
+// ICMP is logged too, new or invalid and addressed to this host alone: a
+// protocol scan (nmap -sO) or an SCTP scan (-sY) probes with them, and
+// nothing here answers them but the kernel's "protocol unreachable". ICMP
+// is left out: pings and errors are no scan of ports. The rules set no
 // queue-threshold: the kernel would cap the daemon's own setting with it,
 // and the daemon delivers each packet at once when calm but batches under a
 // flood, which a rule-side cap would turn into loss.
@@ -62,6 +67,7 @@ func NftLogRules(in config.NFLOGInput, prefix string) []string {
 	return []string{
 		"meta l4proto tcp ct state new,invalid counter " + log,
 		"meta l4proto udp ct state new counter " + log,
+		"meta l4proto != { tcp, udp, icmp, ipv6-icmp } meta pkttype host ct state new,invalid counter " + log,
 	}
 }
 
@@ -84,6 +90,7 @@ func writeNft(w io.Writer, in config.NFLOGInput, prefix string, rulesOnly bool) 
 #
 # or add them to a running ruleset (inet filter input here):
 #   nft add rule inet filter input meta l4proto tcp ct state new,invalid log ...
+# (one "nft add rule" per line below).
 `, in.Group)
 	}
 	for _, r := range NftLogRules(in, prefix) {
@@ -101,12 +108,21 @@ func writeIptables(w io.Writer, in config.NFLOGInput, prefix string, rulesOnly b
 # There is no --nflog-threshold on purpose: sentry-nflog sets the queue
 # threshold itself (each packet at once when calm, batches under a flood);
 # a threshold on the rule would cap it and turn floods into loss.
+# The chain SENTRY-LOG logs TCP (new or invalid), UDP (new) and every other
+# protocol but ICMP (new or invalid, to this host only): protocol and SCTP
+# scans probe with those.
 `, in.Group)
 	}
 	nflog := fmt.Sprintf("-j NFLOG --nflog-group %d --nflog-prefix %s --nflog-size %d", in.Group, shellQuote(prefix), in.CopyRange)
-	for _, bin := range []string{"iptables", "ip6tables"} {
-		fmt.Fprintf(w, "%s -A INPUT -p tcp -m conntrack --ctstate NEW,INVALID %s\n", bin, nflog)
-		fmt.Fprintf(w, "%s -A INPUT -p udp -m conntrack --ctstate NEW %s\n", bin, nflog)
+	for _, f := range []struct{ bin, icmp string }{{"iptables", "icmp"}, {"ip6tables", "ipv6-icmp"}} {
+		fmt.Fprintf(w, "%s -N SENTRY-LOG\n", f.bin)
+		fmt.Fprintf(w, "%s -A SENTRY-LOG -p tcp -m conntrack --ctstate NEW,INVALID %s\n", f.bin, nflog)
+		fmt.Fprintf(w, "%s -A SENTRY-LOG -p udp -m conntrack --ctstate NEW %s\n", f.bin, nflog)
+		for _, p := range []string{"tcp", "udp", f.icmp} {
+			fmt.Fprintf(w, "%s -A SENTRY-LOG -p %s -j RETURN\n", f.bin, p)
+		}
+		fmt.Fprintf(w, "%s -A SENTRY-LOG -m pkttype --pkt-type unicast -m conntrack --ctstate NEW,INVALID %s\n", f.bin, nflog)
+		fmt.Fprintf(w, "%s -A INPUT -j SENTRY-LOG\n", f.bin)
 	}
 }
 

@@ -174,7 +174,7 @@ func TestCLIErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d containing %q", tc.args, code, errOut, tc.code, tc.contains)
 		}
 	}
-	if code, out, _ := runCLI(t, nil, "check-config"); code != 0 || !strings.Contains(out, "OK: 3 rules") {
+	if code, out, _ := runCLI(t, nil, "check-config"); code != 0 || !strings.Contains(out, "OK: 7 rules") {
 		t.Errorf("check-config of the embedded default: %d %q", code, out)
 	}
 	if code, _, errOut := runCLI(t, nil, "replay", "--help"); code != 0 || !strings.Contains(errOut, "Examples:") {

@@ -41,6 +41,17 @@ type Snapshot struct {
 	Tracked    int
 	// Fleet is fleet mode's figures; nil without fleet mode.
 	Fleet *Fleet
+	// StrikeFull counts, per first-strike counting set, the probes dropped
+	// unanswered because the set was full; StrikeFullNow says which sets
+	// are full now (since the last check, before they were emptied).
+	StrikeFull    map[string]uint64
+	StrikeFullNow map[string]bool
+	// StrikeEvictions counts the times full counting sets were emptied;
+	// UnconfirmedStrikes the kernel strikes the daemon did not confirm.
+	StrikeEvictions, UnconfirmedStrikes uint64
+	// ClockJumps counts events whose time disagreed with the engine's
+	// clock (rules.ClockSkew).
+	ClockJumps uint64
 }
 
 // Metrics holds the registry. Decision and ObserveReaction may be called
@@ -66,6 +77,11 @@ var (
 	descRule      = prometheus.NewDesc("sentry_nflog_rule_events_total", "Events matched, by rule.", []string{"rule"}, nil)
 	descBans      = prometheus.NewDesc("sentry_nflog_bans_active", "Elements in the ban sets.", nil, nil)
 	descTracked   = prometheus.NewDesc("sentry_nflog_tracked_sources", "Sources the engine holds evidence for.", nil, nil)
+	descFullDrops = prometheus.NewDesc("sentry_nflog_first_strike_full_drops_total", "Probes first strike dropped unanswered because its counting set was full, by set.", []string{"set"}, nil)
+	descFullNow   = prometheus.NewDesc("sentry_nflog_first_strike_set_full", "1 when a first-strike counting set filled up since the last check (it is then emptied).", []string{"set"}, nil)
+	descEvictions = prometheus.NewDesc("sentry_nflog_first_strike_evictions_total", "Times full first-strike counting sets were emptied.", nil, nil)
+	descUnconf    = prometheus.NewDesc("sentry_nflog_first_strike_unconfirmed_total", "Kernel strikes the daemon's rules did not confirm.", nil, nil)
+	descJumps     = prometheus.NewDesc("sentry_nflog_clock_jumps_total", "Events whose time disagreed with the engine's clock by more than its skew.", nil, nil)
 )
 
 // New returns an empty set of metrics.
@@ -73,7 +89,7 @@ func New() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sentry_nflog_decisions_total", Help: "Decisions, by action (ban, ignored, rate-limited) and rule.",
+			Name: "sentry_nflog_decisions_total", Help: "Decisions, by action (ban, ignored, rate-limited, throttled) and rule.",
 		}, []string{"action", "rule"}),
 		reaction: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sentry_nflog_reaction_seconds",
@@ -112,7 +128,8 @@ type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descMalformed, descOverruns, descFailures, descUnspec, descSkipped, descRule, descBans, descTracked,
-		descFleetConnected, descFleetPublished, descFleetDropped, descFleetReceived, descFleetApplied, descFleetRefused, descFleetActive} {
+		descFleetConnected, descFleetPublished, descFleetDropped, descFleetReceived, descFleetApplied, descFleetRefused, descFleetActive,
+		descFullDrops, descFullNow, descEvictions, descUnconf, descJumps} {
 		ch <- d
 	}
 }
@@ -139,6 +156,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBans, prometheus.GaugeValue, float64(s.BansActive))
 	ch <- prometheus.MustNewConstMetric(descTracked, prometheus.GaugeValue, float64(s.Tracked))
 	collectFleet(ch, s.Fleet)
+	for _, set := range sortedKeys(s.StrikeFull) {
+		ch <- prometheus.MustNewConstMetric(descFullDrops, prometheus.CounterValue, float64(s.StrikeFull[set]), set)
+		full := 0.0
+		if s.StrikeFullNow[set] {
+			full = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descFullNow, prometheus.GaugeValue, full, set)
+	}
+	ch <- prometheus.MustNewConstMetric(descEvictions, prometheus.CounterValue, float64(s.StrikeEvictions))
+	ch <- prometheus.MustNewConstMetric(descUnconf, prometheus.CounterValue, float64(s.UnconfirmedStrikes))
+	ch <- prometheus.MustNewConstMetric(descJumps, prometheus.CounterValue, float64(s.ClockJumps))
 }
 
 func sortedKeys(m map[string]uint64) []string {

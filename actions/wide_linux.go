@@ -1,0 +1,126 @@
+//go:build linux
+
+package actions
+
+import (
+	"fmt"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// SetWide4 holds IPv4 bans wider than TableSpec.IPv4Prefix: the aggregates
+// the engine decides on (a /24 whose addresses take turns to probe).
+// blocked4 is a plain set of keys of one length, so they live apart, in an
+// interval set, with a drop rule of their own in the ban chains.
+const SetWide4 = "wide4"
+
+func newWide4(t *nftables.Table) *nftables.Set {
+	return &nftables.Set{Table: t, Name: SetWide4, KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true}
+}
+
+// banWide4 bans key, an IPv4 prefix shorter than IPv4Prefix, in wide4,
+// never shortening a ban of it or around it; the bans inside it it
+// replaces, keeping the longest time left. Called with t.mu held.
+func (t *Table) banWide4(key netip.Prefix, timeout time.Duration, comment string) error {
+	c, err := t.ready()
+	if err != nil {
+		return err
+	}
+	s := newWide4(t.table)
+	spans, err := t.spans(c, s)
+	if err != nil {
+		return err
+	}
+	first, last := key.Addr(), lastAddr(key)
+	var inside []span
+	d := timeout
+	for _, sp := range spans {
+		switch {
+		case !sp.overlaps(first, last):
+		case sp.manual:
+			// An administrator's range is never changed.
+			return fmt.Errorf("nftables: ban %s: overlaps %s in %s, which sentry-nflog did not make: %w", key, sp, SetWide4, syscall.EEXIST)
+		case sp.contains(first, last) && (sp.permanent() || sp.expires >= timeout):
+			return nil
+		case sp.within(first, last) && !sp.permanent():
+			inside = append(inside, sp)
+			d = max(d, sp.expires)
+		case sp.contains(first, last):
+			// Shorter: replaced by key's, which covers the same or more.
+			inside = append(inside, sp)
+		default:
+			return fmt.Errorf("nftables: ban %s: overlaps %s in %s", key, sp, SetWide4)
+		}
+	}
+	return t.commit(func() string { return fmt.Sprintf("add %s to %s", key, SetWide4) }, func(c *nftables.Conn) error {
+		for _, sp := range inside {
+			if err := deleteSpan(c, s, sp); err != nil {
+				return err
+			}
+		}
+		return c.SetAddElements(s, rangeElements(first, last, d, comment))
+	})
+}
+
+// wide4Bans returns the active bans of wide4; a missing set (an earlier
+// version's table) is none. Called with t.mu held.
+func (t *Table) wide4Bans(c *nftables.Conn) ([]BanEntry, []span, error) {
+	spans, err := t.spans(c, newWide4(t.table))
+	if errnoOf(err) == unix.ENOENT {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []BanEntry
+	for _, sp := range spans {
+		origin := OriginDaemon
+		if o, ok := fleetOrigin(sp.comment); ok {
+			origin = o
+		} else if sp.manual {
+			origin = OriginManual
+		}
+		for _, p := range rangePrefixes(sp.first, sp.last) {
+			out = append(out, BanEntry{Key: p, Timeout: sp.timeout, Expires: sp.expires, Origin: origin})
+		}
+	}
+	return out, spans, nil
+}
+
+// unblockWide4 deletes the wide4 bans overlapping key, an IPv4 prefix,
+// and returns them. Called with t.mu held.
+func (t *Table) unblockWide4(key netip.Prefix) ([]netip.Prefix, error) {
+	c, err := t.ready()
+	if err != nil {
+		return nil, err
+	}
+	_, spans, err := t.wide4Bans(c)
+	if err != nil {
+		return nil, err
+	}
+	var del []span
+	var removed []netip.Prefix
+	for _, sp := range spans {
+		if sp.overlaps(key.Addr(), lastAddr(key)) && !sp.manual {
+			del = append(del, sp)
+			removed = append(removed, rangePrefixes(sp.first, sp.last)...)
+		}
+	}
+	if len(del) == 0 {
+		return nil, nil
+	}
+	s := newWide4(t.table)
+	err = t.commit(func() string { return fmt.Sprintf("unblock %s from %s", key, SetWide4) }, func(c *nftables.Conn) error {
+		for _, sp := range del {
+			if err := deleteSpan(c, s, sp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return removed, err
+}
