@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
@@ -42,6 +43,22 @@ func (l *loader) bans(raw *rawConfig, cfg *Config) {
 			l.add(rb.MaxNewPerMinute.Line, rb.MaxNewPerMinute.Col, "bans.max_new_per_minute", "%d out of range 0-100000 (0 turns the valve off)", rb.MaxNewPerMinute.V)
 		}
 		b.MaxNewPerMinute = rb.MaxNewPerMinute.V
+	}
+	cfg.ManualBan = DefaultManualBan
+	if b.MaxBan > 0 && cfg.ManualBan > b.MaxBan {
+		// The default manual ban is capped like any other ban.
+		cfg.ManualBan = b.MaxBan
+	}
+	if rb.ManualBan.Set {
+		if d, ok := l.duration("bans.manual_ban", rb.ManualBan.V); ok {
+			switch {
+			case d < time.Second:
+				l.add(rb.ManualBan.Line, rb.ManualBan.Col, "bans.manual_ban", "%s: want 1s or more", rb.ManualBan.V)
+			case b.MaxBan > 0 && d > b.MaxBan:
+				l.add(rb.ManualBan.Line, rb.ManualBan.Col, "bans.manual_ban", "%s is longer than bans.max_ban %s", rb.ManualBan.V, b.MaxBan)
+			}
+			cfg.ManualBan = d
+		}
 	}
 	for i, r := range cfg.Engine.Rules {
 		if r.Ban > b.MaxBan && b.MaxBan > 0 {

@@ -78,6 +78,7 @@ type rawBans struct {
 	MaxBan          field[string]  `yaml:"max_ban"`
 	ForgetAfter     field[string]  `yaml:"forget_after"`
 	MaxNewPerMinute field[int]     `yaml:"max_new_per_minute"`
+	ManualBan       field[string]  `yaml:"manual_ban"`
 }
 
 type rawLimits struct {
