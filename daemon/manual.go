@@ -337,6 +337,18 @@ func (d *Daemon) restoreBlocks(ctx context.Context, cov *coverage, p tablePlan, 
 		return 0, 0
 	}
 	now := time.Now()
+	if missing(bs, cov, now) && d.blockFile.path != "" {
+		// The loop's copy may be up to a second old: `unblock` removes
+		// the record, then the elements, and a ban it just lifted must
+		// not come back from the copy. Put back only what the file holds
+		// now.
+		fresh, err := ReadBlocks(filepath.Dir(d.blockFile.path))
+		if err != nil {
+			d.log.Warn("cannot read the manual bans", "err", err)
+			return 0, 0
+		}
+		bs = fresh
+	}
 	for _, b := range bs {
 		left := b.Until.Sub(now)
 		if left < time.Second {
@@ -362,6 +374,17 @@ func (d *Daemon) restoreBlocks(ctx context.Context, cov *coverage, p tablePlan, 
 		}
 	}
 	return restored, refused
+}
+
+// missing reports whether a manual ban in force has a key no element
+// covers; keys refused by the checks count, which is rare and harmless.
+func missing(bs []Block, cov *coverage, now time.Time) bool {
+	for _, b := range bs {
+		if b.Until.Sub(now) >= time.Second && !cov.covers(b.Key.Masked()) {
+			return true
+		}
+	}
+	return false
 }
 
 // keepBlocks puts back at once the manual bans overlapping key, which a
