@@ -172,7 +172,11 @@ Examples:
 			fmt.Fprintf(e.stderr, "block: %s: %v (recorded: the daemon retries within 10 s)\n", rec.Key, failed)
 			code = exitFailure
 		default:
-			fmt.Fprintf(e.stdout, "%s: blocked %s for %s, until %s\n", p.asked, what, actions.FormatDuration(left), rec.Until.Format(time.RFC3339))
+			asked := p.asked.String()
+			if p.asked.IsSingleIP() {
+				asked = p.asked.Addr().String()
+			}
+			fmt.Fprintf(e.stdout, "%s: blocked %s for %s, until %s\n", asked, what, actions.FormatDuration(left), rec.Until.Format(time.RFC3339))
 		}
 	}
 	if noTable {
