@@ -209,34 +209,46 @@ func (g Guard) Admissible(key netip.Prefix) error {
 // Every refusal is a *RefusedError; errors.Is(err, ErrTooWide) tells the
 // one force lifts.
 func (g Guard) Manual(prefix netip.Prefix, force bool) ([]netip.Prefix, error) {
+	_, keys, err := g.manual(prefix, force)
+	return keys, err
+}
+
+// ManualKey is Manual, and returns besides the manual ban's key as it is
+// recorded: prefix masked, unmapped, an IPv4 one narrower than the ban
+// keys widened to its ban key.
+func (g Guard) ManualKey(prefix netip.Prefix, force bool) (netip.Prefix, []netip.Prefix, error) {
+	return g.manual(prefix, force)
+}
+
+func (g Guard) manual(prefix netip.Prefix, force bool) (netip.Prefix, []netip.Prefix, error) {
 	if !prefix.IsValid() {
-		return nil, &RefusedError{Key: prefix, Reason: "invalid prefix"}
+		return prefix, nil, &RefusedError{Key: prefix, Reason: "invalid prefix"}
 	}
 	key := prefix.Masked()
 	if a := key.Addr(); a.Is4In6() && key.Bits() >= 96 {
 		key = netip.PrefixFrom(a.Unmap(), key.Bits()-96)
 	}
 	if key.Bits() == 0 {
-		return nil, &RefusedError{Key: key, Reason: "the whole address space: never banned"}
+		return key, nil, &RefusedError{Key: key, Reason: "the whole address space: never banned"}
 	}
 	want := g.want(key)
 	if key.Addr().Is4() && key.Bits() > want {
 		key, _ = key.Addr().Prefix(want)
 	}
 	if ig := g.covers(key); ig != nil {
-		return nil, ignoredError(key, ig)
+		return key, nil, ignoredError(key, ig)
 	}
 	if key.Bits() >= want {
-		return []netip.Prefix{key}, nil
+		return key, []netip.Prefix{key}, nil
 	}
 	if !force {
-		return nil, &RefusedError{Key: key, wide: true, Reason: fmt.Sprintf("a /%d is wider than the /%d bans here (bans.%s_prefix); --force bans it all", key.Bits(), want, family6(key))}
+		return key, nil, &RefusedError{Key: key, wide: true, Reason: fmt.Sprintf("a /%d is wider than the /%d bans here (bans.%s_prefix); --force bans it all", key.Bits(), want, family6(key))}
 	}
 	if key.Addr().Is6() {
-		return []netip.Prefix{key}, nil
+		return key, []netip.Prefix{key}, nil
 	}
 	if n := 1 << (want - key.Bits()); n > MaxBlockKeys {
-		return nil, &RefusedError{Key: key, Reason: fmt.Sprintf("a /%d is %d bans of /%d (bans.ipv4_prefix), more than the %d one manual ban may be", key.Bits(), n, want, MaxBlockKeys)}
+		return key, nil, &RefusedError{Key: key, Reason: fmt.Sprintf("a /%d is %d bans of /%d (bans.ipv4_prefix), more than the %d one manual ban may be", key.Bits(), n, want, MaxBlockKeys)}
 	}
 	var keys []netip.Prefix
 	step := uint32(1) << (32 - want)
@@ -246,7 +258,7 @@ func (g Guard) Manual(prefix netip.Prefix, force bool) ([]netip.Prefix, error) {
 		v := base + i*step
 		keys = append(keys, netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), want))
 	}
-	return keys, nil
+	return key, keys, nil
 }
 
 func family6(key netip.Prefix) string {

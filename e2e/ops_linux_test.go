@@ -232,7 +232,9 @@ func TestManualBanSurvivesRestartAndReboot(t *testing.T) {
 func historyLines() string {
 	t0 := time.Date(2026, 11, 24, 15, 58, 0, 0, time.UTC)
 	var b strings.Builder
-	at := func(s int) string { return t0.Add(time.Duration(s) * time.Second).Format("2006-01-02T15:04:05.000000Z07:00") }
+	at := func(s int) string {
+		return t0.Add(time.Duration(s) * time.Second).Format("2006-01-02T15:04:05.000000Z07:00")
+	}
 	tcp := func(s int, src string, port int, flags string) {
 		a := netip.MustParseAddr(src)
 		dst, head := "192.0.2.10", "LEN=44 TOS=0x00 PREC=0x00 TTL=49 ID=1"
