@@ -208,6 +208,12 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	// what was decided before it.
 	d.applyPardons()
 	d.openOps(st)
+	built := false
+	defer func() {
+		if !built {
+			d.closeOps()
+		}
+	}()
 	if cfg.Metrics.Textfile != "" {
 		d.metrics = metrics.New()
 	}
@@ -229,6 +235,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	}
 	d.setDoor(ex)
 	d.inputs = buildInputs(cfg, st, d.log)
+	built = true
 	return d, nil
 }
 

@@ -269,3 +269,35 @@ func TestBlockReader(t *testing.T) {
 		t.Errorf("a corrupt file: changed %v, err %v; want an error and the old list kept", changed, err)
 	}
 }
+
+// FuzzParseBlocks: whatever the blocks file holds (it is root's, but may
+// be edited by hand or cut by a full disk), parsing never panics, and what
+// it accepts writes back to the same bans.
+func FuzzParseBlocks(f *testing.F) {
+	f.Add([]byte(`{"key":"203.0.113.7/32","at":"2026-11-24T15:00:00Z","until":"2026-11-24T16:00:00Z","reason":"ssh"}` + "\n"))
+	f.Add([]byte(`{"key":"2001:db8::/48","at":"2026-11-24T15:00:00Z","until":"2026-11-24T16:00:00Z","force":true}` + "\n\n"))
+	f.Add([]byte("{not json\n"))
+	f.Add([]byte(`{"key":"","until":"2026-11-24T16:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bs, err := parseBlocks(data)
+		if err != nil {
+			return
+		}
+		dir := t.TempDir()
+		if err := writeBlocks(dir, bs); err != nil {
+			t.Fatal(err)
+		}
+		again, err := ReadBlocks(dir)
+		if err != nil {
+			t.Fatalf("written back, unreadable: %v", err)
+		}
+		if len(again) != len(bs) {
+			t.Fatalf("%d bans written, %d read back", len(bs), len(again))
+		}
+		for i := range bs {
+			if again[i].Key != bs[i].Key || !again[i].Until.Equal(bs[i].Until) || again[i].Reason != bs[i].Reason {
+				t.Fatalf("ban %d: %+v read back as %+v", i, bs[i], again[i])
+			}
+		}
+	})
+}
