@@ -307,10 +307,7 @@ func newExecAction(cfg *config.Config, log *slog.Logger) (*actions.ExecAction, e
 // daemon still starts with the rest, since refusing to start would leave
 // the host unprotected.
 func (d *Daemon) resolveIgnore(cfg *config.Config) []Ignored {
-	var host Host
-	if d.deps.Host != nil {
-		host = d.deps.Host
-	}
+	host := d.deps.Host
 	list, errs := ResolveIgnore(cfg, host)
 	failed := map[string]bool{}
 	for _, err := range errs {

@@ -33,9 +33,7 @@ func TestResolveIgnoreNamesWhereEachComesFrom(t *testing.T) {
 	if !slices.Equal(list, want) {
 		t.Errorf("ResolveIgnore = %v, want %v", list, want)
 	}
-	broken := testHost
-	failing := hostWithBrokenResolvers{broken}
-	list, errs = ResolveIgnore(cfg, failing)
+	list, errs = ResolveIgnore(cfg, hostWithBrokenResolvers{testHost})
 	var we *WordError
 	if len(errs) != 1 || !errors.As(errs[0], &we) || we.Word != FromResolvers {
 		t.Fatalf("errs = %v, want one WordError for resolvers", errs)
