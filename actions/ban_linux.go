@@ -133,8 +133,8 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration, comment string
 			continue
 		}
 		origin := t.origin4(e)
-		own := origin == OriginDaemon || strings.HasPrefix(origin, OriginFleet)
-		if origin == OriginManual || (own && e.expires >= timeout) {
+		own := origin == OriginDaemon || origin == OriginBlock || strings.HasPrefix(origin, OriginFleet)
+		if origin == OriginManual || (own && e.expires >= timeout && !takesOver(comment, e.comment)) {
 			// An administrator's element is left as it is: it drops the
 			// key meanwhile, and once it is gone the daemon's ban goes in
 			// again (the daemon re-inserts the bans it holds that the
@@ -192,8 +192,15 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration, comment string)
 			// unless an administrator made it (it is never changed; the
 			// daemon's ban goes in once it is gone).
 			t.rec.putSpan(sp, now)
-			if sp.manual || sp.permanent() || sp.expires >= timeout {
+			exact := sp.first == first && sp.last == last
+			if sp.manual || sp.permanent() || (sp.expires >= timeout && !(exact && takesOver(comment, sp.comment))) {
 				return nil
+			}
+			timeout := max(timeout, sp.expires)
+			if !exact && takesOver(comment, sp.comment) {
+				// A manual ban inside a wider range of the daemon's: the
+				// range is extended and stays what it was.
+				comment = sp.comment
 			}
 			err := t.commit(func() string { return fmt.Sprintf("extend %s in %s", sp, s.Name) }, func(c *nftables.Conn) error {
 				if err := deleteSpan(c, s, sp); err != nil {
@@ -276,10 +283,7 @@ func gaps(first, last netip.Addr, holes []span) []addrRange {
 // first strike (no comment, and its provisional timeout at most: the
 // packet path cannot comment what it adds), or someone else.
 func (t *Table) origin4(e element) string {
-	if e.comment == BanComment {
-		return OriginDaemon
-	}
-	if o, ok := fleetOrigin(e.comment); ok {
+	if o, ok := commentOrigin(e.comment); ok {
 		return o
 	}
 	if fs := t.spec.FirstStrike; fs != nil && e.timeout > 0 && e.timeout <= fs.Provisional {
@@ -483,10 +487,10 @@ func (t *Table) loadLocked(c *nftables.Conn) ([]BanEntry, error) {
 	}
 	n6 := len(out)
 	for _, sp := range spans {
-		origin := OriginDaemon
-		if o, ok := fleetOrigin(sp.comment); ok {
-			origin = o
-		} else if sp.manual {
+		origin, ok := commentOrigin(sp.comment)
+		if !ok {
+			// No comment of ours: an administrator's range (a provisional
+			// IPv6 ban is in strike6, never here).
 			origin = OriginManual
 		}
 		for _, p := range rangePrefixes(sp.first, sp.last) {

@@ -46,7 +46,11 @@
 // BanFrom is Ban for a ban another host decided (fleet mode): its element
 // carries the comment "sentry-nflog fleet:<origin>" (FleetComment), which
 // List reports as Origin "fleet:<origin>"; it is the daemon's all the same,
-// never a provisional one.
+// never a provisional one. BanManual is Ban for a manual ban
+// (`sentry-nflog block`): its element carries "sentry-nflog manual"
+// (BlockComment), Origin "block"; it takes over the daemon's element of
+// the same key (keeping the longer time), and Unblock lifts it, unlike an
+// administrator's element.
 //
 // blocked4 is a plain hash set, one element per ban, so that an insert
 // costs the same however many bans it holds (measured on kernel 6.18: about

@@ -54,9 +54,10 @@ type BanEntry struct {
 	// BanComment), "fleet:<origin>" for a ban received from the fleet
 	// (BanFrom), OriginKernel for a provisional ban made by first strike
 	// (an element of strike6, or of blocked4 without a comment whose
-	// timeout is at most first strike's provisional one) and OriginManual
-	// for any other element (an administrator's, with or without a
-	// timeout), which the daemon never changes or removes.
+	// timeout is at most first strike's provisional one), OriginBlock for
+	// a manual ban made with `sentry-nflog block` (BanManual) and
+	// OriginManual for any other element (an administrator's, with or
+	// without a timeout), which the daemon never changes or removes.
 	Origin string
 }
 

@@ -43,8 +43,41 @@ func fleetOrigin(comment string) (string, bool) {
 	return OriginFleet + o, true
 }
 
-// ownComment reports whether an element's comment marks it as the
-// daemon's, its own ban or one it received: neither is provisional.
+// BlockComment is the comment on the element of a manual ban made with
+// `sentry-nflog block` (BanManual). Such an element is sentry-nflog's,
+// unlike one an administrator added with nft: the daemon puts it back
+// after a flush or a reboot (from the record `block` keeps in state_dir)
+// and `unblock` lifts it.
+const BlockComment = BanComment + " manual"
+
+// OriginBlock is the Origin of a manual ban made with `sentry-nflog block`
+// (an element with BlockComment). `list` shows it as manual, with its
+// reason; unlike OriginManual it is sentry-nflog's to restore and lift.
+const OriginBlock = "block"
+
+// ownComment reports whether an element's comment marks it as
+// sentry-nflog's: the daemon's own ban, one it received, or a manual ban
+// made with `block`. None is provisional, none is an administrator's.
 func ownComment(c string) bool {
-	return c == BanComment || strings.HasPrefix(c, fleetCommentPrefix)
+	return c == BanComment || c == BlockComment || strings.HasPrefix(c, fleetCommentPrefix)
+}
+
+// commentOrigin returns the Origin an element's comment says, false for
+// a comment that is none of sentry-nflog's.
+func commentOrigin(c string) (string, bool) {
+	switch c {
+	case BanComment:
+		return OriginDaemon, true
+	case BlockComment:
+		return OriginBlock, true
+	}
+	return fleetOrigin(c)
+}
+
+// takesOver reports whether a ban commented comment replaces an element of
+// the same key commented old even when old lasts as long or longer: a
+// manual ban takes over the daemon's and the fleet's elements (with the
+// longer of the two times), so `list` shows it as manual.
+func takesOver(comment, old string) bool {
+	return comment == BlockComment && old != BlockComment
 }

@@ -40,6 +40,9 @@ func (t *Table) BanFrom(key netip.Prefix, timeout time.Duration, origin string) 
 	return errNeedsLinux
 }
 
+// BanManual returns an error: nftables needs Linux.
+func (t *Table) BanManual(key netip.Prefix, timeout time.Duration) error { return errNeedsLinux }
+
 // Unblock returns an error: nftables needs Linux.
 func (t *Table) Unblock(key netip.Prefix) ([]netip.Prefix, error) { return nil, errNeedsLinux }
 

@@ -63,6 +63,22 @@ func (l *loader) bans(raw *rawConfig, cfg *Config) {
 	}
 	l.perMinute(rb.SinglePacket.MaxNewPerMinute, "bans.single_packet.max_new_per_minute", &b.SinglePacketPerMinute)
 	l.aggregate(&rb.Aggregate, &b, cfg)
+	cfg.ManualBan = DefaultManualBan
+	if b.MaxBan > 0 && cfg.ManualBan > b.MaxBan {
+		// The default manual ban is capped like any other ban.
+		cfg.ManualBan = b.MaxBan
+	}
+	if rb.ManualBan.Set {
+		if d, ok := l.duration("bans.manual_ban", rb.ManualBan.V); ok {
+			switch {
+			case d < time.Second:
+				l.add(rb.ManualBan.Line, rb.ManualBan.Col, "bans.manual_ban", "%s: want 1s or more", rb.ManualBan.V)
+			case b.MaxBan > 0 && d > b.MaxBan:
+				l.add(rb.ManualBan.Line, rb.ManualBan.Col, "bans.manual_ban", "%s is longer than bans.max_ban %s", rb.ManualBan.V, b.MaxBan)
+			}
+			cfg.ManualBan = d
+		}
+	}
 	for i, r := range cfg.Engine.Rules {
 		if r.Ban > b.MaxBan && b.MaxBan > 0 {
 			l.addAt(fmt.Sprintf("rules[%d].ban", i), "%s is longer than bans.max_ban %s", r.Ban, b.MaxBan)

@@ -41,6 +41,9 @@ type Config struct {
 	MaxOffences int
 	// Fleet, when set, shares bans with the other hosts (fleet.go).
 	Fleet *Fleet
+	// ManualBan is how long `sentry-nflog block` bans without --for
+	// (bans.manual_ban), at most bans.max_ban.
+	ManualBan time.Duration
 }
 
 // FirstStrike lets nftables ban a fast scanner by itself at the threshold,
@@ -129,6 +132,7 @@ const (
 	DefaultMaxTrackedSources = 65536
 	DefaultMaxOffences       = 262144
 	DefaultStateDir          = "/var/lib/sentry-nflog"
+	DefaultManualBan         = 24 * time.Hour
 	defaultIgnore            = "127.0.0.0/8 ::1/128 self gateways resolvers"
 )
 

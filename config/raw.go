@@ -82,6 +82,7 @@ type rawBans struct {
 	OverValve       rawOverValve    `yaml:"over_valve"`
 	SinglePacket    rawSinglePacket `yaml:"single_packet"`
 	Aggregate       rawAggregate    `yaml:"aggregate"`
+	ManualBan       field[string]   `yaml:"manual_ban"`
 }
 
 type rawOverValve struct {

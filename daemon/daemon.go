@@ -110,6 +110,7 @@ type Daemon struct {
 	// applied, lastApply and raced (the keeper's).
 	tmu     sync.Mutex
 	ignore  []netip.Prefix
+	guard   Guard // the checks on ignore and the ban key lengths
 	desired Desired
 	// applied is the table spec last applied with success; it differs
 	// from desired.Table while first strike could not be installed.
@@ -143,6 +144,7 @@ type Daemon struct {
 	savedFiles []state.Position
 	fleet      *fleetState // nil without fleet mode
 	scan       scanState   // what is said of scans held back: strikes.go
+	opsState               // journal, manual bans, status (ops.go)
 
 	c counters
 }
@@ -171,8 +173,11 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, reloadReq: make(chan struct{}, 1),
 		tableWake: make(chan struct{}, 1), calls: make(chan call)}
-	d.ignore = d.resolveIgnore(cfg)
+	d.initOps()
+	ignore := d.resolveIgnore(cfg)
+	d.ignore = prefixesOf(ignore)
 	d.desired = d.derive(cfg, d.ignore)
+	d.guard = NewGuard(ignore, d.desired.Engine)
 	for _, n := range d.desired.Notes {
 		d.log.Info("first strike: " + n)
 	}
@@ -203,6 +208,13 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	// Pardons given while the daemon was down apply now, each once, to
 	// what was decided before it.
 	d.applyPardons()
+	d.openOps(st)
+	built := false
+	defer func() {
+		if !built {
+			d.closeOps()
+		}
+	}()
 	if cfg.Metrics.Textfile != "" {
 		d.metrics = metrics.New()
 	}
@@ -224,6 +236,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	}
 	d.setDoor(ex)
 	d.inputs = buildInputs(cfg, st, d.log)
+	built = true
 	return d, nil
 }
 
@@ -257,7 +270,12 @@ func (d *Daemon) setDoor(ex *actions.ExecAction) {
 	} else {
 		door = append(door, actions.NewReport(d.deps.Report, false))
 	}
-	door = append(door, logAction{log: d.log, held: &d.scan})
+	// Decisions are logged past the status's ring of errors: an ignored
+	// source is a warning, not the daemon's trouble.
+	door = append(door, logAction{log: d.deps.Log, held: &d.scan})
+	if d.journal != nil {
+		door = append(door, journalAction{j: d.journal})
+	}
 	if d.metrics != nil {
 		door = append(door, metricsAction{m: d.metrics})
 	}
@@ -285,30 +303,40 @@ func newExecAction(cfg *config.Config, log *slog.Logger) (*actions.ExecAction, e
 	return actions.NewExecAction(ex, cfg.Exec.On, log), nil
 }
 
-// resolveIgnore returns the fixed ignore prefixes plus the resolved words.
-// A word that cannot be resolved is logged loudly; the daemon still starts
-// with the rest, since refusing to start would leave the host unprotected.
-func (d *Daemon) resolveIgnore(cfg *config.Config) []netip.Prefix {
-	out := append([]netip.Prefix(nil), cfg.Ignore.Prefixes...)
-	if d.deps.Host == nil {
-		return out
-	}
-	add := func(word string, on bool, f func() ([]netip.Prefix, error)) {
-		if !on {
-			return
+// resolveIgnore returns the fixed ignore prefixes plus the resolved words
+// (ResolveIgnore). A word that cannot be resolved is logged loudly; the
+// daemon still starts with the rest, since refusing to start would leave
+// the host unprotected.
+func (d *Daemon) resolveIgnore(cfg *config.Config) []Ignored {
+	host := d.deps.Host
+	list, errs := ResolveIgnore(cfg, host)
+	failed := map[string]bool{}
+	for _, err := range errs {
+		var we *WordError
+		if errors.As(err, &we) {
+			failed[we.Word] = true
+			d.log.Error("cannot resolve ignore word", "word", we.Word, "err", we.Err)
 		}
-		ps, err := f()
-		if err != nil {
-			d.log.Error("cannot resolve ignore word", "word", word, "err", err)
-			return
-		}
-		out = append(out, ps...)
-		d.log.Info("never banned", "word", word, "prefixes", fmt.Sprint(ps))
 	}
-	add("self", cfg.Ignore.Self, d.deps.Host.Self)
-	add("gateways", cfg.Ignore.Gateways, d.deps.Host.Gateways)
-	add("resolvers", cfg.Ignore.Resolvers, d.deps.Host.Resolvers)
-	return out
+	if host == nil {
+		return list
+	}
+	for _, w := range []struct {
+		on   bool
+		word string
+	}{{cfg.Ignore.Self, FromSelf}, {cfg.Ignore.Gateways, FromGateways}, {cfg.Ignore.Resolvers, FromResolvers}} {
+		if !w.on || failed[w.word] {
+			continue
+		}
+		ps := []netip.Prefix{}
+		for _, ig := range list {
+			if ig.From == w.word {
+				ps = append(ps, ig.Prefix)
+			}
+		}
+		d.log.Info("never banned", "word", w.word, "prefixes", fmt.Sprint(ps))
+	}
+	return list
 }
 
 // Run reads the inputs, decides and acts until ctx ends (see the package
@@ -366,6 +394,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	tick := func(every time.Duration) *time.Ticker { return time.NewTicker(every) }
 	health, second, metricsT := tick(d.deps.HealthEvery), tick(stateMinDelay), tick(d.cfg.Metrics.Interval)
+	statusT := tick(StatusEvery)
+	defer statusT.Stop()
+	d.startStatus()
 	defer health.Stop()
 	defer second.Stop()
 	defer metricsT.Stop()
@@ -403,9 +434,12 @@ loop:
 			close(c.done)
 		case now := <-second.C:
 			d.applyPardons()
+			d.opsSecond()
 			d.bound()
 			d.maybeSave(false)
 			d.everySecond(now)
+		case <-statusT.C:
+			d.writeStatus()
 		case <-listenT.C:
 			d.refreshListening()
 		case <-metricsT.C:
@@ -438,6 +472,7 @@ loop:
 	d.healthLine(time.Since(last), d.c.events-lastEvents)
 	d.maybeSave(true)
 	d.writeMetrics()
+	d.stopOps()
 	d.Close()
 	if runErr != nil {
 		return runErr
@@ -539,6 +574,7 @@ func (d *Daemon) step(ev *parsers.Event) {
 	if !ok {
 		return
 	}
+	d.counted(dec.Action)
 	if dec.Action == rules.Ignored && !d.deps.DryRun && ev.Prefix == d.strikePfx {
 		// The kernel struck a source the daemon never bans (an address
 		// resolved into the ignore list since): lift it at once.
@@ -593,6 +629,7 @@ func (d *Daemon) refreshListening() {
 // returns; call it for a daemon that New made but Run never ran.
 func (d *Daemon) Close() error {
 	d.closeFleet()
+	d.closeOps()
 	for _, ex := range append(d.retired, d.exec) {
 		if ex != nil {
 			ex.Close()

@@ -27,6 +27,20 @@
 // it with its remaining time through the table's BanFrom; remote bans are
 // never offences, and never pass through the door.
 //
+// Beside deciding, the daemon keeps three things for its operators in
+// state_dir (ops.go). A decision journal (journal.go): one more element of
+// the door appends every decision with its evidence, and the loop appends
+// the remote bans it applies, the manual bans it takes note of and the
+// pardons, through the same writer, buffered and written each second, in
+// a file bounded by rotation. Manual bans (manual.go): `sentry-nflog
+// block` inserts them and records them in a file the daemon reads each
+// second when it changed; the table keeper puts them back like its own
+// bans, through the same checks (guard.go, shared with the command), but
+// never as offences and never published. A status file (status.go): every
+// few seconds the loop takes a snapshot of its counters and a writer
+// beside it replaces the file; the daemon's log is wrapped to keep its
+// last errors and warnings for it.
+//
 // What the daemon wants in the kernel is a value, Desired, derived from the
 // config and the host's facts (Derive is pure). Start, reload and tamper
 // repair all apply that value to the table; a reload builds everything new

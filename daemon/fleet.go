@@ -14,6 +14,7 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/config"
 	"github.com/sentry-nflog/sentry-nflog/fleet"
 	"github.com/sentry-nflog/sentry-nflog/internal/metrics"
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 // Fleet is the daemon's link to the other hosts of a fleet; *fleet.Link is
@@ -248,6 +249,8 @@ func (d *Daemon) remoteBan(m *fleet.Message, now time.Time, backlog bool) {
 	}
 	attrs := []any{"source", m.Key.String(), "origin", m.Origin, "rule", m.Rule, "ban", actions.FormatDuration(timeout.Round(time.Second)),
 		"delay", delay.Round(time.Microsecond).String()}
+	d.note(JournalEntry{Time: m.Decided.UTC(), Action: rules.Ban.String(), Origin: actions.OriginFleet + m.Origin, Source: m.Key,
+		Rule: m.Rule, BanSeconds: int64(timeout / time.Second)})
 	if backlog {
 		f.quiet.applied++
 		d.log.Debug("fleet: applied a remote ban", attrs...)
@@ -384,8 +387,10 @@ func (d *Daemon) remotePardon(m *fleet.Message, now time.Time) {
 		}
 	}
 	d.lift(m.Key, "pardoned by the fleet ("+m.Origin+")")
+	d.keepBlocks(m.Key)
 	n := d.engine.Pardon(m.Key, m.Decided)
 	d.stateDirty = true
+	d.note(JournalEntry{Time: m.Decided.UTC(), Action: ActionPardon, Origin: actions.OriginFleet + m.Origin, Source: m.Key})
 	d.log.Info("fleet: pardoned", "source", m.Key, "origin", m.Origin, "keys", n)
 }
 

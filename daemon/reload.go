@@ -25,7 +25,8 @@ func (d *Daemon) reload() {
 	}
 	next, changed := pin(loaded, d.cfg)
 	changed = append(changed, pinFleet(next, d.cfg)...)
-	ignore := d.resolveIgnore(next)
+	resolved := d.resolveIgnore(next)
+	ignore := prefixesOf(resolved)
 	want := d.derive(next, ignore)
 	var engine *rules.Engine
 	if !sameEngine(want.Engine, d.desired.Engine) {
@@ -51,6 +52,7 @@ func (d *Daemon) reload() {
 	tableChanged := !reflect.DeepEqual(want.Table, d.desired.Table)
 	d.tmu.Lock()
 	d.cfg, d.ignore, d.desired = next, ignore, want
+	d.guard = NewGuard(resolved, want.Engine)
 	d.tmu.Unlock()
 	for _, n := range want.Notes {
 		d.log.Info("first strike: " + n)

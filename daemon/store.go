@@ -83,7 +83,7 @@ func (d *Daemon) maybeSave(final bool) {
 	job := saveJob{gen: d.gen, files: files}
 	if final || d.stateDirty {
 		job.full = &state.State{Saved: now.UTC(), Offences: d.engine.Offences(), Files: files,
-			PardonOffset: d.pardons.offset, Generation: d.gen + 1}
+			PardonOffset: d.pardons.offset, BlocksSeen: d.blocksSeen, Generation: d.gen + 1}
 		job.gen = d.gen + 1
 	}
 	if final {
@@ -178,6 +178,7 @@ func (d *Daemon) applyPardons() {
 		}
 		n := d.engine.Pardon(p.key, p.at)
 		d.log.Info("pardoned", "source", p.key, "keys", n)
+		d.note(JournalEntry{Time: p.at.UTC(), Action: ActionPardon, Origin: OriginManual, Source: p.key})
 	}
 	if len(ps) > 0 {
 		d.stateDirty = true

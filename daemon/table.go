@@ -26,16 +26,15 @@ import (
 // listening ports last read) and what admissible checks. The loop changes
 // it (reload, listening ports) under Daemon.tmu.
 type tablePlan struct {
-	spec   actions.TableSpec
-	ignore []netip.Prefix
-	v4, v6 int // the ban key lengths
+	spec  actions.TableSpec
+	guard Guard
 }
 
 // plan returns the current plan.
 func (d *Daemon) plan() tablePlan {
 	d.tmu.Lock()
 	defer d.tmu.Unlock()
-	p := tablePlan{spec: d.desired.Table, ignore: d.ignore, v4: d.desired.Engine.Bans.IPv4Prefix, v6: d.desired.Engine.Bans.IPv6Prefix}
+	p := tablePlan{spec: d.desired.Table, guard: d.guard}
 	p.spec.Listen = d.listen
 	return p
 }
@@ -243,6 +242,7 @@ func (d *Daemon) syncBans(ctx context.Context, why string, learn bool) {
 		return
 	}
 	now := time.Now()
+	d.countKernel(kernel, now)
 	if learn {
 		var known []rules.Offence
 		for _, b := range kernel {
@@ -284,6 +284,8 @@ func (d *Daemon) syncBans(ctx context.Context, why string, learn bool) {
 		restored++
 	}
 	restored += d.restoreRemote(ctx, cov)
+	manual, manualRefused := d.restoreBlocks(ctx, cov, p, why)
+	restored, refused = restored+manual, refused+manualRefused
 	if why == "verify" {
 		if restored > 0 {
 			d.log.Warn("bans were missing from the kernel's sets (flushed?): put back", "restored", restored)
@@ -333,26 +335,6 @@ func (c *coverage) covers(key netip.Prefix) bool {
 	return false
 }
 
-// admissible says why key must not be banned here, or nil: a ban put back
-// from saved state goes through the checks a new one does. Its length must
-// be one the engine makes (the configured key length, or a single address
-// when the key was narrowed around an ignored address) and it must cover
-// no address of the ignore list.
-func (p tablePlan) admissible(key netip.Prefix) error {
-	if !key.IsValid() {
-		return fmt.Errorf("invalid key")
-	}
-	want := p.v4
-	if key.Addr().Is6() {
-		want = p.v6
-	}
-	if b := key.Bits(); b != want && b != key.Addr().BitLen() {
-		return fmt.Errorf("a /%d key where bans are /%d or single addresses", b, want)
-	}
-	for _, i := range p.ignore {
-		if i.Overlaps(key) {
-			return fmt.Errorf("it covers %s, which is never banned", i)
-		}
-	}
-	return nil
-}
+// admissible says why key must not be banned here, or nil
+// (Guard.Admissible).
+func (p tablePlan) admissible(key netip.Prefix) error { return p.guard.Admissible(key) }

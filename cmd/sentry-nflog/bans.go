@@ -25,6 +25,12 @@ func configAndTable(e *env, cmd, path string) (*config.Config, *actions.Table, i
 		fmt.Fprintln(e.stderr, err)
 		return nil, nil, exitUsage
 	}
+	t, code := openTable(e, cmd, cfg)
+	return cfg, t, code
+}
+
+// openTable opens cfg's table for a command, as configAndTable does.
+func openTable(e *env, cmd string, cfg *config.Config) (*actions.Table, int) {
 	spec := daemon.TableSpec(cfg)
 	// First strike's provisional timeout tells its bans in blocked4 (no
 	// comment: the packet path cannot write one) from an administrator's.
@@ -34,18 +40,19 @@ func configAndTable(e *env, cmd, path string) (*config.Config, *actions.Table, i
 	t, err := actions.OpenTable(spec, 0)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", cmd, err)
-		return nil, nil, exitFailure
+		return nil, exitFailure
 	}
-	return cfg, t, -1
+	return t, -1
 }
 
 func cmdList(ctx context.Context, e *env, args []string) int {
 	fs := flags(e, "list", "[--config FILE] [--json] [--fleet]", `Show the active bans, read from the kernel's sets (inet sentry by default):
 each banned prefix with the time left, its full ban and where it came from
 (daemon; kernel for first strike's provisional bans; fleet:<origin> for a
-ban another host decided; manual for an element added by hand, which the
-daemon never changes), then the packets and bytes the drop rules have
-stopped. With --fleet, show instead the fleet's active bans and pardons,
+ban another host decided; manual for a ban made with block, with its
+reason, and for an element added by hand with nft, which the daemon never
+changes; in JSON, "by" tells them apart: block, or nft), then the packets
+and bytes the drop rules have stopped. With --fleet, show instead the fleet's active bans and pardons,
 read from its stream, with origin and time left.
 
 Examples:
@@ -82,6 +89,7 @@ Examples:
 		return exitFailure
 	}
 	sort.Slice(bans, func(i, j int) bool { return bans[i].Expires > bans[j].Expires })
+	reasons := readReasons(cfg.StateDir)
 	counters, cerr := nft.Counters()
 	strikeSets := strikeSetsOf(nft.StrikeSets) // strikesets.go
 	if *asJSON {
@@ -90,6 +98,8 @@ Examples:
 			LeftSeconds int64  `json:"left_seconds"`
 			BanSeconds  int64  `json:"ban_seconds"`
 			Origin      string `json:"origin"`
+			By          string `json:"by,omitempty"`
+			Reason      string `json:"reason,omitempty"`
 		}
 		type dropped struct {
 			Packets4 uint64 `json:"packets4"`
@@ -104,7 +114,14 @@ Examples:
 			StrikeSets []strikeSetJSON `json:"first_strike_full,omitempty"`
 		}{Table: "inet " + cfg.NFTables.Table, Bans: []ban{}, StrikeSets: strikeSets}
 		for _, b := range bans {
-			out.Bans = append(out.Bans, ban{b.Key.String(), int64(b.Expires / time.Second), int64(b.Timeout / time.Second), b.Origin})
+			jb := ban{Source: b.Key.String(), LeftSeconds: int64(b.Expires / time.Second), BanSeconds: int64(b.Timeout / time.Second), Origin: b.Origin}
+			switch b.Origin {
+			case actions.OriginBlock:
+				jb.Origin, jb.By, jb.Reason = actions.OriginManual, "block", reasons.of(b.Key)
+			case actions.OriginManual:
+				jb.By = "nft"
+			}
+			out.Bans = append(out.Bans, jb)
 		}
 		if cerr == nil && cfg.NFTables.ManageChain {
 			out.Counters = &dropped{counters.Packets4, counters.Bytes4, counters.Packets6, counters.Bytes6}
@@ -124,7 +141,12 @@ Examples:
 			case actions.OriginKernel:
 				by = "kernel (first strike, provisional)"
 			case actions.OriginManual:
-				by = "manual (not made by sentry-nflog; never changed by it)"
+				by = "manual (added with nft; never changed by sentry-nflog)"
+			case actions.OriginBlock:
+				by = "manual (block)"
+				if r := reasons.of(b.Key); r != "" {
+					by = fmt.Sprintf("manual (block: %s)", r)
+				}
 			}
 			left, full := actions.FormatDuration(b.Expires.Round(time.Second)), actions.FormatDuration(b.Timeout)
 			if b.Timeout == 0 {
@@ -144,9 +166,11 @@ Examples:
 
 func cmdUnblock(ctx context.Context, e *env, args []string) int {
 	fs := flags(e, "unblock", "[--config FILE] [--fleet] ADDR|PREFIX...", `Remove bans now. An address inside a banned range (an IPv6 /64) lifts that
-range. The running daemon is told (through state_dir) and pardons the
-evidence: the same packets will not ban the source again, and this offence
-does not count towards a longer ban next time. With --fleet, also publish
+range, and an address inside a manual ban (block) lifts that manual ban,
+which the daemon then no longer puts back. The running daemon is told
+(through state_dir) and pardons the evidence: the same packets will not
+ban the source again, and this offence does not count towards a longer
+ban next time. Elements added by hand with nft are left as they are. With --fleet, also publish
 a pardon that every host of the fleet applies: each lifts its bans of the
 key, whoever decided them, and forgets the evidence.
 
@@ -184,8 +208,26 @@ Examples:
 	at := time.Now()
 	code = exitOK
 	for _, k := range keys {
+		// The record first: the daemon must not put back what this lifts.
+		lifted, err := daemon.RemoveBlocks(cfg.StateDir, k, at)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "unblock: manual bans in %s: %v\n", cfg.StateDir, err)
+			return exitFailure
+		}
+		for _, b := range lifted {
+			if b.Key != k {
+				// The whole manual ban goes: an IPv4 prefix is banned as
+				// its keys, which k alone would not lift.
+				if _, err := nft.Unblock(b.Key); err != nil && !errors.Is(err, actions.ErrNotBanned) && !errors.Is(err, syscall.ENOENT) {
+					fmt.Fprintf(e.stderr, "unblock: %v\n", err)
+				}
+			}
+			fmt.Fprintf(e.stdout, "%s: manual ban %s lifted\n", k, b.Key)
+		}
 		removed, err := nft.Unblock(k)
 		switch {
+		case (errors.Is(err, actions.ErrNotBanned) || errors.Is(err, syscall.ENOENT)) && len(lifted) > 0:
+			// Lifted above, or not in the kernel (no table yet).
 		case errors.Is(err, actions.ErrNotBanned), errors.Is(err, syscall.ENOENT):
 			fmt.Fprintf(e.stdout, "%s: not banned\n", k)
 			if !*toFleet { // the fleet may hold it elsewhere
@@ -236,4 +278,36 @@ func parseKey(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// blockReasons finds the reason of a manual ban's element: the record of
+// its key, or of a prefix holding it (a forced IPv4 prefix is banned as
+// its keys).
+type blockReasons map[netip.Prefix]string
+
+// readReasons reads the manual bans' reasons from stateDir; without them
+// (unreadable as this user), list shows manual bans without reasons.
+func readReasons(stateDir string) blockReasons {
+	bs, err := daemon.ReadBlocks(stateDir)
+	if err != nil {
+		return nil
+	}
+	r := blockReasons{}
+	for _, b := range bs {
+		r[b.Key] = b.Reason
+	}
+	return r
+}
+
+func (r blockReasons) of(key netip.Prefix) string {
+	if len(r) == 0 {
+		return ""
+	}
+	for bits := key.Bits(); bits >= 0; bits-- {
+		p, _ := key.Addr().Prefix(bits)
+		if reason, ok := r[p]; ok {
+			return reason
+		}
+	}
+	return ""
 }

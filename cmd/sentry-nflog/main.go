@@ -51,7 +51,10 @@ func commands() []command {
 		{"replay", "[--config FILE] [--json] FILE...", "run the rules over saved kernel logs and print what would be banned", cmdReplay},
 		{"check-config", "[FILE]", "validate a config file (default: the embedded one); exit 2 on problems", cmdCheckConfig},
 		{"list", "[--config FILE] [--json] [--fleet]", "show active bans with time left and origin, read from the kernel (or the fleet)", cmdList},
+		{"block", "[--config FILE] [--for DURATION] [--reason TEXT] [--force] [--file FILE] ADDR|PREFIX...", "ban addresses or prefixes by hand, through the daemon's checks; kept across reboots", cmdBlock},
 		{"unblock", "[--config FILE] [--fleet] ADDR|PREFIX...", "remove bans now and pardon the evidence (on every host with --fleet)", cmdUnblock},
+		{"history", "[--config FILE] [--since DURATION] [--source ADDR|PREFIX] [--json]", "past decisions with their evidence, from the daemon's journal", cmdHistory},
+		{"status", "[--config FILE] [--json]", "what the running daemon is doing: inputs, rates, bans, first strike, fleet, last errors", cmdStatus},
 		{"firewall", "[--config FILE] [--iptables]", "print the rules that send probes of unused ports to sentry-nflog", cmdFirewall},
 		{"default-config", "", "print the embedded sentry.yaml", cmdDefaultConfig},
 		{"completion", "bash|zsh", "print the shell completion script for bash or zsh", cmdCompletion},
@@ -85,7 +88,10 @@ Getting started:
   sentry-nflog check-config /etc/sentry-nflog/sentry.yaml
   sentry-nflog run --dry-run          # live, decisions logged, nothing banned
   sentry-nflog run                    # enforce (systemd: sentry-nflog.service)
+  sentry-nflog status                 # is it running, is it healthy
   sentry-nflog list                   # active bans
+  sentry-nflog history --since 1d     # what it decided, and why
+  sentry-nflog block 203.0.113.7 --reason "ssh brute force"   # ban by hand
   sentry-nflog unblock 203.0.113.7    # lift a ban
 
 Without --config the embedded default (sentry-nflog default-config) is used.

@@ -70,7 +70,22 @@ The configuration, documented in itself;
 prints the embedded default.
 .TP
 .I /var/lib/sentry-nflog
-The state directory (state_dir): offences and bans kept across restarts.
+The state directory (state_dir): offences and bans kept across restarts
+.RI ( state.json ,
+.IR positions.json ),
+pardons given by
+.B unblock
+.RI ( pardons ),
+manual bans made by
+.B block
+.RI ( blocks.jsonl ),
+the decision journal read by
+.B history
+.RI ( journal.jsonl ,
+.IR journal.jsonl.1 )
+and the status file read by
+.B status
+.RI ( status.json ).
 .SH "EXIT STATUS"
 0 on success, 1 on failure, 2 on a usage error or an invalid configuration.
 .SH "SEE ALSO"

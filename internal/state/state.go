@@ -57,6 +57,9 @@ type State struct {
 	// PardonOffset is how far the pardons file has been applied: each
 	// pardon applies once.
 	PardonOffset int64 `json:"pardon_offset,omitempty"`
+	// BlocksSeen is the time of the last manual ban (`block`) the daemon
+	// has taken note of, in its decision journal: each is noted once.
+	BlocksSeen time.Time `json:"blocks_seen,omitzero"`
 	// Generation numbers the saves of state.json: the caller makes each
 	// Save's one more than the last, and SavePositions names the one its
 	// positions extend.
@@ -82,6 +85,7 @@ type header struct {
 	Saved        time.Time  `json:"saved"`
 	Generation   uint64     `json:"generation,omitempty"`
 	PardonOffset int64      `json:"pardon_offset,omitempty"`
+	BlocksSeen   time.Time  `json:"blocks_seen,omitzero"`
 	Files        []Position `json:"files,omitempty"`
 	// Offences is how many offence lines follow, to tell a whole file.
 	Offences int `json:"offences"`
@@ -166,6 +170,8 @@ func read(r *bufio.Reader, k *keeper) (*State, error) {
 			err = dec.Decode(&st.Generation)
 		case "pardon_offset":
 			err = dec.Decode(&st.PardonOffset)
+		case "blocks_seen":
+			err = dec.Decode(&st.BlocksSeen)
 		case "files":
 			err = dec.Decode(&st.Files)
 		case "offences":
@@ -387,9 +393,9 @@ func (h *offenceHeap) Pop() any {
 // if needed. Positions saved earlier with SavePositions for another
 // generation stop applying.
 func Save(dir string, s *State) error {
-	return writeAtomic(dir, FileName, func(w *bufio.Writer) error {
+	return WriteAtomic(dir, FileName, func(w *bufio.Writer) error {
 		h, err := json.Marshal(header{Version: version, Saved: s.Saved, Generation: s.Generation,
-			PardonOffset: s.PardonOffset, Files: s.Files, Offences: len(s.Offences)})
+			PardonOffset: s.PardonOffset, BlocksSeen: s.BlocksSeen, Files: s.Files, Offences: len(s.Offences)})
 		if err != nil {
 			return err
 		}
@@ -409,7 +415,7 @@ func Save(dir string, s *State) error {
 // SavePositions writes files to dir atomically as positions.json, for the
 // state.json of generation gen: Load takes them instead of that file's.
 func SavePositions(dir string, gen uint64, files []Position) error {
-	return writeAtomic(dir, PositionsFile, func(w *bufio.Writer) error {
+	return WriteAtomic(dir, PositionsFile, func(w *bufio.Writer) error {
 		data, err := json.Marshal(positions{Version: 1, Generation: gen, Files: files})
 		if err != nil {
 			return err
@@ -434,9 +440,10 @@ func readPositions(dir string) (*positions, error) {
 	return &p, nil
 }
 
-// writeAtomic writes dir/name through fill, by a temporary file synced and
-// renamed over it, and syncs the directory.
-func writeAtomic(dir, name string, fill func(*bufio.Writer) error) error {
+// WriteAtomic writes dir/name through fill, by a temporary file synced and
+// renamed over it, and syncs the directory, creating dir if needed: a
+// crash at any moment leaves the old file or the new one, never a mix.
+func WriteAtomic(dir, name string, fill func(*bufio.Writer) error) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}

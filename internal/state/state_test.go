@@ -25,7 +25,8 @@ func TestSaveLoad(t *testing.T) {
 			{Key: netip.MustParsePrefix("203.0.113.7/32"), Count: 2, LastBan: now, BannedUntil: now.Add(2 * time.Hour)},
 			{Key: netip.MustParsePrefix("2001:db8:bad:1::/64"), Count: 1, LastBan: now.Add(-time.Hour), PardonedAt: now},
 		},
-		Files: []Position{{Path: "/var/log/kern.log", Dev: 2049, Inode: 1234, Offset: 98765}},
+		Files:      []Position{{Path: "/var/log/kern.log", Dev: 2049, Inode: 1234, Offset: 98765}},
+		BlocksSeen: now.Add(-time.Minute),
 	}
 	if err := Save(dir, want); err != nil {
 		t.Fatal(err)
