@@ -525,3 +525,45 @@ func TestBan4Prefix(t *testing.T) {
 	mustBan(t, n, "192.0.2.0/24", time.Minute) // the fast path again
 	wantOnly(t, n, map[string][2]time.Duration{"192.0.2.0/24": {50 * time.Second, time.Minute}})
 }
+
+// Snapshot reads over the view's own connection: it lists what List does,
+// and a slow read there (its lock held, as a dump of a large set holds it)
+// never holds up a Ban, nor the other way round.
+func TestSnapshotNeverHoldsUpBan(t *testing.T) {
+	ns := newNetNS(t)
+	n := openTable(t, ns, TableSpec{ManageChain: true})
+	mustBan(t, n, "192.0.2.1/32", time.Hour)
+	mustBan(t, n, "2001:db8:1::/64", time.Hour)
+	list, err := n.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := n.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := func(bs []BanEntry) (out []string) {
+		for _, b := range bs {
+			out = append(out, b.Key.String()+" "+b.Origin)
+		}
+		return out
+	}
+	if !slices.Equal(keys(list), keys(snap)) || len(snap) != 2 {
+		t.Errorf("Snapshot %v, List %v", keys(snap), keys(list))
+	}
+	n.view.mu.Lock()
+	done := make(chan error, 1)
+	go func() { done <- n.Ban(netip.MustParsePrefix("192.0.2.2/32"), time.Hour) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Ban waited for the view's lock")
+	}
+	n.view.mu.Unlock()
+	if m, err := n.Missing(); err != nil || len(m) != 0 {
+		t.Errorf("Missing = %v, %v over the view", m, err)
+	}
+}

@@ -87,6 +87,7 @@ func (t *Table) SetListening(tcp, udp []uint16) error {
 	}
 	if !t.spec.usesListen() {
 		t.spec.Listen = want
+		t.followSpec()
 		return nil
 	}
 	err := t.syncListen(want)
@@ -98,6 +99,7 @@ func (t *Table) SetListening(tcp, udp []uint16) error {
 		return err
 	}
 	t.spec.Listen = want
+	t.followSpec()
 	return nil
 }
 

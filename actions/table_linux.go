@@ -44,6 +44,12 @@ type Table struct {
 	// batch, just before it is sent; an error makes Apply fail there, as a
 	// failing build step would.
 	beforeFlush func(*nftables.Conn) error
+
+	// view reads the table over a connection and a lock of its own, for
+	// Missing and Snapshot: a dump of a set of a million elements, or of
+	// every chain's rules, must not hold up a Ban. Its spec follows this
+	// one's. nil in a view.
+	view *Table
 }
 
 var errClosed = fmt.Errorf("nftables: %w", net.ErrClosed)
@@ -61,7 +67,7 @@ func OpenTable(spec TableSpec, netnsFd int) (*Table, error) {
 	if netnsFd < 0 {
 		return nil, fmt.Errorf("nftables: invalid network namespace fd %d", netnsFd)
 	}
-	t := &Table{netns: netnsFd}
+	t := &Table{netns: netnsFd, view: &Table{netns: netnsFd}}
 	t.setSpec(spec)
 	c, err := dialLasting(netnsFd)
 	if err != nil {
@@ -71,8 +77,31 @@ func OpenTable(spec TableSpec, netnsFd int) (*Table, error) {
 	return t, nil
 }
 
+// followSpec gives the view the spec just applied or changed. Called with
+// t.mu held; the view's lock is always taken after the table's.
+func (t *Table) followSpec() {
+	if t.view == nil {
+		return
+	}
+	t.view.mu.Lock()
+	t.view.setSpec(t.spec.clone())
+	t.view.mu.Unlock()
+}
+
+// Snapshot returns the active bans as List does, read over the view's
+// connection: it never waits for, nor holds up, a Ban, and it leaves Ban's
+// record of what is banned as it is. The daemon compares the sets with the
+// bans it holds this way.
+func (t *Table) Snapshot() ([]BanEntry, error) {
+	if t.view == nil {
+		return t.List()
+	}
+	return t.view.List()
+}
+
 func (t *Table) setSpec(spec TableSpec) {
 	t.spec = spec
+	defer t.followSpec()
 	o := newObjects(&spec)
 	t.table, t.set4, t.set6, t.strk6 = o.table, o.set4, o.set6, o.strk6
 	t.rec.reset()
@@ -105,6 +134,9 @@ func (t *Table) Close() error {
 		return nil
 	}
 	t.closed = true
+	if t.view != nil {
+		t.view.Close()
+	}
 	if t.conn == nil {
 		return nil
 	}

@@ -60,3 +60,6 @@ func (t *Table) SetListening(tcp, udp []uint16) error { return errNeedsLinux }
 
 // Close does nothing.
 func (t *Table) Close() error { return nil }
+
+// Snapshot returns an error: nftables needs Linux.
+func (t *Table) Snapshot() ([]BanEntry, error) { return nil, errNeedsLinux }

@@ -57,6 +57,10 @@ type Table interface {
 	Unblock(key netip.Prefix) ([]netip.Prefix, error)
 	// List returns the active bans.
 	List() ([]actions.BanEntry, error)
+	// Snapshot returns the active bans as List does, without holding up a
+	// Ban while it reads (a connection of its own): the table keeper's
+	// periodic comparison uses it.
+	Snapshot() ([]actions.BanEntry, error)
 	// Forget drops first strike's counting state for key.
 	Forget(key netip.Prefix) error
 	// SetListening updates the ports first strike and advanced mode skip.

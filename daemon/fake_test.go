@@ -100,6 +100,8 @@ func (f *fakeTable) List() ([]actions.BanEntry, error) {
 	return out, nil
 }
 
+func (f *fakeTable) Snapshot() ([]actions.BanEntry, error) { return f.List() }
+
 func (f *fakeTable) Forget(key netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -236,7 +236,7 @@ type call struct {
 // the same checks as a new ban. Elements the daemon did not make are left
 // as they are, and count as covering what they cover.
 func (d *Daemon) syncBans(ctx context.Context, why string, learn bool) {
-	kernel, err := d.deps.Table.List()
+	kernel, err := d.deps.Table.Snapshot()
 	if err != nil {
 		d.log.Warn("cannot read bans", "err", err)
 		return

@@ -34,7 +34,7 @@ func (l *lab) writeConfig(yaml string) {
 // timestamp of the probe to the element in the set.
 func TestMeasureReaction(t *testing.T) {
 	l := newLab(t, "1h")
-	l.writeConfig(configYAML(l.dir+"/state", "1h") + "bans: {max_new_per_minute: 0}\n")
+	l.writeConfig(configYAML(l.dir+"/state", "1h") + "bans: {max_new_per_minute: 0, single_packet: {max_new_per_minute: 0}}\n")
 	d := l.startDaemon()
 	var srcs []netip.Addr
 	for _, net := range []string{"203.0.113.", "192.0.2."} {
