@@ -67,7 +67,7 @@ Examples:
 	}
 	err = replay.Run(ctx, replay.RunOptions{Engine: engine, Line: opts, Year: *year, Files: fs.Args(), Stdin: e.stdin,
 		Out: e.stdout, Stderr: e.stderr, JSON: *asJSON, ReportPath: *reportPath,
-		Summary: replay.SummaryOptions{ConfigFile: cfg.File, IgnoreWords: ignoreWords(cfg), Top: *top}})
+		Summary: replay.SummaryOptions{ConfigFile: cfg.File, IgnoreWords: cfg.Ignore.Words(), Top: *top}})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "replay: %v\n", err)
 		return exitFailure
