@@ -152,10 +152,28 @@ func (r *htmlReport) discard() {
 	}
 }
 
-// ParseZone reads the zone of timestamps that carry none (replay --tz): a
-// zone name (Europe/Berlin, UTC, Local) or a fixed offset (+02:00, -0500,
-// +01).
-func ParseZone(s string) (*time.Location, error) {
+// ParseLineOptions reads replay's --tz (see parseZone; "" is local time)
+// and --boot-time (RFC 3339; "" is none) into the parser's options. Its
+// errors name the flag at fault.
+func ParseLineOptions(tz, boot string) (parsers.LineOptions, error) {
+	opts := parsers.LineOptions{Location: time.Local}
+	var err error
+	if tz != "" {
+		if opts.Location, err = parseZone(tz); err != nil {
+			return opts, fmt.Errorf("--tz: %w", err)
+		}
+	}
+	if boot != "" {
+		if opts.Boot, err = time.Parse(time.RFC3339Nano, boot); err != nil {
+			return opts, fmt.Errorf("--boot-time: %w", err)
+		}
+	}
+	return opts, nil
+}
+
+// parseZone reads the zone of timestamps that carry none: a zone name
+// (Europe/Berlin, UTC, Local) or a fixed offset (+02:00, -0500, +01).
+func parseZone(s string) (*time.Location, error) {
 	if s == "" {
 		return nil, fmt.Errorf("%q is not a zone", s)
 	}

@@ -26,7 +26,7 @@ func TestParseZone(t *testing.T) {
 		{"Mars/Olympus", 0, "Mars/Olympus"},
 		{"", 0, "not a zone"},
 	} {
-		loc, err := ParseZone(tc.in)
+		loc, err := parseZone(tc.in)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("%q: %v, want an error with %q", tc.in, err, tc.wantErr)
@@ -40,5 +40,22 @@ func TestParseZone(t *testing.T) {
 		if _, off := at.In(loc).Zone(); off != tc.offset {
 			t.Errorf("%q: offset %d, want %d", tc.in, off, tc.offset)
 		}
+	}
+}
+
+func TestParseLineOptions(t *testing.T) {
+	o, err := ParseLineOptions("", "")
+	if err != nil || o.Location != time.Local || !o.Boot.IsZero() {
+		t.Errorf("no flags: %+v, %v", o, err)
+	}
+	o, err = ParseLineOptions("UTC", "2026-11-24T10:00:00Z")
+	if err != nil || o.Location != time.UTC || !o.Boot.Equal(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("both flags: %+v, %v", o, err)
+	}
+	if _, err := ParseLineOptions("+25:00", ""); err == nil || !strings.HasPrefix(err.Error(), "--tz: ") {
+		t.Errorf("bad --tz: %v", err)
+	}
+	if _, err := ParseLineOptions("", "yesterday"); err == nil || !strings.HasPrefix(err.Error(), "--boot-time: ") {
+		t.Errorf("bad --boot-time: %v", err)
 	}
 }

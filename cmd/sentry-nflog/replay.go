@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/replay"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
@@ -47,18 +45,10 @@ Examples:
 		fmt.Fprintln(e.stderr, err)
 		return exitUsage
 	}
-	opts := parsers.LineOptions{Location: time.Local}
-	if *tz != "" {
-		if opts.Location, err = replay.ParseZone(*tz); err != nil {
-			fmt.Fprintf(e.stderr, "replay: --tz: %v\n", err)
-			return exitUsage
-		}
-	}
-	if *boot != "" {
-		if opts.Boot, err = time.Parse(time.RFC3339Nano, *boot); err != nil {
-			fmt.Fprintf(e.stderr, "replay: --boot-time: %v\n", err)
-			return exitUsage
-		}
+	opts, err := replay.ParseLineOptions(*tz, *boot)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "replay: %v\n", err)
+		return exitUsage
 	}
 	engine, err := rules.NewEngine(cfg.Engine)
 	if err != nil {
