@@ -4,6 +4,10 @@
 // files, bans leave over netlink (nf_tables).
 //
 // Run `sentry-nflog help` for the commands.
+//
+// Each command here defines its flags and --help (which the man page and
+// the completions read too), loads the config, calls its package (daemon,
+// replay, internal/ops, firewall) and maps the result to an exit status.
 package main
 
 import (
