@@ -12,4 +12,9 @@
 // optionally, to a report.Collector for the HTML page. Memory is bounded:
 // lines over 1 MiB are skipped and counted, per-source counts stop at
 // 100,000 sources. Summary writes what was counted.
+//
+// Run is the whole command: the files in order, decisions written in
+// blocks (at once for standard input, which may be a live stream), the
+// summary, and the HTML report when asked, created before the replay so
+// that a path that cannot be written fails first.
 package replay

@@ -4,6 +4,10 @@
 // files, bans leave over netlink (nf_tables).
 //
 // Run `sentry-nflog help` for the commands.
+//
+// Each command here defines its flags and --help (which the man page and
+// the completions read too), loads the config, calls its package (daemon,
+// replay, internal/ops, firewall) and maps the result to an exit status.
 package main
 
 import (
@@ -18,6 +22,7 @@ import (
 
 	sentrynflog "github.com/sentry-nflog/sentry-nflog"
 	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/internal/ops"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -196,31 +201,19 @@ Example:
 		fmt.Fprintln(e.stderr, err)
 		return exitUsage
 	}
-	words := ignoreWords(cfg)
-	if words != "" {
-		words = " + " + words
-	}
-	fleetNote := ""
-	if f := cfg.Fleet; f != nil {
-		fleetNote = fmt.Sprintf(", fleet as %s (%d servers, stream %s, publish %t, apply %t)", f.Name, len(f.Servers), f.Bucket, f.Publish, f.Apply)
-	}
-	fmt.Fprintf(e.stdout, "%s: OK: %d rules, %d NFLOG groups, %d files, ignore %d prefixes%s%s\n",
-		cfg.File, len(cfg.Engine.Rules), len(cfg.Inputs.NFLOG), len(cfg.Inputs.Files), len(cfg.Ignore.Prefixes), words, fleetNote)
+	fmt.Fprintf(e.stdout, "%s: OK: %s\n", cfg.File, cfg.Summary())
 	return exitOK
 }
 
-func ignoreWords(cfg *config.Config) string {
-	s := ""
-	for _, w := range []struct {
-		on   bool
-		name string
-	}{{cfg.Ignore.Self, "self"}, {cfg.Ignore.Gateways, "gateways"}, {cfg.Ignore.Resolvers, "resolvers"}} {
-		if w.on {
-			if s != "" {
-				s += ", "
-			}
-			s += w.name
-		}
+// exitCode turns what an ops command returned into the exit status; the
+// command has reported the cause.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, ops.ErrUsage):
+		return exitUsage
+	default:
+		return exitFailure
 	}
-	return s
 }

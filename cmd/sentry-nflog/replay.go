@@ -1,15 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
-	"time"
 
-	"github.com/sentry-nflog/sentry-nflog/actions"
-	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/replay"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
@@ -51,105 +45,22 @@ Examples:
 		fmt.Fprintln(e.stderr, err)
 		return exitUsage
 	}
-	opts := parsers.LineOptions{Location: time.Local}
-	if *tz != "" {
-		if opts.Location, err = parseZone(*tz); err != nil {
-			fmt.Fprintf(e.stderr, "replay: --tz: %v\n", err)
-			return exitUsage
-		}
-	}
-	if *boot != "" {
-		if opts.Boot, err = time.Parse(time.RFC3339Nano, *boot); err != nil {
-			fmt.Fprintf(e.stderr, "replay: --boot-time: %v\n", err)
-			return exitUsage
-		}
+	opts, err := replay.ParseLineOptions(*tz, *boot)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "replay: %v\n", err)
+		return exitUsage
 	}
 	engine, err := rules.NewEngine(cfg.Engine)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return exitUsage
 	}
-	// Decisions are written in blocks, not one write each: a replay can
-	// decide thousands of times a second. (The report flushes after each
-	// decision into this buffer.) Standard input may be a live stream
-	// (journalctl -f): its decisions are written as they are made.
-	out := &blockWriter{w: bufio.NewWriterSize(e.stdout, 64<<10)}
-	ro := replay.Options{Engine: engine, Act: actions.NewReport(out, *asJSON), Progress: e.stderr}
-	var html *replayReport
-	if *reportPath != "" {
-		if html, err = openReplayReport(*reportPath, engine); err != nil {
-			fmt.Fprintf(e.stderr, "replay: %v\n", err)
-			return exitFailure
-		}
-		defer html.discard()
-		ro.Collector = html.Collector
-	}
-	ro.Line = opts
-	if *year != 0 {
-		ro.Line.Reference = time.Date(*year, 12, 31, 23, 59, 59, 0, opts.Location)
-	}
-	r := replay.New(ro)
-	start := time.Now()
-	for _, name := range fs.Args() {
-		if err := ctx.Err(); err != nil {
-			break
-		}
-		out.live = name == "-"
-		err := r.File(ctx, name, e.stdin)
-		if ferr := out.w.Flush(); err == nil && ferr != nil {
-			err = fmt.Errorf("report: %w", ferr)
-		}
-		if err != nil {
-			fmt.Fprintf(e.stderr, "replay: %v\n", err)
-			return exitFailure
-		}
-	}
-	r.Summary(e.stderr, replay.SummaryOptions{ConfigFile: cfg.File, IgnoreWords: ignoreWords(cfg), Top: *top, Elapsed: time.Since(start)})
-	if html != nil {
-		if err := html.finish(cfg, engine, r.Stats(), fs.Args()); err != nil {
-			fmt.Fprintf(e.stderr, "replay: %v\n", err)
-			return exitFailure
-		}
+	err = replay.Run(ctx, replay.RunOptions{Engine: engine, Line: opts, Year: *year, Files: fs.Args(), Stdin: e.stdin,
+		Out: e.stdout, Stderr: e.stderr, JSON: *asJSON, ReportPath: *reportPath,
+		Summary: replay.SummaryOptions{ConfigFile: cfg.File, IgnoreWords: cfg.Ignore.Words(), Top: *top}})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "replay: %v\n", err)
+		return exitFailure
 	}
 	return exitOK
-}
-
-// parseZone reads --tz: a zone name (Europe/Berlin, UTC, Local) or a fixed
-// offset (+02:00, -0500, +01).
-func parseZone(s string) (*time.Location, error) {
-	if s[0] == '+' || s[0] == '-' {
-		digits := strings.ReplaceAll(s[1:], ":", "")
-		if len(digits) == 2 {
-			digits += "00"
-		}
-		h, errh := strconv.Atoi(digits[:min(2, len(digits))])
-		m, errm := strconv.Atoi(digits[min(2, len(digits)):])
-		if len(digits) != 4 || errh != nil || errm != nil || h > 23 || m > 59 || strings.ContainsAny(digits, "+-") {
-			return nil, fmt.Errorf("%q is not an offset such as +02:00", s)
-		}
-		off := h*3600 + m*60
-		if s[0] == '-' {
-			off = -off
-		}
-		return time.FixedZone(s, off), nil
-	}
-	loc, err := time.LoadLocation(s)
-	if err != nil {
-		return nil, fmt.Errorf("%q: %w", s, err)
-	}
-	return loc, nil
-}
-
-// blockWriter buffers decisions, or passes each on at once while live.
-type blockWriter struct {
-	w    *bufio.Writer
-	live bool
-}
-
-func (b *blockWriter) Write(p []byte) (int, error) {
-	n, err := b.w.Write(p)
-	if err == nil && b.live {
-		err = b.w.Flush()
-	}
-	return n, err
 }

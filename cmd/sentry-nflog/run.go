@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -52,7 +51,7 @@ Examples:
 		fmt.Fprintln(e.stderr, err)
 		return exitUsage
 	}
-	log := newLogger(e, cfg.Log)
+	log := cfg.Log.Logger(e.stderr)
 	deps := daemon.Deps{
 		Log: log, Host: hostinfo.DefaultPaths(), Report: e.stdout, HealthEvery: *health,
 		Load: func() (*config.Config, error) { return loadConfig(*cfgPath) },
@@ -81,7 +80,7 @@ Examples:
 	if f := cfg.Fleet; f != nil && *dryRun {
 		log.Info("dry run: fleet mode off, nothing is published or received")
 	} else if f != nil {
-		link, err := fleet.Dial(fleet.Config{Servers: f.Servers, Name: f.Name, Creds: f.Creds, TLS: f.TLS, Bucket: f.Bucket, Log: log})
+		link, err := fleet.Dial(f.Link(log))
 		if err != nil {
 			log.Error("cannot start", "err", err)
 			return exitFailure
@@ -107,12 +106,4 @@ Examples:
 		return exitFailure
 	}
 	return exitOK
-}
-
-func newLogger(e *env, c config.Log) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.Level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(e.stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(e.stderr, opts))
 }

@@ -1,7 +1,10 @@
-package main
+package firewall
 
 import (
 	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,7 +26,7 @@ func TestFirewallLogsEveryProtocolButICMP(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	writeIptables(&b, in, "SENTRY", true)
+	Write(&b, in, Options{Prefix: "SENTRY", IPTables: true, RulesOnly: true})
 	ipt := b.String()
 	for _, bin := range []string{"iptables", "ip6tables"} {
 		icmp := map[string]string{"iptables": "icmp", "ip6tables": "ipv6-icmp"}[bin]
@@ -35,6 +38,38 @@ func TestFirewallLogsEveryProtocolButICMP(t *testing.T) {
 			if !strings.Contains(ipt, want) {
 				t.Errorf("iptables rules lack %q:\n%s", want, ipt)
 			}
+		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// The whole text of both forms, explanation included, is what operators
+// paste: it changes only on purpose (go test ./firewall -update).
+func TestWriteGolden(t *testing.T) {
+	in := config.NFLOGInput{Group: 7, CopyRange: 128}
+	for _, tc := range []struct {
+		golden string
+		o      Options
+	}{
+		{"nft.txt", Options{Prefix: DefaultLogPrefix}},
+		{"iptables.txt", Options{Prefix: DefaultLogPrefix, IPTables: true}},
+		{"iptables-quoted.txt", Options{Prefix: "probe: ", IPTables: true, RulesOnly: true}},
+	} {
+		var b bytes.Buffer
+		Write(&b, in, tc.o)
+		path := filepath.Join("testdata", tc.golden)
+		if *update {
+			if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (go test ./firewall -update writes it)", err)
+		}
+		if b.String() != string(want) {
+			t.Errorf("%s differs (go test ./firewall -update to accept):\n--- got\n%s--- want\n%s", tc.golden, b.String(), want)
 		}
 	}
 }

@@ -1,10 +1,9 @@
-package main
+package ops
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"text/tabwriter"
 	"time"
@@ -18,35 +17,33 @@ import (
 // for a server.
 const fleetTimeout = 10 * time.Second
 
-// dialFleet connects a command to the fleet of cfg.
-func dialFleet(e *env, cmd string, cfg *config.Config) (*fleet.Link, int) {
-	f := cfg.Fleet
-	if f == nil {
-		fmt.Fprintf(e.stderr, "%s: --fleet: %s has no fleet section\n", cmd, cfg.File)
-		return nil, exitUsage
+// dialFleet connects to the fleet of cfg, reporting a config without one
+// (ErrUsage) and a failure to connect.
+func (c *Command) dialFleet(cfg *config.Config) (Fleet, error) {
+	if cfg.Fleet == nil {
+		c.errorf("--fleet: %s has no fleet section", cfg.File)
+		return nil, ErrUsage
 	}
-	link, err := fleet.Dial(fleet.Config{Servers: f.Servers, Name: f.Name, Creds: f.Creds, TLS: f.TLS, Bucket: f.Bucket,
-		Log: slog.New(slog.DiscardHandler)})
+	link, err := c.DialFleet(cfg)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "%s: %v\n", cmd, err)
-		return nil, exitFailure
+		return nil, c.fail(err)
 	}
-	return link, -1
+	return link, nil
 }
 
-// listFleet prints the fleet's active bans and pardons, from the stream.
-func listFleet(ctx context.Context, e *env, cfg *config.Config, asJSON bool) int {
-	link, code := dialFleet(e, "list", cfg)
-	if code >= 0 {
-		return code
+// ListFleet is `list --fleet`: the fleet's active bans and pardons, read
+// from its stream, with origin and time left; as a table or as JSON.
+func (c *Command) ListFleet(ctx context.Context, cfg *config.Config, asJSON bool) error {
+	link, err := c.dialFleet(cfg)
+	if err != nil {
+		return err
 	}
 	defer link.Close()
 	ctx, cancel := context.WithTimeout(ctx, fleetTimeout)
 	defer cancel()
 	msgs, err := link.Active(ctx)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "list: %v\n", err)
-		return exitFailure
+		return c.fail(err)
 	}
 	now := time.Now()
 	if asJSON {
@@ -67,14 +64,14 @@ func listFleet(ctx context.Context, e *env, cfg *config.Config, asJSON bool) int
 			out.Bans = append(out.Bans, ban{m.Kind.String(), m.Key.String(), m.Origin, m.Rule, int64(m.Until.Sub(now) / time.Second),
 				int64(m.Ban / time.Second), m.Decided.UTC().Format(time.RFC3339)})
 		}
-		enc := json.NewEncoder(e.stdout)
+		enc := json.NewEncoder(c.Out)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
-		return exitOK
+		return nil
 	}
-	fmt.Fprintf(e.stdout, "%d active in the fleet's stream %s\n", len(msgs), cfg.Fleet.Bucket)
+	c.printf("%d active in the fleet's stream %s", len(msgs), cfg.Fleet.Bucket)
 	if len(msgs) > 0 {
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		tw := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SOURCE\tTIME LEFT\tBAN\tORIGIN\tRULE")
 		for _, m := range msgs {
 			ban, rule := actions.FormatDuration(m.Ban), m.Rule
@@ -85,25 +82,25 @@ func listFleet(ctx context.Context, e *env, cfg *config.Config, asJSON bool) int
 		}
 		tw.Flush()
 	}
-	return exitOK
+	return nil
 }
 
 // pardonFleet publishes a pardon of each key, which every host applies. A
 // pardon stays in the stream as long as the longest ban of the key it
 // overrides (a minute at least), so a host starting later does not apply
 // those.
-func pardonFleet(ctx context.Context, e *env, cfg *config.Config, keys []netip.Prefix, at time.Time) int {
-	link, code := dialFleet(e, "unblock", cfg)
-	if code >= 0 {
-		return code
+func (c *Command) pardonFleet(ctx context.Context, cfg *config.Config, keys []netip.Prefix, at time.Time) error {
+	link, err := c.dialFleet(cfg)
+	if err != nil {
+		return err
 	}
 	defer link.Close()
 	ctx, cancel := context.WithTimeout(ctx, fleetTimeout)
 	defer cancel()
 	msgs, err := link.Active(ctx)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "unblock: --fleet: %v\n", err)
-		return exitFailure
+		c.errorf("--fleet: %v", err)
+		return ErrFailed
 	}
 	for _, k := range keys {
 		keep := time.Minute
@@ -113,10 +110,9 @@ func pardonFleet(ctx context.Context, e *env, cfg *config.Config, keys []netip.P
 			}
 		}
 		if err := link.PublishPardon(ctx, k, at, keep); err != nil {
-			fmt.Fprintf(e.stderr, "unblock: %v\n", err)
-			return exitFailure
+			return c.fail(err)
 		}
-		fmt.Fprintf(e.stdout, "%s: pardon published to the fleet as %s\n", k, cfg.Fleet.Name)
+		c.printf("%s: pardon published to the fleet as %s", k, cfg.Fleet.Name)
 	}
-	return exitOK
+	return nil
 }

@@ -1,7 +1,6 @@
-package main
+package ops
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,59 +16,37 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/daemon"
 )
 
-func cmdStatus(_ context.Context, e *env, args []string) int {
-	fs := flags(e, "status", "[--config FILE] [--json]", `Show what the running daemon is doing, on one screen: its inputs and their
-health, events and decisions per minute, the bans in the kernel by origin,
-first strike (applied, or degraded when the kernel refused it) and fleet
-state, and its last errors and warnings. The daemon rewrites a status file
-in state_dir every 5 seconds (no socket); this reads it, and says when it
-is stale: the daemon stopped, was killed, or no longer runs. Exit status
-0 when the daemon runs, 1 when it does not.
-
-Examples:
-  sentry-nflog status
-  sentry-nflog status --json | jq .bans.active`)
-	cfgPath := fs.String("config", "", "config `FILE` naming state_dir (default: the embedded sentry.yaml)")
-	asJSON := fs.Bool("json", false, "print JSON: the status file, with running and note")
-	if c := parseFlags(fs, args); c >= 0 {
-		return c
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(e.stderr, err)
-		return exitUsage
-	}
-	st, err := daemon.ReadStatus(cfg.StateDir)
+// Status is `status`: it reads the status file the daemon keeps in
+// stateDir and shows it, on one screen or as JSON (the file, with running
+// and note), with whether the daemon still runs. A daemon that does not
+// run is ErrFailed, once its last status is shown.
+func (c *Command) Status(stateDir string, asJSON bool) error {
+	st, err := daemon.ReadStatus(stateDir)
 	if errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(e.stderr, "status: no status in %s: the daemon has not run with this state_dir (a dry run writes none)\n", cfg.StateDir)
-		return exitFailure
+		c.errorf("no status in %s: the daemon has not run with this state_dir (a dry run writes none)", stateDir)
+		return ErrFailed
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "status: %v\n", err)
-		return exitFailure
+		return c.fail(err)
 	}
 	now := time.Now()
 	running, note := liveness(st, now, pidAlive)
-	if *asJSON {
+	if asJSON {
 		out := struct {
 			Running bool   `json:"running"`
 			Note    string `json:"note,omitempty"`
 			*daemon.Status
 		}{running, note, st}
-		enc := json.NewEncoder(e.stdout)
+		enc := json.NewEncoder(c.Out)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
 	} else {
-		renderStatus(e.stdout, st, now, running, note)
+		renderStatus(c.Out, st, now, running, note)
 	}
 	if !running {
-		return exitFailure
+		return ErrFailed
 	}
-	return exitOK
+	return nil
 }
 
 // pidAlive reports whether a process pid exists (signal 0).

@@ -1,0 +1,178 @@
+package ops
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/actions"
+	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/daemon"
+)
+
+// List is `list`: the bans in cfg's table, the longest time left first,
+// each with where it came from (a manual ban with its reason, read from
+// state_dir), then what the drop rules have stopped and which first-strike
+// sets are or were full; as a table or as JSON. A table that does not
+// exist yet holds no ban.
+func (c *Command) List(cfg *config.Config, asJSON bool) error {
+	t, err := c.OpenTable(cfg)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer t.Close()
+	bans, err := t.List()
+	if errors.Is(err, syscall.ENOENT) {
+		// No table yet: the daemon has not run in this namespace.
+		c.errorf("table inet %s does not exist: the daemon has not run here, nothing is banned", cfg.NFTables.Table)
+		bans, err = nil, nil
+	}
+	if err != nil {
+		return c.fail(err)
+	}
+	sort.Slice(bans, func(i, j int) bool { return bans[i].Expires > bans[j].Expires })
+	reasons := readReasons(cfg.StateDir)
+	counters, cerr := t.Counters()
+	strikeSets := strikeSetsOf(t.StrikeSets)
+	if asJSON {
+		type ban struct {
+			Source      string `json:"source"`
+			LeftSeconds int64  `json:"left_seconds"`
+			BanSeconds  int64  `json:"ban_seconds"`
+			Origin      string `json:"origin"`
+			By          string `json:"by,omitempty"`
+			Reason      string `json:"reason,omitempty"`
+		}
+		type dropped struct {
+			Packets4 uint64 `json:"packets4"`
+			Bytes4   uint64 `json:"bytes4"`
+			Packets6 uint64 `json:"packets6"`
+			Bytes6   uint64 `json:"bytes6"`
+		}
+		out := struct {
+			Table      string          `json:"table"`
+			Bans       []ban           `json:"bans"`
+			Counters   *dropped        `json:"counters,omitempty"`
+			StrikeSets []strikeSetJSON `json:"first_strike_full,omitempty"`
+		}{Table: "inet " + cfg.NFTables.Table, Bans: []ban{}, StrikeSets: strikeSets}
+		for _, b := range bans {
+			jb := ban{Source: b.Key.String(), LeftSeconds: int64(b.Expires / time.Second), BanSeconds: int64(b.Timeout / time.Second), Origin: b.Origin}
+			switch b.Origin {
+			case actions.OriginBlock:
+				jb.Origin, jb.By, jb.Reason = actions.OriginManual, "block", reasons.of(b.Key)
+			case actions.OriginManual:
+				jb.By = "nft"
+			}
+			out.Bans = append(out.Bans, jb)
+		}
+		if cerr == nil && cfg.NFTables.ManageChain {
+			out.Counters = &dropped{counters.Packets4, counters.Bytes4, counters.Packets6, counters.Bytes6}
+		}
+		enc := json.NewEncoder(c.Out)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return nil
+	}
+	c.printf("%d active bans in inet %s", len(bans), cfg.NFTables.Table)
+	if len(bans) > 0 {
+		tw := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SOURCE\tTIME LEFT\tBAN\tBY")
+		for _, b := range bans {
+			by := b.Origin
+			switch b.Origin {
+			case actions.OriginKernel:
+				by = "kernel (first strike, provisional)"
+			case actions.OriginManual:
+				by = "manual (added with nft; never changed by sentry-nflog)"
+			case actions.OriginBlock:
+				by = "manual (block)"
+				if r := reasons.of(b.Key); r != "" {
+					by = fmt.Sprintf("manual (block: %s)", r)
+				}
+			}
+			left, full := actions.FormatDuration(b.Expires.Round(time.Second)), actions.FormatDuration(b.Timeout)
+			if b.Timeout == 0 {
+				left, full = "-", "no timeout"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Key, left, full, by)
+		}
+		tw.Flush()
+	}
+	if cerr == nil && cfg.NFTables.ManageChain {
+		c.printf("dropped: IPv4 %d packets (%d bytes), IPv6 %d packets (%d bytes)",
+			counters.Packets4, counters.Bytes4, counters.Packets6, counters.Bytes6)
+	}
+	for _, s := range strikeSets {
+		state := "was full"
+		if s.Full {
+			state = "is FULL"
+		}
+		c.printf("first strike: set %s %s (%d of %d elements); %d probes it could not count were dropped unanswered",
+			s.Set, state, s.Elements, s.Size, s.FullDrops)
+	}
+	return nil
+}
+
+// strikeSetJSON is one first-strike counting set in `list --json`, listed
+// when it is full or has been.
+type strikeSetJSON struct {
+	Set       string `json:"set"`
+	Elements  int    `json:"elements"`
+	Size      int    `json:"size"`
+	Full      bool   `json:"full"`
+	FullDrops uint64 `json:"full_drops"`
+}
+
+// strikeSetsOf reads first strike's counting sets and keeps those full now
+// or full before (a set the daemon emptied shows by its drops). An error
+// or a table without first strike is none.
+func strikeSetsOf(sets func() ([]actions.StrikeSet, error)) []strikeSetJSON {
+	all, err := sets()
+	if err != nil {
+		return nil
+	}
+	var out []strikeSetJSON
+	for _, s := range all {
+		if s.Full() || s.FullDrops > 0 {
+			out = append(out, strikeSetJSON{Set: s.Name, Elements: s.Elements, Size: s.Size, Full: s.Full(), FullDrops: s.FullDrops})
+		}
+	}
+	return out
+}
+
+// blockReasons finds the reason of a manual ban's element: the record of
+// its key, or of a prefix holding it (a forced IPv4 prefix is banned as
+// its keys).
+type blockReasons map[netip.Prefix]string
+
+// readReasons reads the manual bans' reasons from stateDir; without them
+// (unreadable as this user), list shows manual bans without reasons.
+func readReasons(stateDir string) blockReasons {
+	bs, err := daemon.ReadBlocks(stateDir)
+	if err != nil {
+		return nil
+	}
+	r := blockReasons{}
+	for _, b := range bs {
+		r[b.Key] = b.Reason
+	}
+	return r
+}
+
+func (r blockReasons) of(key netip.Prefix) string {
+	if len(r) == 0 {
+		return ""
+	}
+	for bits := key.Bits(); bits >= 0; bits-- {
+		p, _ := key.Addr().Prefix(bits)
+		if reason, ok := r[p]; ok {
+			return reason
+		}
+	}
+	return ""
+}
