@@ -279,15 +279,18 @@ func (d *Daemon) checkRemote(m *fleet.Message, now time.Time) (timeout time.Dura
 	if f.accept != nil && !f.accept[m.Origin] {
 		return 0, refAcceptFrom, "origin not in fleet.accept_from"
 	}
-	bans := d.desired.Engine.Bans
-	want := bans.IPv4Prefix
+	bans, agg := d.desired.Engine.Bans, d.desired.Engine.Aggregate
+	want, wide := bans.IPv4Prefix, agg.IPv4Prefix
 	if key.Addr().Is6() {
-		want = bans.IPv6Prefix
+		want, wide = bans.IPv6Prefix, agg.IPv6Prefix
 	}
-	if key.Bits() == 0 || key.Bits() < want {
+	// An aggregate's wider prefix is one this host bans too, when it
+	// aggregates at the same length.
+	aggregate := wide > 0 && key.Bits() == wide
+	if key.Bits() == 0 || (key.Bits() < want && !aggregate) {
 		return 0, refTooWide, fmt.Sprintf("a /%d where bans here are /%d", key.Bits(), want)
 	}
-	if key.Addr().Is4() && key.Bits() != want {
+	if key.Addr().Is4() && key.Bits() != want && !aggregate {
 		return 0, refLength, fmt.Sprintf("a /%d where IPv4 bans here are /%d", key.Bits(), want)
 	}
 	for p, pd := range f.pardons {

@@ -94,15 +94,20 @@ func TestRemoteBanChecks(t *testing.T) {
 		{"the host's gateway", remoteBanMsg("a", "192.0.2.1/32", now, time.Hour), refIgnored},
 		{"a /24 around the host itself", remoteBanMsg("a", "192.0.2.0/24", now, time.Hour), refIgnored},
 		{"an origin not accepted", remoteBanMsg("x", "203.0.113.1/32", now, time.Hour), refAcceptFrom},
-		{"a /24 where bans are /32", remoteBanMsg("a", "198.51.100.0/24", now, time.Hour), refTooWide},
+		{"a /23 where bans are /32 and aggregates /24", remoteBanMsg("a", "198.51.100.0/23", now, time.Hour), refTooWide},
 		{"everything", remoteBanMsg("a", "::/0", now, time.Hour), refTooWide},
-		{"a /48 where bans are /64", remoteBanMsg("a", "2001:db8:1::/48", now, time.Hour), refTooWide},
+		{"a /40 where bans are /64 and aggregates /48", remoteBanMsg("a", "2001:db8:1::/40", now, time.Hour), refTooWide},
+		{"a /28 between the key and the aggregate", remoteBanMsg("a", "198.51.100.16/28", now, time.Hour), refTooWide},
 		{"already over", remoteBanMsg("a", "203.0.113.2/32", now, 500*time.Millisecond), refExpired},
 		{"a plain ban", remoteBanMsg("a", "203.0.113.3/32", now, 2*time.Hour), ""},
 		{"an IPv6 address inside a /64", remoteBanMsg("c", "2001:db8:1:2::5/128", now, time.Hour), ""},
 		{"the valve's last", remoteBanMsg("c", "2001:db8:1:3::/64", now, time.Hour), ""},
 		{"beyond the valve", remoteBanMsg("c", "2001:db8:1:4::/64", now.Add(30*time.Second), time.Hour), refValve},
 		{"a minute later", remoteBanMsg("c", "2001:db8:1:5::/64", now.Add(61*time.Second), time.Hour), ""},
+		// The aggregates' wider prefixes, which this host bans at the
+		// same lengths.
+		{"an aggregate's /24", remoteBanMsg("a", "198.51.100.0/24", now.Add(130*time.Second), time.Hour), ""},
+		{"an aggregate's /48", remoteBanMsg("c", "2001:db8:2::/48", now.Add(131*time.Second), time.Hour), ""},
 	} {
 		before := len(r.table.bannedKeys())
 		refusedBefore := d.fleet.refused[c.reason]
@@ -131,8 +136,8 @@ func TestRemoteBanChecks(t *testing.T) {
 	if offs := d.engine.Offences(); len(offs) != 0 {
 		t.Errorf("remote bans became offences: %+v", offs)
 	}
-	if d.fleet.applied != 4 || len(d.fleet.remote) != 4 {
-		t.Errorf("applied %d, held %d: want 4 and 4", d.fleet.applied, len(d.fleet.remote))
+	if d.fleet.applied != 6 || len(d.fleet.remote) != 6 {
+		t.Errorf("applied %d, held %d: want 6 and 6", d.fleet.applied, len(d.fleet.remote))
 	}
 	logs := r.logs.String()
 	if !strings.Contains(logs, `msg="fleet: refused a remote ban" reason=ignored source=192.0.2.1/32 origin=a`) {
