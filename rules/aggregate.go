@@ -33,10 +33,11 @@ type aggregates struct {
 
 type aggState struct {
 	key   words
-	keys  distinct // the keys' bits under the wide prefix
+	keys  distinct[uint32] // the keys' bits under the wide prefix: nkeys
 	first int64
 	last  int64
 	hits  uint32
+	nkeys uint16
 	used  bool
 	v6    bool
 	// covers says the wide prefix holds an ignored address: never banned.
@@ -133,7 +134,7 @@ func (e *Engine) aggregate(ww words, v6 bool, ev *parsers.Event, kw words, t, tg
 		s := a.slots.at(i)
 		wide := netip.PrefixFrom(ww.addr(v6), a.bits[f])
 		s.key, s.v6, s.used, s.hits, s.covers = ww, v6, true, 0, e.overlapsIgnore(wide)
-		s.keys.reset()
+		s.keys.reset(&s.nkeys)
 	}
 	s := a.slots.at(i)
 	if s.covers {
@@ -145,7 +146,7 @@ func (e *Engine) aggregate(ww words, v6 bool, ev *parsers.Event, kw words, t, tg
 	}
 	if s.hits == 0 || t-s.last > within || t < s.last {
 		s.hits, s.flags, s.nlisted, s.first = 0, 0, 0, t
-		s.keys.reset()
+		s.keys.reset(&s.nkeys)
 	}
 	s.hits++
 	s.last = t
@@ -154,7 +155,7 @@ func (e *Engine) aggregate(ww words, v6 bool, ev *parsers.Event, kw words, t, tg
 		s.listed[s.nlisted] = ev.DstPort
 		s.nlisted++
 	}
-	if s.keys.add(a.keyVals.item(i), a.keyTimes.item(i), subKey(kw, v6, e.keyBits[f]), t, t-within) < a.cfg.DistinctKeys {
+	if s.keys.add(&s.nkeys, a.keyVals.item(i), a.keyTimes.item(i), subKey(kw, v6, e.keyBits[f]), t, t-within) < a.cfg.DistinctKeys {
 		return false
 	}
 	*d = Decision{

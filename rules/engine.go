@@ -376,7 +376,7 @@ func (e *Engine) decide(r *Rule, tr *tracker, ev *parsers.Event, key netip.Prefi
 	d.NPorts = uint8(copy(d.Ports[:], tr.listed[:tr.nlisted]))
 	d.DistinctPorts = uint32(d.NPorts)
 	if r.DistinctPorts > 1 {
-		d.DistinctPorts = uint32(tr.ports.n)
+		d.DistinctPorts = uint32(tr.nports)
 	}
 	if e.ignored(ev.Src) {
 		d.Offence = e.offenceCount(key, tg) + 1

@@ -9,16 +9,19 @@ import (
 // tracker is one source's evidence for one rule. Its memory is bounded by
 // the rule's thresholds, never by its window: the distinct counters hold
 // at most the threshold's number of values, the ring at most Hits times.
-// Those live in the rule's trackers pool, beside the tracker.
+// Those live in the rule's trackers pool, beside the tracker, which is 64
+// bytes: one cache line.
 type tracker struct {
 	// The evidence run: packets with no gap longer than the window.
 	first, last int64
-	ports       distinct // destination ports in the window; cap DistinctPorts
-	protos      distinct // IP protocols in the window; cap DistinctProtos
-	hits        uint32
+	// The destination ports (at most DistinctPorts) and IP protocols (at
+	// most DistinctProtos) in the window: nports and nprotos of them.
+	ports, protos   distinct[uint16]
+	hits            uint32
+	nports, nprotos uint16
 	// The ring holds the times of the last nring packets (at most Hits);
 	// once full, the oldest is at ringHead.
-	ringHead, nring int32
+	ringHead, nring uint16
 	listed          [MaxListedPorts]uint16
 	flags           parsers.TCPFlags
 	nlisted         uint8
@@ -29,62 +32,62 @@ type tracker struct {
 // of values (its capacity, the length of the buffers it is given): once
 // full, the threshold is reached, and a further value adds nothing a
 // decision needs. The values and times live apart from it, values apart
-// from times, so that looking for a value reads one cache line.
-type distinct struct {
+// from times, so that looking for a value reads one cache line; so does
+// the number of values held (n, given to each method), so that the
+// counter's owner can pack it.
+type distinct[V uint16 | uint32] struct {
 	// oldest is at most the time of the oldest value held (MaxInt64 when
 	// none is): while it is inside the window, no value can have left it,
 	// and an add only looks the value up.
 	oldest int64
-	n      uint16
 }
 
 // add records v at t, drops the values last seen before cutoff and returns
 // how many remain. vals and times are the counter's buffers, of its
-// capacity.
-func (d *distinct) add(vals []uint32, times []int64, v uint32, t, cutoff int64) int {
+// capacity, holding *n values.
+func (d *distinct[V]) add(n *uint16, vals []V, times []int64, v V, t, cutoff int64) int {
 	if d.oldest < cutoff {
-		d.expire(vals, times, cutoff)
+		d.expire(n, vals, times, cutoff)
 	}
-	vals = vals[:d.n]
-	for i, x := range vals {
+	k := *n
+	for i, x := range vals[:k] {
 		if x == v {
 			times[i] = t
-			return int(d.n)
+			return int(k)
 		}
 	}
-	if int(d.n) < len(times) {
-		vals = vals[:d.n+1]
-		vals[d.n], times[d.n] = v, t
-		d.n++
+	if int(k) < len(times) {
+		vals[k], times[k] = v, t
+		*n = k + 1
 		d.oldest = min(d.oldest, t)
 	}
-	return int(d.n)
+	return int(*n)
 }
 
 // count drops the values last seen before cutoff and returns how many
 // remain: what add returns, for a packet whose value is unknown.
-func (d *distinct) count(vals []uint32, times []int64, cutoff int64) int {
+func (d *distinct[V]) count(n *uint16, vals []V, times []int64, cutoff int64) int {
 	if d.oldest < cutoff {
-		d.expire(vals, times, cutoff)
+		d.expire(n, vals, times, cutoff)
 	}
-	return int(d.n)
+	return int(*n)
 }
 
 // expire drops the values last seen before cutoff, keeping the others in
 // order, and finds the oldest time left.
-func (d *distinct) expire(vals []uint32, times []int64, cutoff int64) {
+func (d *distinct[V]) expire(n *uint16, vals []V, times []int64, cutoff int64) {
 	kept, oldest := 0, int64(math.MaxInt64)
-	for i := range int(d.n) {
+	for i := range int(*n) {
 		if t := times[i]; t >= cutoff {
 			vals[kept], times[kept] = vals[i], t
 			kept++
 			oldest = min(oldest, t)
 		}
 	}
-	d.n, d.oldest = uint16(kept), oldest
+	*n, d.oldest = uint16(kept), oldest
 }
 
-func (d *distinct) reset() { d.n, d.oldest = 0, math.MaxInt64 }
+func (d *distinct[V]) reset(n *uint16) { *n, d.oldest = 0, math.MaxInt64 }
 
 // trackers holds the trackers of one rule for every source that matched
 // it, and their buffers, in slabs without pointers: a source's tracker is
@@ -94,7 +97,7 @@ type trackers struct {
 	tr pages[tracker]
 	// Each tracker's buffers, of the rule's thresholds: port values and
 	// times, protocol values and times, the ring's times.
-	portVals, protoVals         pages[uint32]
+	portVals, protoVals         pages[uint16]
 	portTimes, protoTimes, ring pages[int64]
 	portCap, protoCap, ringCap  int
 	free                        []int32
@@ -112,8 +115,8 @@ func newTrackers(r *Rule) trackers {
 	if r.Hits > 1 {
 		p.ringCap = r.Hits
 	}
-	p.portVals, p.portTimes = newPages[uint32](p.portCap), newPages[int64](p.portCap)
-	p.protoVals, p.protoTimes = newPages[uint32](p.protoCap), newPages[int64](p.protoCap)
+	p.portVals, p.portTimes = newPages[uint16](p.portCap), newPages[int64](p.portCap)
+	p.protoVals, p.protoTimes = newPages[uint16](p.protoCap), newPages[int64](p.protoCap)
 	p.ring = newPages[int64](p.ringCap)
 	return p
 }
@@ -182,13 +185,13 @@ func (p *trackers) observe(j int32, r *Rule, ev *parsers.Event, t int64) bool {
 	if c := p.portCap; c > 0 {
 		vals, times := p.portVals.item(j), p.portTimes.item(j)
 		if known {
-			ok = tr.ports.add(vals, times, uint32(ev.DstPort), t, cutoff) >= c
+			ok = tr.ports.add(&tr.nports, vals, times, ev.DstPort, t, cutoff) >= c
 		} else {
-			ok = tr.ports.count(vals, times, cutoff) >= c
+			ok = tr.ports.count(&tr.nports, vals, times, cutoff) >= c
 		}
 	}
 	if c := p.protoCap; c > 0 {
-		ok = tr.protos.add(p.protoVals.item(j), p.protoTimes.item(j), uint32(ev.Proto), t, cutoff) >= c && ok
+		ok = tr.protos.add(&tr.nprotos, p.protoVals.item(j), p.protoTimes.item(j), uint16(ev.Proto), t, cutoff) >= c && ok
 	}
 	if c := p.ringCap; c > 0 {
 		ring := p.ring.item(j)
@@ -197,7 +200,7 @@ func (p *trackers) observe(j int32, r *Rule, ev *parsers.Event, t int64) bool {
 			tr.nring++
 		} else {
 			ring[tr.ringHead] = t
-			tr.ringHead = (tr.ringHead + 1) % int32(c)
+			tr.ringHead = (tr.ringHead + 1) % uint16(c)
 		}
 		// Once the ring is full, its oldest time sits at ringHead.
 		ok = int(tr.nring) == c && ring[tr.ringHead] >= cutoff && ok
@@ -215,8 +218,8 @@ func containsPort(ps []uint16, p uint16) bool {
 }
 
 func (tr *tracker) reset() {
-	tr.ports.reset()
-	tr.protos.reset()
+	tr.ports.reset(&tr.nports)
+	tr.protos.reset(&tr.nprotos)
 	tr.nring, tr.ringHead = 0, 0
 	tr.hits = 0
 	tr.flags = 0

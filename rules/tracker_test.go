@@ -40,15 +40,16 @@ func TestDistinctAgainstReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, capacity := range []int{2, 5, 15} {
 		for _, within := range []int64{10, 100, 1000} {
-			var d distinct
-			d.reset()
+			var d distinct[uint32]
+			var n uint16
+			d.reset(&n)
 			var ref refDistinct
 			vals, times := make([]uint32, capacity), make([]int64, capacity)
 			now := int64(1e9)
 			for i := 0; i < 20000; i++ {
 				now += int64(r.IntN(int(within / 4)))
 				if r.IntN(500) == 0 {
-					d.reset()
+					d.reset(&n)
 					ref = refDistinct{}
 				}
 				v := uint32(r.IntN(2 * capacity))
@@ -56,9 +57,9 @@ func TestDistinctAgainstReference(t *testing.T) {
 				want := ref.add(v, now, now-within, capacity, known)
 				var got int
 				if known {
-					got = d.add(vals, times, v, now, now-within)
+					got = d.add(&n, vals, times, v, now, now-within)
 				} else {
-					got = d.count(vals, times, now-within)
+					got = d.count(&n, vals, times, now-within)
 				}
 				if got != want {
 					t.Fatalf("cap %d within %d, step %d: %d values, want %d", capacity, within, i, got, want)
