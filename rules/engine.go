@@ -78,10 +78,10 @@ type Engine struct {
 	index      [2]*table[int32]
 	head, tail int32
 	maxWindow  int64
-	// at.item(slot)[i] is the slot's tracker in trs[i], or -1: a source
-	// has trackers only for the rules it matched.
-	at  pages[int32]
-	trs []trackers
+	// A source's tracker of rule i is in trs[i] (see source.at; atMore
+	// holds the indexes of rules past inlineRules).
+	atMore pages[int32]
+	trs    []trackers
 
 	offences  prefixMap[offence]
 	nextSweep int64
@@ -105,7 +105,24 @@ type source struct {
 	// seen is the engine's clock at the source's last event: idle expiry
 	// is measured on it, not on the source's own times.
 	seen int64
-	v6   bool
+	// at[i] is the index of the source's tracker in trs[i], or -1: a
+	// source has trackers only for the rules it matched. The first
+	// inlineRules rules' are here, in the source's cache line.
+	at [inlineRules]int32
+	v6 bool
+}
+
+// inlineRules is the number of rules whose trackers a source finds in its
+// own 64 bytes; it holds the shipped config's seven.
+const inlineRules = 7
+
+// trackerAt returns where the source s in slot i keeps the index of its
+// tracker of rule r.
+func (e *Engine) trackerAt(s *source, i int32, r int) *int32 {
+	if r < inlineRules {
+		return &s.at[r]
+	}
+	return &e.atMore.item(i)[r-inlineRules]
 }
 
 type offence struct {
@@ -176,7 +193,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		keyBits:   keyBits,
 		index:     [2]*table[int32]{newTable[int32](), newTable[int32]()},
 		slots:     newPages[source](1),
-		at:        newPages[int32](len(cfg.Rules)),
+		atMore:    newPages[int32](max(0, len(cfg.Rules)-inlineRules)),
 		head:      none,
 		tail:      none,
 		maxWindow: int64(maxWindow),
@@ -258,14 +275,15 @@ func (e *Engine) step(ev *parsers.Event, d *Decision) bool {
 	}
 
 	slot := e.track(kw, v6)
-	at := e.at.item(slot)
+	src := e.slots.at(slot)
 	for m := matched; m != 0; m &= m - 1 {
 		i := bits.TrailingZeros64(m)
 		r, p := &e.rules[i], &e.trs[i]
-		j := at[i]
+		at := e.trackerAt(src, slot, i)
+		j := *at
 		if j < 0 {
 			j = p.get()
-			at[i] = j
+			*at = j
 		}
 		if !p.observe(j, r, ev, t) {
 			continue
@@ -273,8 +291,8 @@ func (e *Engine) step(ev *parsers.Event, d *Decision) bool {
 		key := netip.PrefixFrom(kw.addr(v6), e.keyBits[f])
 		e.decide(r, p.tr.at(j), ev, key, tg, d)
 		if d.Action.Drops() {
-			for i, j := range at {
-				if j >= 0 {
+			for i := range e.rules {
+				if j := *e.trackerAt(src, slot, i); j >= 0 {
 					e.trs[i].tr.at(j).reset()
 				}
 			}
@@ -471,9 +489,10 @@ func (e *Engine) track(k words, v6 bool) int32 {
 			e.free = e.free[:n-1]
 		} else {
 			i = e.slots.add()
-			e.at.add()
-			for j := range e.at.item(i) {
-				e.at.item(i)[j] = -1
+			e.atMore.add()
+			s := e.slots.at(i)
+			for r := range max(len(e.rules), inlineRules) {
+				*e.trackerAt(s, i, r) = -1
 			}
 		}
 		s := e.slots.at(i)
@@ -514,11 +533,10 @@ func (e *Engine) drop(i int32) {
 	e.unlink(i)
 	s := e.slots.at(i)
 	e.index[b2i(s.v6)].delete(s.key)
-	at := e.at.item(i)
-	for r, j := range at {
-		if j >= 0 {
-			e.trs[r].put(j)
-			at[r] = -1
+	for r := range e.rules {
+		if at := e.trackerAt(s, i, r); *at >= 0 {
+			e.trs[r].put(*at)
+			*at = -1
 		}
 	}
 	e.free = append(e.free, i)

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -105,5 +106,37 @@ func TestAggregatesForgetSpentPrefixFirst(t *testing.T) {
 	step(1, 1, 1, 10*time.Minute+31*time.Second)
 	if held(0, 6) || !held(0, 7) || !held(1, 1) {
 		t.Errorf("with none spent: 10.0.6.0/24 kept %v, 10.0.7.0/24 %v, new %v", held(0, 6), held(0, 7), held(1, 1))
+	}
+}
+
+// A source keeps the trackers of rules past the first inlineRules apart
+// from its slot; they count, and are given back and reset with the rest.
+func TestTrackersPastTheInlineRules(t *testing.T) {
+	cfg := testConfig()
+	cfg.Rules = nil
+	for i := range inlineRules + 3 {
+		// Rules 0 to inlineRules+1 never decide; the last one does, at 3
+		// distinct ports.
+		cfg.Rules = append(cfg.Rules, Rule{Name: fmt.Sprintf("r%d", i), DistinctPorts: 100, Within: time.Minute, Ban: time.Hour})
+	}
+	last := &cfg.Rules[len(cfg.Rules)-1]
+	last.DistinctPorts = 3
+	cfg.MaxTrackedSources = 2
+	e := newEngine(t, cfg)
+	var d Decision
+	var ok bool
+	for i, src := range []string{"192.0.2.50", "192.0.2.60", "192.0.2.70", "192.0.2.50", "192.0.2.50", "192.0.2.50"} {
+		// The third source evicts the first, whose later events start
+		// afresh in a reused slot: its first port is forgotten.
+		ev := syn(src, uint16(10+i), time.Duration(i)*time.Second)
+		if d, ok = e.Step(&ev); ok {
+			break
+		}
+	}
+	if !ok || d.Rule != last.Name || d.DistinctPorts != 3 || d.Ports != [MaxListedPorts]uint16{13, 14, 15} {
+		t.Errorf("decision %v %+v, want %s at ports 13, 14, 15", ok, d, last.Name)
+	}
+	if s := e.Stats(); s.Evicted != 2 || s.RuleEvents[inlineRules+1] != 6 {
+		t.Errorf("evicted %d, rule %d counted %d events; want 2 and 6", s.Evicted, inlineRules+1, s.RuleEvents[inlineRules+1])
 	}
 }
