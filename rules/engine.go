@@ -75,7 +75,7 @@ type Engine struct {
 	// a source's slot by its key, per family (IPv4, IPv6).
 	slots      pages[source]
 	free       []int32
-	index      [2]*table[int32]
+	index      [2]*sourceIndex
 	head, tail int32
 	maxWindow  int64
 	// A source's tracker of rule i is in trs[i] (see source.at; atMore
@@ -191,7 +191,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		bans:      b,
 		max:       cfg.MaxTrackedSources,
 		keyBits:   keyBits,
-		index:     [2]*table[int32]{newTable[int32](), newTable[int32]()},
+		index:     [2]*sourceIndex{newSourceIndex(), newSourceIndex()},
 		slots:     newPages[source](1),
 		atMore:    newPages[int32](max(0, len(cfg.Rules)-inlineRules)),
 		head:      none,
@@ -475,9 +475,8 @@ func (e *Engine) tracked() int { return e.index[0].n + e.index[1].n }
 // LRU chain.
 func (e *Engine) track(k words, v6 bool) int32 {
 	f := b2i(v6)
-	var i int32
-	if p := e.index[f].get(k); p != nil {
-		i = *p
+	i := e.index[f].get(k, &e.slots)
+	if i != none {
 		e.unlink(i)
 	} else {
 		if e.tracked() >= e.max {
@@ -497,8 +496,7 @@ func (e *Engine) track(k words, v6 bool) int32 {
 		}
 		s := e.slots.at(i)
 		s.key, s.v6 = k, v6
-		p, _ := e.index[f].put(k)
-		*p = i
+		e.index[f].put(k, i)
 	}
 	s := e.slots.at(i)
 	s.seen = e.now
@@ -532,7 +530,7 @@ func (e *Engine) unlink(i int32) {
 func (e *Engine) drop(i int32) {
 	e.unlink(i)
 	s := e.slots.at(i)
-	e.index[b2i(s.v6)].delete(s.key)
+	e.index[b2i(s.v6)].delete(s.key, i)
 	for r := range e.rules {
 		if at := e.trackerAt(s, i, r); *at >= 0 {
 			e.trs[r].put(*at)

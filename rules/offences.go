@@ -31,9 +31,9 @@ func (e *Engine) Pardon(p netip.Prefix, at time.Time) int {
 	// the index is over.
 	var drop []int32
 	for f := range e.index {
-		for _, i := range e.index[f].all {
-			if s := e.slots.at(*i); netip.PrefixFrom(s.key.addr(s.v6), e.keyBits[f]).Overlaps(p) {
-				drop = append(drop, *i)
+		for i := range e.index[f].all {
+			if s := e.slots.at(i); netip.PrefixFrom(s.key.addr(s.v6), e.keyBits[f]).Overlaps(p) {
+				drop = append(drop, i)
 			}
 		}
 	}

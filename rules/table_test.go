@@ -136,3 +136,49 @@ func TestPages(t *testing.T) {
 		}
 	}
 }
+
+// The source index finds each slot by its key through adds and deletes,
+// as a map does, with keys crowded into few home entries.
+func TestSourceIndexAgainstMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	slots := newPages[source](1)
+	x := newSourceIndex()
+	ref := map[words]int32{}
+	var free []int32
+	for step := 0; step < 100000; step++ {
+		k := words{hi: uint64(r.IntN(4)) << 62, lo: uint64(r.IntN(3000))}
+		if i, ok := ref[k]; ok && r.IntN(2) == 0 {
+			x.delete(k, i)
+			delete(ref, k)
+			free = append(free, i)
+		} else if !ok {
+			var i int32
+			if n := len(free); n > 0 {
+				i, free = free[n-1], free[:n-1]
+			} else {
+				i = slots.add()
+			}
+			slots.at(i).key = k
+			x.put(k, i)
+			ref[k] = i
+		}
+		k = words{hi: uint64(r.IntN(4)) << 62, lo: uint64(r.IntN(3000))}
+		want, ok := ref[k]
+		if got := x.get(k, &slots); ok && got != want || !ok && got != none {
+			t.Fatalf("step %d: get(%v) = %d, want %d (held %v)", step, k, got, want, ok)
+		}
+		if x.n != len(ref) {
+			t.Fatalf("step %d: %d entries, want %d", step, x.n, len(ref))
+		}
+	}
+	n := 0
+	for i := range x.all {
+		if ref[slots.at(i).key] != i {
+			t.Fatalf("all yields slot %d, not the index's", i)
+		}
+		n++
+	}
+	if n != len(ref) {
+		t.Errorf("all yields %d slots, want %d", n, len(ref))
+	}
+}
