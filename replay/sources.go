@@ -26,8 +26,8 @@ type sourceTable struct {
 	// fast6 says IPv6 keys fit in their top 64 bits.
 	fast6 bool
 
-	by4   *countTable // IPv4 keys
-	by6   *countTable // the top 64 bits of IPv6 keys
+	by4   *countTable[uint32] // IPv4 keys
+	by6   *countTable[uint64] // the top 64 bits of IPv6 keys
 	byPfx map[netip.Prefix]uint64
 	// decisions counts decisions per key, by action and rule; every key in
 	// it has an entry (perhaps of 0 events) in the maps above.
@@ -56,8 +56,8 @@ func (k decisionKind) String() string { return k.action.String() + " " + k.rule 
 // lengths it learns from the keys of the unspecified addresses.
 func newSourceTable(engine *rules.Engine) *sourceTable {
 	t := &sourceTable{
-		by4:       newCountTable(),
-		by6:       newCountTable(),
+		by4:       newCountTable[uint32](),
+		by6:       newCountTable[uint64](),
 		byPfx:     map[netip.Prefix]uint64{},
 		decisions: map[netip.Prefix]map[decisionKind]int{},
 	}
@@ -90,7 +90,7 @@ func (t *sourceTable) event(engine *rules.Engine, addr netip.Addr) {
 	case addr.Is4():
 		a := addr.As4()
 		k := binary.BigEndian.Uint32(a[:]) & t.mask4
-		if !t.by4.add(uint64(k), 1, !full) {
+		if !t.by4.add(k, 1, !full) {
 			t.uncounted++
 		}
 	case addr.Is6() && t.fast6:
@@ -131,7 +131,7 @@ func (t *sourceTable) add(key netip.Prefix) {
 	switch {
 	case a.Is4() && key.Bits() == t.bits4:
 		b := a.As4()
-		t.by4.add(uint64(binary.BigEndian.Uint32(b[:])), 0, true)
+		t.by4.add(binary.BigEndian.Uint32(b[:]), 0, true)
 	case a.Is6() && t.fast6 && key.Bits() == t.bits6 && binary.BigEndian.Uint64(a.AsSlice()[8:]) == 0:
 		b := a.As16()
 		t.by6.add(binary.BigEndian.Uint64(b[:8]), 0, true)

@@ -10,23 +10,36 @@ import (
 
 // aggregates tracks wide prefixes (Config.Aggregate): for each, the
 // distinct ban keys inside it with a matching event in the window. Its
-// memory is bounded: at most max prefixes, an arbitrary one forgotten when
-// full, each holding at most DistinctKeys keys.
+// memory is bounded: at most max prefixes, each holding at most
+// DistinctKeys keys. When full, a prefix is forgotten for the new one: the
+// first, from a hand that goes round the slots, whose last event is older
+// than the window (its evidence is spent), else the one at the hand.
 type aggregates struct {
-	cfg   Aggregate
-	index map[netip.Prefix]int32
-	slots []aggState
-	free  []int32
-	max   int
-	valve valve
+	cfg Aggregate
+	// on and bits say, per family (IPv4, IPv6), whether it aggregates and
+	// to which length.
+	on    [2]bool
+	bits  [2]int
+	index [2]*table[int32]
+	slots pages[aggState]
+	// Each slot's keys: DistinctKeys values and times.
+	keyVals  pages[uint32]
+	keyTimes pages[int64]
+	free     []int32
+	hand     int32
+	max      int
+	valve    valve
 }
 
 type aggState struct {
-	key   netip.Prefix
-	keys  distinct // the keys' bits under the wide prefix
+	key   words
+	keys  distinct[uint32] // the keys' bits under the wide prefix: nkeys
 	first int64
 	last  int64
 	hits  uint32
+	nkeys uint16
+	used  bool
+	v6    bool
 	// covers says the wide prefix holds an ignored address: never banned.
 	covers  bool
 	flags   parsers.TCPFlags
@@ -34,9 +47,20 @@ type aggState struct {
 	nlisted uint8
 }
 
-func newAggregates(cfg Aggregate, maxSources int) aggregates {
-	return aggregates{cfg: cfg, index: map[netip.Prefix]int32{}, max: max(256, maxSources/8), valve: newValve(cfg.MaxNewPerMinute)}
+// newAggregates returns the aggregates of cfg for ban keys of keyBits
+// (IPv4, IPv6) bits.
+func newAggregates(cfg Aggregate, maxSources int, keyBits [2]int) aggregates {
+	a := aggregates{cfg: cfg, max: max(256, maxSources/8), valve: newValve(cfg.MaxNewPerMinute),
+		index: [2]*table[int32]{newTable[int32](), newTable[int32]()}, slots: newPages[aggState](1),
+		keyVals: newPages[uint32](cfg.DistinctKeys), keyTimes: newPages[int64](cfg.DistinctKeys)}
+	// A family aggregates when its wide prefix is shorter than its keys.
+	for f, bits := range [2]int{cfg.IPv4Prefix, cfg.IPv6Prefix} {
+		a.on[f], a.bits[f] = bits > 0 && keyBits[f] > bits, bits
+	}
+	return a
 }
+
+func (a *aggregates) len() int { return a.index[0].n + a.index[1].n }
 
 func checkAggregate(a *Aggregate, b *BanPolicy) error {
 	if !a.Enabled() {
@@ -57,78 +81,64 @@ func checkAggregate(a *Aggregate, b *BanPolicy) error {
 	return nil
 }
 
-// wide returns the wide prefix around addr whose key is key, and whether
-// the family aggregates. A key narrowed to a single address (around an
-// ignored one) is never aggregated: its wide prefix holds the ignored one.
-func (a *aggregates) wide(addr netip.Addr, key netip.Prefix) (netip.Prefix, bool) {
-	bits := a.cfg.IPv4Prefix
-	if addr.Is6() {
-		bits = a.cfg.IPv6Prefix
+// wide returns the wide prefix around addr, of family v6 and words w,
+// and whether the family aggregates. Keys are never narrowed here: the
+// engine tracks and aggregates sources by their configured key (a key
+// narrowed around an ignored address exists only in decisions).
+func (a *aggregates) wide(w words, v6 bool) (words, bool) {
+	f := b2i(v6)
+	if !a.on[f] {
+		return words{}, false
 	}
-	if bits == 0 || key.Bits() <= bits {
-		return netip.Prefix{}, false
-	}
-	p, _ := addr.Prefix(bits)
-	return p, true
+	return w.mask(a.bits[f], v6), true
 }
 
-// subKey returns the bits of key under its wide prefix, the low 32 of
-// them (two keys that differ only above are counted as one,
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// subKey returns the bits of key (of keyBits bits) under its wide prefix,
+// the low 32 of them (two keys that differ only above are counted as one,
 // which can only make the threshold later).
-func subKey(key netip.Prefix) uint32 {
-	shift := key.Addr().BitLen() - key.Bits()
-	var v uint64
-	if key.Addr().Is4() {
-		b := key.Addr().As4()
-		v = uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
-		v >>= shift
-	} else {
-		b := key.Addr().As16()
-		var hi, lo uint64
-		for i := 0; i < 8; i++ {
-			hi = hi<<8 | uint64(b[i])
-			lo = lo<<8 | uint64(b[8+i])
-		}
-		switch {
-		case shift >= 64:
-			v = hi >> (shift - 64)
-		case shift == 0:
-			v = lo
-		default:
-			v = lo>>shift | hi<<(64-shift)
-		}
+func subKey(key words, v6 bool, keyBits int) uint32 {
+	if !v6 {
+		return uint32(key.lo >> (32 - keyBits))
 	}
-	return uint32(v)
+	shift := 128 - keyBits
+	switch {
+	case shift >= 64:
+		return uint32(key.hi >> (shift - 64))
+	case shift == 0:
+		return uint32(key.lo)
+	}
+	return uint32(key.lo>>shift | key.hi<<(64-shift))
 }
 
-// aggregate adds one matching event of key (not banned, no rule crossed)
-// to its wide prefix and decides when the prefix crosses its threshold.
-func (e *Engine) aggregate(wide netip.Prefix, ev *parsers.Event, key netip.Prefix, t, tg int64) (Decision, bool) {
+// aggregate adds one matching event of the key kw (not banned, no rule
+// crossed) to its wide prefix ww and, when the prefix crosses its
+// threshold, writes the decision to d and reports true.
+func (e *Engine) aggregate(ww words, v6 bool, ev *parsers.Event, kw words, t, tg int64, d *Decision) bool {
 	a := &e.agg
-	i, ok := a.index[wide]
-	if !ok {
-		if len(a.index) >= a.max {
-			for k, j := range a.index {
-				delete(a.index, k)
-				a.free = append(a.free, j)
-				break
-			}
-		}
-		if n := len(a.free); n > 0 {
-			i = a.free[n-1]
-			a.free = a.free[:n-1]
-		} else {
-			a.slots = append(a.slots, aggState{})
-			i = int32(len(a.slots) - 1)
-		}
-		s := &a.slots[i]
-		s.key, s.hits, s.covers = wide, 0, e.overlapsIgnore(wide)
-		s.keys.reset()
-		a.index[wide] = i
+	f := b2i(v6)
+	var i int32
+	if p := a.index[f].get(ww); p != nil {
+		i = *p
+	} else {
+		// Room first: forgetting a prefix moves entries of the index.
+		i = a.take(t)
+		p, _ := a.index[f].put(ww)
+		*p = i
+		s := a.slots.at(i)
+		wide := netip.PrefixFrom(ww.addr(v6), a.bits[f])
+		s.key, s.v6, s.used, s.hits, s.covers = ww, v6, true, 0, e.overlapsIgnore(wide)
+		s.keys.reset(&s.nkeys)
 	}
-	s := &a.slots[i]
+	s := a.slots.at(i)
 	if s.covers {
-		return Decision{}, false
+		return false
 	}
 	within := int64(a.cfg.Within)
 	if t < s.last && s.last-t <= within {
@@ -136,7 +146,7 @@ func (e *Engine) aggregate(wide netip.Prefix, ev *parsers.Event, key netip.Prefi
 	}
 	if s.hits == 0 || t-s.last > within || t < s.last {
 		s.hits, s.flags, s.nlisted, s.first = 0, 0, 0, t
-		s.keys.reset()
+		s.keys.reset(&s.nkeys)
 	}
 	s.hits++
 	s.last = t
@@ -145,27 +155,75 @@ func (e *Engine) aggregate(wide netip.Prefix, ev *parsers.Event, key netip.Prefi
 		s.listed[s.nlisted] = ev.DstPort
 		s.nlisted++
 	}
-	if s.keys.add(subKey(key), t, t-within, a.cfg.DistinctKeys) < a.cfg.DistinctKeys {
-		return Decision{}, false
+	if s.keys.add(&s.nkeys, a.keyVals.item(i), a.keyTimes.item(i), subKey(kw, v6, e.keyBits[f]), t, t-within) < a.cfg.DistinctKeys {
+		return false
 	}
-	d := Decision{
-		Time: ev.Time, Key: wide, Source: ev.Src, Rule: AggregateRule,
+	*d = Decision{
+		Time: ev.Time, Key: netip.PrefixFrom(ww.addr(v6), a.bits[f]), Source: ev.Src, Rule: AggregateRule,
 		FirstSeen: time.Unix(0, s.first).In(ev.Time.Location()), LastSeen: ev.Time,
 		Hits: s.hits, Flags: s.flags, Proto: ev.Proto,
 		DistinctPorts: uint32(s.nlisted),
 	}
 	d.NPorts = uint8(copy(d.Ports[:], s.listed[:s.nlisted]))
-	e.conclude(&d, a.cfg.Ban, &a.valve, tg)
+	e.conclude(d, a.cfg.Ban, &a.valve, tg)
 	s.hits = 0
-	return d, true
+	return true
 }
 
-// resetAggregates forgets every wide prefix, as when the ignore list
-// changes (a prefix's covering an ignored address is kept with it).
+// take returns a free slot for a new wide prefix, forgetting another
+// prefix when full; t is the event's time.
+func (a *aggregates) take(t int64) int32 {
+	if a.len() >= a.max {
+		a.evict(t)
+	}
+	if n := len(a.free); n > 0 {
+		i := a.free[n-1]
+		a.free = a.free[:n-1]
+		return i
+	}
+	a.keyVals.add()
+	a.keyTimes.add()
+	return a.slots.add()
+}
+
+// evict forgets one wide prefix (see aggregates): the first of the next
+// few slots from the hand whose evidence is spent at t, else the first in
+// use.
+func (a *aggregates) evict(t int64) {
+	within := int64(a.cfg.Within)
+	pick, n := none, a.slots.n
+	for k, i := int32(0), a.hand; k < n && k < 16; k, i = k+1, (i+1)%n {
+		s := a.slots.at(i)
+		if !s.used {
+			continue
+		}
+		if pick < 0 {
+			pick = i
+		}
+		if s.hits == 0 || t-s.last > within {
+			pick = i
+			break
+		}
+	}
+	if pick == none {
+		return
+	}
+	s := a.slots.at(pick)
+	a.index[b2i(s.v6)].delete(s.key)
+	s.used = false
+	a.free = append(a.free, pick)
+	a.hand = (pick + 1) % n
+}
+
+// reset forgets every wide prefix, as when the ignore list changes (a
+// prefix's covering an ignored address is kept with it).
 func (a *aggregates) reset() {
-	clear(a.index)
+	for f := range a.index {
+		a.index[f] = newTable[int32]()
+	}
 	a.free = a.free[:0]
-	for i := range a.slots {
-		a.free = append(a.free, int32(i))
+	for i := range a.slots.n {
+		a.slots.at(i).used = false
+		a.free = append(a.free, i)
 	}
 }

@@ -67,12 +67,11 @@ func (e *Engine) undoOutlier() {
 	if !e.pendingKey.IsValid() {
 		return
 	}
-	off, ok := e.offences[e.pendingKey]
-	if !ok {
+	off := e.offences.get(e.pendingKey)
+	if off == nil {
 		return
 	}
 	delta := e.pending - e.now
 	off.lastBan -= delta
 	off.bannedUntil -= delta
-	e.offences[e.pendingKey] = off
 }

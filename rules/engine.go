@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"time"
 
@@ -45,27 +46,44 @@ type Stats struct {
 
 // Engine applies the rules to events, one at a time. It is not safe for
 // concurrent use: one goroutine owns it and feeds it events in order.
+//
+// Its state is in slabs and tables without pointers (see table), so that
+// the garbage collector has nothing to scan in it however many sources it
+// tracks, and a step touches few cache lines.
 type Engine struct {
 	rules  []Rule
 	ignore []netip.Prefix
 	accept []acceptPattern
 	bans   BanPolicy
 	max    int
+	// keyBits is the ban key length of IPv4 and IPv6 sources.
+	keyBits [2]int
 
-	// Prefixes come from a few rules, so the last one's verdict is kept.
-	lastPrefix   string
-	lastAccepted bool
+	// Prefixes come from a few rules, so their verdicts are kept.
+	acceptedCache stringCache
+
+	sel selectors
+
+	// Events matched by the same set of rules in a row are counted
+	// together (runN of runMask), and added to stats.RuleEvents when the
+	// set changes: a counter per matched rule per event costs more than
+	// the matching.
+	runMask, runN uint64
 
 	// Tracked sources live in a slab of slots chained in LRU order (head is
-	// the most recent), so eviction and idle expiry are O(1) and a reused
-	// slot keeps its buffers: no allocation once the slab is warm.
-	slots      []source
+	// the most recent), so eviction and idle expiry are O(1); index finds
+	// a source's slot by its key, per family (IPv4, IPv6).
+	slots      pages[source]
 	free       []int32
-	index      map[netip.Prefix]int32
+	index      [2]*sourceIndex
 	head, tail int32
 	maxWindow  int64
+	// A source's tracker of rule i is in trs[i] (see source.at; atMore
+	// holds the indexes of rules past inlineRules).
+	atMore pages[int32]
+	trs    []trackers
 
-	offences  map[netip.Prefix]offence
+	offences  prefixMap[offence]
 	nextSweep int64
 
 	// The valves: multi-packet evidence, single-packet evidence, and the
@@ -82,38 +100,36 @@ type Engine struct {
 }
 
 type source struct {
-	key        netip.Prefix
+	key        words
 	prev, next int32
 	// seen is the engine's clock at the source's last event: idle expiry
 	// is measured on it, not on the source's own times.
 	seen int64
-	// tr holds trackers only for the rules the source matched, in the
-	// order it first did; at[i] is rule i's index in tr, or -1. A reused
-	// slot keeps both buffers.
-	at []int8
-	tr []tracker
+	// at[i] is the index of the source's tracker in trs[i], or -1: a
+	// source has trackers only for the rules it matched. The first
+	// inlineRules rules' are here, in the source's cache line.
+	at [inlineRules]int32
+	v6 bool
 }
 
-// tracker returns the source's tracker of rule i, adding it on first use.
-func (s *source) tracker(i int) *tracker {
-	if j := s.at[i]; j >= 0 {
-		return &s.tr[j]
+// inlineRules is the number of rules whose trackers a source finds in its
+// own 64 bytes; it holds the shipped config's seven.
+const inlineRules = 7
+
+// trackerAt returns where the source s in slot i keeps the index of its
+// tracker of rule r.
+func (e *Engine) trackerAt(s *source, i int32, r int) *int32 {
+	if r < inlineRules {
+		return &s.at[r]
 	}
-	s.at[i] = int8(len(s.tr))
-	if len(s.tr) < cap(s.tr) {
-		s.tr = s.tr[:len(s.tr)+1]
-		s.tr[len(s.tr)-1].reset()
-	} else {
-		s.tr = append(s.tr, tracker{})
-	}
-	return &s.tr[len(s.tr)-1]
+	return &e.atMore.item(i)[r-inlineRules]
 }
 
 type offence struct {
-	count       uint32
 	lastBan     int64
 	bannedUntil int64
 	pardonedAt  int64
+	count       uint32
 }
 
 const none = int32(-1)
@@ -167,21 +183,28 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Aggregate.Enabled() && cfg.Aggregate.Within > maxWindow {
 		maxWindow = cfg.Aggregate.Within
 	}
+	keyBits := [2]int{b.IPv4Prefix, b.IPv6Prefix}
 	e := &Engine{
 		rules:     append([]Rule(nil), cfg.Rules...),
 		ignore:    append([]netip.Prefix(nil), cfg.Ignore...),
 		accept:    accept,
 		bans:      b,
 		max:       cfg.MaxTrackedSources,
-		index:     make(map[netip.Prefix]int32),
+		keyBits:   keyBits,
+		index:     [2]*sourceIndex{newSourceIndex(), newSourceIndex()},
+		slots:     newPages[source](1),
+		atMore:    newPages[int32](max(0, len(cfg.Rules)-inlineRules)),
 		head:      none,
 		tail:      none,
 		maxWindow: int64(maxWindow),
-		offences:  make(map[netip.Prefix]offence),
 		valve:     newValve(b.MaxNewPerMinute),
 		single:    newValve(b.SinglePacketPerMinute),
 		over:      newValve(b.OverValvePerMinute),
-		agg:       newAggregates(cfg.Aggregate, cfg.MaxTrackedSources),
+		agg:       newAggregates(cfg.Aggregate, cfg.MaxTrackedSources, keyBits),
+	}
+	e.sel = newSelectors(e.rules)
+	for i := range e.rules {
+		e.trs = append(e.trs, newTrackers(&e.rules[i]))
 	}
 	e.stats.RuleEvents = make([]uint64, len(e.rules))
 	return e, nil
@@ -205,68 +228,95 @@ func (e *Engine) Key(addr netip.Addr) netip.Prefix {
 // any. At most one decision comes from one event: the first rule, in config
 // order, whose threshold the event crosses, else the wide prefix's
 // (Config.Aggregate). Allocation-free for a source already tracked.
-func (e *Engine) Step(ev *parsers.Event) (Decision, bool) {
+func (e *Engine) Step(ev *parsers.Event) (d Decision, ok bool) {
+	ok = e.StepInto(ev, &d)
+	return d, ok
+}
+
+// StepInto is Step writing the decision, if any, to d: for a caller that
+// steps many events, a Decision (about 200 bytes) is not copied out for
+// every one. d is written only when StepInto returns true.
+func (e *Engine) StepInto(ev *parsers.Event, d *Decision) bool {
+	ok := e.step(ev, d)
+	e.sweep()
+	return ok
+}
+
+func (e *Engine) step(ev *parsers.Event, d *Decision) bool {
 	e.stats.Events++
 	t := ev.Time.UnixNano()
 	tg := e.clock(t)
-	defer e.sweep()
 
 	if ev.Prefix != "" && e.accepted(ev.Prefix) {
 		e.stats.Accepted++
-		return Decision{}, false
+		return false
 	}
-	var matched uint64
-	for i := range e.rules {
-		if e.rules[i].match(ev) {
-			matched |= 1 << i
-			e.stats.RuleEvents[i]++
+	matched := e.match(ev)
+	if matched != 0 {
+		if matched != e.runMask {
+			e.flushRun()
+			e.runMask = matched
 		}
+		e.runN++
 	}
 	if matched == 0 || !ev.Src.IsValid() {
 		e.stats.Unmatched++
-		return Decision{}, false
+		return false
 	}
-	key := e.Key(ev.Src)
-	if e.held(key, tg) {
+	w, v6 := addrWords(ev.Src)
+	f := b2i(v6)
+	kw := w.mask(e.keyBits[f], v6)
+	// Either hold ends the event: the wide prefix first, since a banned
+	// one holds every key inside it.
+	ww, aggOn := e.agg.wide(w, v6)
+	if aggOn && e.held(ww, v6, e.agg.bits[f], tg) || e.held(kw, v6, e.keyBits[f], tg) {
 		e.stats.WhileBanned++
-		return Decision{}, false
-	}
-	wide, aggOn := e.agg.wide(ev.Src, key)
-	if aggOn && e.held(wide, tg) {
-		e.stats.WhileBanned++
-		return Decision{}, false
+		return false
 	}
 
-	slot := e.track(key)
-	src := &e.slots[slot]
-	for i := range e.rules {
-		if matched&(1<<i) == 0 {
+	slot := e.track(kw, v6)
+	src := e.slots.at(slot)
+	for m := matched; m != 0; m &= m - 1 {
+		i := bits.TrailingZeros64(m)
+		r, p := &e.rules[i], &e.trs[i]
+		at := e.trackerAt(src, slot, i)
+		j := *at
+		if j < 0 {
+			j = p.get()
+			*at = j
+		}
+		if !p.observe(j, r, ev, t) {
 			continue
 		}
-		r := &e.rules[i]
-		tr := src.tracker(i)
-		if !tr.observe(r, ev, t) {
-			continue
-		}
-		d := e.decide(r, tr, ev, key, tg)
+		key := netip.PrefixFrom(kw.addr(v6), e.keyBits[f])
+		e.decide(r, p.tr.at(j), ev, key, tg, d)
 		if d.Action.Drops() {
-			for j := range src.tr {
-				src.tr[j].reset()
+			for i := range e.rules {
+				if j := *e.trackerAt(src, slot, i); j >= 0 {
+					e.trs[i].tr.at(j).reset()
+				}
 			}
 		} else {
-			tr.reset()
+			p.tr.at(j).reset()
 		}
-		e.decided(&d, tg)
-		return d, true
+		e.decided(d, tg)
+		return true
 	}
-	if aggOn {
-		if d, ok := e.aggregate(wide, ev, key, t, tg); ok {
-			e.decided(&d, tg)
-			e.stats.Aggregates++
-			return d, true
-		}
+	if aggOn && e.aggregate(ww, v6, ev, kw, t, tg, d) {
+		e.decided(d, tg)
+		e.stats.Aggregates++
+		return true
 	}
-	return Decision{}, false
+	return false
+}
+
+// flushRun adds the run of events matched by the same rules to the rules'
+// counts.
+func (e *Engine) flushRun() {
+	for m := e.runMask; m != 0; m &= m - 1 {
+		e.stats.RuleEvents[bits.TrailingZeros64(m)] += e.runN
+	}
+	e.runN = 0
 }
 
 // decided counts a decision and remembers its key while its time is a
@@ -278,24 +328,28 @@ func (e *Engine) decided(d *Decision, tg int64) {
 	}
 }
 
-// held reports whether key is banned (or throttled) at engine time tg, or
-// pardoned after it.
-func (e *Engine) held(key netip.Prefix, tg int64) bool {
-	off, ok := e.offences[key]
-	return ok && (tg < off.bannedUntil || tg <= off.pardonedAt)
+// held reports whether the prefix w/bits of the family is banned (or
+// throttled) at engine time tg, or pardoned after it.
+func (e *Engine) held(w words, v6 bool, bits int, tg int64) bool {
+	off := e.offences.lookup(w, v6, bits)
+	return off != nil && (tg < off.bannedUntil || tg <= off.pardonedAt)
 }
 
 // Held reports whether the engine holds addr's key (or its wide prefix)
 // banned or throttled at t: what the daemon asks of a kernel strike that
 // gave no decision. Allocation-free.
 func (e *Engine) Held(addr netip.Addr, t time.Time) bool {
+	if !addr.IsValid() {
+		return false
+	}
 	tg := e.clockAt(t.UnixNano())
-	key := e.Key(addr)
-	if e.held(key, tg) || e.held(netip.PrefixFrom(addr, addr.BitLen()), tg) {
+	w, v6 := addrWords(addr)
+	f := b2i(v6)
+	if e.held(w.mask(e.keyBits[f], v6), v6, e.keyBits[f], tg) || e.held(w, v6, addr.BitLen(), tg) {
 		return true
 	}
-	wide, ok := e.agg.wide(addr, key)
-	return ok && e.held(wide, tg)
+	ww, ok := e.agg.wide(w, v6)
+	return ok && e.held(ww, v6, e.agg.bits[f], tg)
 }
 
 // clockAt is clock without its effects: the time an event at t would get.
@@ -308,66 +362,24 @@ func (e *Engine) clockAt(t int64) int64 {
 
 // accepted reports whether prefix matches an accept pattern.
 func (e *Engine) accepted(prefix string) bool {
-	if prefix == e.lastPrefix {
-		return e.lastAccepted
+	if v, ok := e.acceptedCache.get(prefix); ok {
+		return v != 0
 	}
-	ok := false
+	var v uint64
 	for i := range e.accept {
 		if e.accept[i].match(prefix) {
-			ok = true
+			v = 1
 			break
 		}
 	}
-	e.lastPrefix, e.lastAccepted = prefix, ok
-	return ok
+	e.acceptedCache.put(prefix, v)
+	return v != 0
 }
 
-func (r *Rule) match(ev *parsers.Event) bool {
-	if len(r.Protos) > 0 && !containsByte(r.Protos, ev.Proto) {
-		return false
-	}
-	if r.Flags != 0 && (ev.Proto != parsers.ProtoTCP || Classify(ev.Flags)&r.Flags == 0) {
-		return false
-	}
-	if r.Ports != nil && !r.Ports.Has(ev.DstPort) {
-		return false
-	}
-	// A packet whose transport header was not seen (a later fragment) has
-	// no flags or port to select on: port 0 and no flags would make it a
-	// NULL probe of port 0.
-	if ev.NoL4Header && (r.Flags != 0 || r.Ports != nil) {
-		return false
-	}
-	if len(r.Prefixes) > 0 && !matchAny(r.Prefixes, ev.Prefix) {
-		return false
-	}
-	if len(r.Interfaces) > 0 && !matchAny(r.Interfaces, ev.InIface) {
-		return false
-	}
-	return true
-}
-
-func containsByte(s []uint8, b uint8) bool {
-	for _, x := range s {
-		if x == b {
-			return true
-		}
-	}
-	return false
-}
-
-func matchAny(ps []Pattern, s string) bool {
-	for _, p := range ps {
-		if p.Match(s) {
-			return true
-		}
-	}
-	return false
-}
-
-// decide turns a crossed threshold into a decision at engine time tg.
-func (e *Engine) decide(r *Rule, tr *tracker, ev *parsers.Event, key netip.Prefix, tg int64) Decision {
-	d := Decision{
+// decide turns a crossed threshold into a decision at engine time tg,
+// written to d.
+func (e *Engine) decide(r *Rule, tr *tracker, ev *parsers.Event, key netip.Prefix, tg int64, d *Decision) {
+	*d = Decision{
 		Time:         ev.Time,
 		Key:          key,
 		Source:       ev.Src,
@@ -382,12 +394,12 @@ func (e *Engine) decide(r *Rule, tr *tracker, ev *parsers.Event, key netip.Prefi
 	d.NPorts = uint8(copy(d.Ports[:], tr.listed[:tr.nlisted]))
 	d.DistinctPorts = uint32(d.NPorts)
 	if r.DistinctPorts > 1 {
-		d.DistinctPorts = uint32(len(tr.ports.seen))
+		d.DistinctPorts = uint32(tr.nports)
 	}
 	if e.ignored(ev.Src) {
 		d.Offence = e.offenceCount(key, tg) + 1
 		d.Action = Ignored
-		return d
+		return
 	}
 	// A key that would cover an ignored address shrinks to the single
 	// source address: banning a /64 must not drop a host we never ban.
@@ -398,14 +410,13 @@ func (e *Engine) decide(r *Rule, tr *tracker, ev *parsers.Event, key netip.Prefi
 	if d.SinglePacket && len(e.single.ring) > 0 {
 		v = &e.single
 	}
-	e.conclude(&d, r.Ban, v, tg)
-	return d
+	e.conclude(d, r.Ban, v, tg)
 }
 
 // offenceCount is the number of key's offences still remembered at tg.
 func (e *Engine) offenceCount(key netip.Prefix, tg int64) uint32 {
-	off := e.offences[key]
-	if off.count > 0 && tg-off.lastBan > int64(e.bans.ForgetAfter) {
+	off := e.offences.get(key)
+	if off == nil || off.count > 0 && tg-off.lastBan > int64(e.bans.ForgetAfter) {
 		return 0
 	}
 	return off.count
@@ -415,14 +426,13 @@ func (e *Engine) offenceCount(key netip.Prefix, tg int64) uint32 {
 // the offence, and falls back to a short drop when v is closed.
 func (e *Engine) conclude(d *Decision, base time.Duration, v *valve, tg int64) {
 	d.Offence = e.offenceCount(d.Key, tg) + 1
-	off := e.offences[d.Key]
 	if v.open(tg) {
 		d.Action = Ban
 		d.Ban = e.banFor(base, d.Offence, d.SinglePacket)
+		off := e.offences.put(d.Key)
 		off.count = d.Offence
 		off.lastBan = tg
 		off.bannedUntil = max(off.bannedUntil, tg+int64(d.Ban))
-		e.offences[d.Key] = off
 		v.push(min(tg, e.now))
 		return
 	}
@@ -434,8 +444,8 @@ func (e *Engine) conclude(d *Decision, base time.Duration, v *valve, tg int64) {
 	// not evidence while it lasts, as for a ban.
 	d.Action = Throttled
 	d.Ban = min(e.bans.OverValveBan, e.banFor(base, d.Offence, d.SinglePacket))
+	off := e.offences.put(d.Key)
 	off.bannedUntil = max(off.bannedUntil, tg+int64(d.Ban))
-	e.offences[d.Key] = off
 	e.over.push(min(tg, e.now))
 }
 
@@ -457,14 +467,19 @@ func (e *Engine) overlapsIgnore(key netip.Prefix) bool {
 	return false
 }
 
-// track returns the slot of key, creating it (evicting the stalest source
-// when full) and moving it to the head of the LRU chain.
-func (e *Engine) track(key netip.Prefix) int32 {
-	i, ok := e.index[key]
-	if ok {
+// tracked is the number of sources tracked.
+func (e *Engine) tracked() int { return e.index[0].n + e.index[1].n }
+
+// track returns the slot of the key k of the family, creating it
+// (evicting the stalest source when full) and moving it to the head of the
+// LRU chain.
+func (e *Engine) track(k words, v6 bool) int32 {
+	f := b2i(v6)
+	i := e.index[f].get(k, &e.slots)
+	if i != none {
 		e.unlink(i)
 	} else {
-		if len(e.index) >= e.max {
+		if e.tracked() >= e.max {
 			e.stats.Evicted++
 			e.drop(e.tail)
 		}
@@ -472,24 +487,22 @@ func (e *Engine) track(key netip.Prefix) int32 {
 			i = e.free[n-1]
 			e.free = e.free[:n-1]
 		} else {
-			// Most sources match a few rules: room for three trackers, grown
-			// (once per slot) for more.
-			e.slots = append(e.slots, source{at: make([]int8, len(e.rules)), tr: make([]tracker, 0, min(len(e.rules), 3))})
-			i = int32(len(e.slots) - 1)
+			i = e.slots.add()
+			e.atMore.add()
+			s := e.slots.at(i)
+			for r := range max(len(e.rules), inlineRules) {
+				*e.trackerAt(s, i, r) = -1
+			}
 		}
-		s := &e.slots[i]
-		s.key = key
-		for j := range s.at {
-			s.at[j] = -1
-		}
-		s.tr = s.tr[:0]
-		e.index[key] = i
+		s := e.slots.at(i)
+		s.key, s.v6 = k, v6
+		e.index[f].put(k, i)
 	}
-	s := &e.slots[i]
+	s := e.slots.at(i)
 	s.seen = e.now
 	s.prev, s.next = none, e.head
 	if e.head != none {
-		e.slots[e.head].prev = i
+		e.slots.at(e.head).prev = i
 	}
 	e.head = i
 	if e.tail == none {
@@ -499,30 +512,38 @@ func (e *Engine) track(key netip.Prefix) int32 {
 }
 
 func (e *Engine) unlink(i int32) {
-	s := &e.slots[i]
+	s := e.slots.at(i)
 	if s.prev != none {
-		e.slots[s.prev].next = s.next
+		e.slots.at(s.prev).next = s.next
 	} else {
 		e.head = s.next
 	}
 	if s.next != none {
-		e.slots[s.next].prev = s.prev
+		e.slots.at(s.next).prev = s.prev
 	} else {
 		e.tail = s.prev
 	}
 	s.prev, s.next = none, none
 }
 
+// drop forgets the source in slot i, giving its trackers back.
 func (e *Engine) drop(i int32) {
 	e.unlink(i)
-	delete(e.index, e.slots[i].key)
+	s := e.slots.at(i)
+	e.index[b2i(s.v6)].delete(s.key, i)
+	for r := range e.rules {
+		if at := e.trackerAt(s, i, r); *at >= 0 {
+			e.trs[r].put(*at)
+			*at = -1
+		}
+	}
 	e.free = append(e.free, i)
 }
 
 // sweep expires a bounded amount of idle state per step, so its cost is
 // spread over events instead of stalling one.
 func (e *Engine) sweep() {
-	for k := 0; k < 2 && e.tail != none && e.slots[e.tail].seen < e.now-e.maxWindow; k++ {
+	for k := 0; k < 2 && e.tail != none && e.slots.at(e.tail).seen < e.now-e.maxWindow; k++ {
 		e.drop(e.tail)
 		e.stats.Expired++
 	}
@@ -530,9 +551,8 @@ func (e *Engine) sweep() {
 		return
 	}
 	e.nextSweep = e.now + int64(time.Minute)
-	for k, off := range e.offences {
-		if off.bannedUntil < e.now && off.pardonedAt < e.now-e.maxWindow && e.now-off.lastBan > int64(e.bans.ForgetAfter) {
-			delete(e.offences, k)
-		}
-	}
+	now, forget := e.now, int64(e.bans.ForgetAfter)
+	e.offences.deleteFunc(func(off *offence) bool {
+		return off.bannedUntil < now && off.pardonedAt < now-e.maxWindow && now-off.lastBan > forget
+	})
 }

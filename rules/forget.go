@@ -14,7 +14,7 @@ import (
 // forgot; with max <= 0 it does nothing. It walks the history only when
 // over max: call it as often as offences are saved.
 func (e *Engine) ForgetOldest(max int, now time.Time) int {
-	if max <= 0 || len(e.offences) <= max {
+	if max <= 0 || e.offences.len() <= max {
 		return 0
 	}
 	t := now.UnixNano()
@@ -23,12 +23,12 @@ func (e *Engine) ForgetOldest(max int, now time.Time) int {
 		at  int64
 	}
 	var old []aged
-	for k, o := range e.offences {
+	for k, o := range e.offences.all {
 		if o.bannedUntil <= t {
 			old = append(old, aged{k, max64(o.lastBan, o.pardonedAt)})
 		}
 	}
-	n := min(len(e.offences)-(max-max/16), len(old))
+	n := min(e.offences.len()-(max-max/16), len(old))
 	if n <= 0 {
 		return 0
 	}
@@ -42,7 +42,7 @@ func (e *Engine) ForgetOldest(max int, now time.Time) int {
 		return 0
 	})
 	for _, a := range old[:n] {
-		delete(e.offences, a.key)
+		e.offences.delete(a.key)
 	}
 	return n
 }
@@ -59,7 +59,7 @@ func max64(a, b int64) int64 {
 // It walks every remembered offence.
 func (e *Engine) ActiveBans(now time.Time, dst []Offence) []Offence {
 	t := now.UnixNano()
-	for k, o := range e.offences {
+	for k, o := range e.offences.all {
 		if o.bannedUntil > t {
 			dst = append(dst, Offence{Key: k, Count: o.count, LastBan: unixTime(o.lastBan),
 				BannedUntil: unixTime(o.bannedUntil), PardonedAt: unixTime(o.pardonedAt)})

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math/bits"
 	"net/netip"
 	"time"
 )
@@ -14,7 +15,7 @@ func (e *Engine) Pardon(p netip.Prefix, at time.Time) int {
 	t := at.UnixNano()
 	p = p.Masked()
 	n := 0
-	for k, off := range e.offences {
+	for k, off := range e.offences.all {
 		// A pardon forgets what came before it, not a later ban.
 		if !k.Overlaps(p) || off.lastBan > t {
 			continue
@@ -24,14 +25,25 @@ func (e *Engine) Pardon(p netip.Prefix, at time.Time) int {
 		}
 		off.bannedUntil = 0
 		off.pardonedAt = t
-		e.offences[k] = off
 		n++
 	}
-	for k, i := range e.index {
-		if k.Overlaps(p) {
-			e.drop(i)
-			if _, ok := e.offences[k]; !ok {
-				e.offences[k] = offence{pardonedAt: t}
+	// The tracked sources inside or around p, dropped once the walk of
+	// the index is over.
+	var drop []int32
+	for f := range e.index {
+		for i := range e.index[f].all {
+			if s := e.slots.at(i); netip.PrefixFrom(s.key.addr(s.v6), e.keyBits[f]).Overlaps(p) {
+				drop = append(drop, i)
+			}
+		}
+	}
+	for _, i := range drop {
+		s := e.slots.at(i)
+		k := netip.PrefixFrom(s.key.addr(s.v6), e.keyBits[b2i(s.v6)])
+		e.drop(i)
+		if e.offences.get(k) == nil {
+			if off := e.offences.put(k); off != nil {
+				off.pardonedAt = t
 				n++
 			}
 		}
@@ -43,9 +55,11 @@ func (e *Engine) Pardon(p netip.Prefix, at time.Time) int {
 		}
 		// A key banned again after the pardon keeps that history: the
 		// pardon only marks a key the engine knew nothing of.
-		if _, ok := e.offences[key]; !ok {
-			e.offences[key] = offence{pardonedAt: t}
-			n = 1
+		if e.offences.get(key) == nil {
+			if off := e.offences.put(key); off != nil {
+				off.pardonedAt = t
+				n = 1
+			}
 		}
 	}
 	return n
@@ -66,8 +80,8 @@ type Offence struct {
 
 // Offences returns every remembered offence, for saving. It allocates.
 func (e *Engine) Offences() []Offence {
-	out := make([]Offence, 0, len(e.offences))
-	for k, o := range e.offences {
+	out := make([]Offence, 0, e.offences.len())
+	for k, o := range e.offences.all {
 		out = append(out, Offence{Key: k, Count: o.count, LastBan: unixTime(o.lastBan),
 			BannedUntil: unixTime(o.bannedUntil), PardonedAt: unixTime(o.pardonedAt)})
 	}
@@ -92,21 +106,25 @@ func unixNano(t time.Time) int64 {
 // state, or bans read back from the kernel). A record never shortens what
 // the engine already knows of the key.
 func (e *Engine) Restore(o Offence) {
-	k := o.Key.Masked()
-	cur := e.offences[k]
+	cur := e.offences.put(o.Key.Masked())
+	if cur == nil {
+		return // an invalid key: nothing to hold
+	}
 	cur.count = max(cur.count, o.Count)
 	cur.lastBan = max(cur.lastBan, unixNano(o.LastBan))
 	cur.bannedUntil = max(cur.bannedUntil, unixNano(o.BannedUntil))
 	cur.pardonedAt = max(cur.pardonedAt, unixNano(o.PardonedAt))
-	e.offences[k] = cur
 }
 
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {
 	s := e.stats
 	s.RuleEvents = append([]uint64(nil), e.stats.RuleEvents...)
-	s.Tracked = len(e.index)
-	s.Offenders = len(e.offences)
+	for m := e.runMask; m != 0; m &= m - 1 {
+		s.RuleEvents[bits.TrailingZeros64(m)] += e.runN
+	}
+	s.Tracked = e.tracked()
+	s.Offenders = e.offences.len()
 	return s
 }
 
@@ -115,7 +133,7 @@ func (e *Engine) Stats() Stats {
 // every remembered offence: for health lines and metrics, not per event.
 func (e *Engine) Banned(t time.Time) int {
 	now, n := t.UnixNano(), 0
-	for _, o := range e.offences {
+	for _, o := range e.offences.all {
 		if o.bannedUntil > now {
 			n++
 		}

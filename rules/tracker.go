@@ -1,85 +1,160 @@
 package rules
 
-import "github.com/sentry-nflog/sentry-nflog/parsers"
+import (
+	"math"
+
+	"github.com/sentry-nflog/sentry-nflog/parsers"
+)
 
 // tracker is one source's evidence for one rule. Its memory is bounded by
 // the rule's thresholds, never by its window: the distinct counters hold
 // at most the threshold's number of values, the ring at most Hits times.
+// Those live in the rule's trackers pool, beside the tracker, which is 64
+// bytes: one cache line.
 type tracker struct {
-	ports  distinct // destination ports in the window; cap DistinctPorts
-	protos distinct // IP protocols in the window; cap DistinctProtos
-	ring   []int64  // times of the last Hits packets; cap Hits
 	// The evidence run: packets with no gap longer than the window.
 	first, last int64
-	ringHead    int32
-	hits        uint32
-	listed      [MaxListedPorts]uint16
-	flags       parsers.TCPFlags
-	nlisted     uint8
+	// The destination ports (at most DistinctPorts) and IP protocols (at
+	// most DistinctProtos) in the window: nports and nprotos of them.
+	ports, protos   distinct[uint16]
+	hits            uint32
+	nports, nprotos uint16
+	// The ring holds the times of the last nring packets (at most Hits);
+	// once full, the oldest is at ringHead.
+	ringHead, nring uint16
+	listed          [MaxListedPorts]uint16
+	flags           parsers.TCPFlags
+	nlisted         uint8
 }
 
 // distinct counts the distinct values seen within a sliding window, each
-// with the last time it was seen, in order of arrival. It holds at most
-// the threshold's number of values: once full, the threshold is reached,
-// and a further value adds nothing a decision needs.
-type distinct struct{ seen []seenValue }
-
-// seenValue is a value and when it was last seen, packed in 12 bytes.
-type seenValue struct{ tlo, thi, v uint32 }
-
-func (s *seenValue) time() int64     { return int64(uint64(s.thi)<<32 | uint64(s.tlo)) }
-func (s *seenValue) setTime(t int64) { s.tlo, s.thi = uint32(t), uint32(uint64(t)>>32) }
+// with the last time it was seen. It holds at most the threshold's number
+// of values (its capacity, the length of the buffers it is given): once
+// full, the threshold is reached, and a further value adds nothing a
+// decision needs. The values and times live apart from it, values apart
+// from times, so that looking for a value reads one cache line; so does
+// the number of values held (n, given to each method), so that the
+// counter's owner can pack it.
+type distinct[V uint16 | uint32] struct {
+	// oldest is at most the time of the oldest value held (MaxInt64 when
+	// none is): while it is inside the window, no value can have left it,
+	// and an add only looks the value up.
+	oldest int64
+}
 
 // add records v at t, drops the values last seen before cutoff and returns
-// how many remain. capacity is the threshold; the first call allocates
-// that much, and the buffer is kept across resets.
-func (d *distinct) add(v uint32, t, cutoff int64, capacity int) int {
-	if cap(d.seen) != capacity {
-		// New, or left by another rule in a reused slot.
-		d.seen = make([]seenValue, 0, capacity)
+// how many remain. vals and times are the counter's buffers, of its
+// capacity, holding *n values.
+func (d *distinct[V]) add(n *uint16, vals []V, times []int64, v V, t, cutoff int64) int {
+	if d.oldest < cutoff {
+		d.expire(n, vals, times, cutoff)
 	}
-	kept := d.seen[:0]
-	found := false
-	for _, s := range d.seen {
-		if s.time() < cutoff {
-			continue
+	k := *n
+	for i, x := range vals[:k] {
+		if x == v {
+			times[i] = t
+			return int(k)
 		}
-		if s.v == v {
-			s.setTime(t)
-			found = true
-		}
-		kept = append(kept, s)
 	}
-	d.seen = kept
-	if !found && len(d.seen) < cap(d.seen) {
-		s := seenValue{v: v}
-		s.setTime(t)
-		d.seen = append(d.seen, s)
+	if int(k) < len(times) {
+		vals[k], times[k] = v, t
+		*n = k + 1
+		d.oldest = min(d.oldest, t)
 	}
-	return len(d.seen)
+	return int(*n)
 }
 
 // count drops the values last seen before cutoff and returns how many
 // remain: what add returns, for a packet whose value is unknown.
-func (d *distinct) count(cutoff int64) int {
-	kept := d.seen[:0]
-	for _, s := range d.seen {
-		if s.time() >= cutoff {
-			kept = append(kept, s)
-		}
+func (d *distinct[V]) count(n *uint16, vals []V, times []int64, cutoff int64) int {
+	if d.oldest < cutoff {
+		d.expire(n, vals, times, cutoff)
 	}
-	d.seen = kept
-	return len(d.seen)
+	return int(*n)
 }
 
-func (d *distinct) reset() { d.seen = d.seen[:0] }
+// expire drops the values last seen before cutoff, keeping the others in
+// order, and finds the oldest time left.
+func (d *distinct[V]) expire(n *uint16, vals []V, times []int64, cutoff int64) {
+	kept, oldest := 0, int64(math.MaxInt64)
+	for i := range int(*n) {
+		if t := times[i]; t >= cutoff {
+			vals[kept], times[kept] = vals[i], t
+			kept++
+			oldest = min(oldest, t)
+		}
+	}
+	*n, d.oldest = uint16(kept), oldest
+}
 
-// observe adds one matching packet at t to the evidence and reports
-// whether the rule's threshold is now reached. Times are the source's own:
-// a packet older than the last one (a reordered line) counts at the last
-// one's time, and one older by more than the window starts a new run, so a
-// clock that steps back never stretches a window.
-func (tr *tracker) observe(r *Rule, ev *parsers.Event, t int64) bool {
+func (d *distinct[V]) reset(n *uint16) { *n, d.oldest = 0, math.MaxInt64 }
+
+// trackers holds the trackers of one rule for every source that matched
+// it, and their buffers, in slabs without pointers: a source's tracker is
+// an index, taken from the pool when the source first matches the rule
+// and given back when the source is forgotten.
+type trackers struct {
+	tr pages[tracker]
+	// Each tracker's buffers, of the rule's thresholds: port values and
+	// times, protocol values and times, the ring's times.
+	portVals, protoVals         pages[uint16]
+	portTimes, protoTimes, ring pages[int64]
+	portCap, protoCap, ringCap  int
+	free                        []int32
+	tripwire                    bool
+}
+
+func newTrackers(r *Rule) trackers {
+	p := trackers{tripwire: r.Tripwire(), tr: newPages[tracker](1)}
+	if r.DistinctPorts > 1 {
+		p.portCap = r.DistinctPorts
+	}
+	if r.DistinctProtos > 1 {
+		p.protoCap = r.DistinctProtos
+	}
+	if r.Hits > 1 {
+		p.ringCap = r.Hits
+	}
+	p.portVals, p.portTimes = newPages[uint16](p.portCap), newPages[int64](p.portCap)
+	p.protoVals, p.protoTimes = newPages[uint16](p.protoCap), newPages[int64](p.protoCap)
+	p.ring = newPages[int64](p.ringCap)
+	return p
+}
+
+// get returns a reset tracker's index.
+func (p *trackers) get() int32 {
+	var j int32
+	if n := len(p.free); n > 0 {
+		j = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		j = p.tr.add()
+		if p.portCap > 0 {
+			p.portVals.add()
+			p.portTimes.add()
+		}
+		if p.protoCap > 0 {
+			p.protoVals.add()
+			p.protoTimes.add()
+		}
+		if p.ringCap > 0 {
+			p.ring.add()
+		}
+	}
+	p.tr.at(j).reset()
+	return j
+}
+
+// put gives tracker j back.
+func (p *trackers) put(j int32) { p.free = append(p.free, j) }
+
+// observe adds one matching packet at t to tracker j's evidence under rule
+// r and reports whether the rule's threshold is now reached. Times are the
+// source's own: a packet older than the last one (a reordered line) counts
+// at the last one's time, and one older by more than the window starts a
+// new run, so a clock that steps back never stretches a window.
+func (p *trackers) observe(j int32, r *Rule, ev *parsers.Event, t int64) bool {
+	tr := p.tr.at(j)
 	within := int64(r.Within)
 	if tr.hits > 0 && t < tr.last {
 		if tr.last-t > within {
@@ -102,34 +177,33 @@ func (tr *tracker) observe(r *Rule, ev *parsers.Event, t int64) bool {
 		tr.listed[tr.nlisted] = ev.DstPort
 		tr.nlisted++
 	}
-	if r.Tripwire() {
+	if p.tripwire {
 		return true
 	}
 	cutoff := t - within
 	ok := true
-	if r.DistinctPorts > 1 {
+	if c := p.portCap; c > 0 {
+		vals, times := p.portVals.item(j), p.portTimes.item(j)
 		if known {
-			ok = tr.ports.add(uint32(ev.DstPort), t, cutoff, r.DistinctPorts) >= r.DistinctPorts
+			ok = tr.ports.add(&tr.nports, vals, times, ev.DstPort, t, cutoff) >= c
 		} else {
-			ok = tr.ports.count(cutoff) >= r.DistinctPorts
+			ok = tr.ports.count(&tr.nports, vals, times, cutoff) >= c
 		}
 	}
-	if r.DistinctProtos > 1 {
-		ok = tr.protos.add(uint32(ev.Proto), t, cutoff, r.DistinctProtos) >= r.DistinctProtos && ok
+	if c := p.protoCap; c > 0 {
+		ok = tr.protos.add(&tr.nprotos, p.protoVals.item(j), p.protoTimes.item(j), uint16(ev.Proto), t, cutoff) >= c && ok
 	}
-	if r.Hits > 1 {
-		if cap(tr.ring) != r.Hits {
-			tr.ring = make([]int64, 0, r.Hits)
-		}
-		if len(tr.ring) < cap(tr.ring) {
-			tr.ring = append(tr.ring, t)
+	if c := p.ringCap; c > 0 {
+		ring := p.ring.item(j)
+		if int(tr.nring) < c {
+			ring[tr.nring] = t
+			tr.nring++
 		} else {
-			tr.ring[tr.ringHead] = t
-			tr.ringHead = (tr.ringHead + 1) % int32(len(tr.ring))
+			ring[tr.ringHead] = t
+			tr.ringHead = (tr.ringHead + 1) % uint16(c)
 		}
-		// The ring holds the last Hits packet times; the oldest sits at
-		// ringHead once the ring is full.
-		ok = len(tr.ring) == r.Hits && tr.ring[int(tr.ringHead)%len(tr.ring)] >= cutoff && ok
+		// Once the ring is full, its oldest time sits at ringHead.
+		ok = int(tr.nring) == c && ring[tr.ringHead] >= cutoff && ok
 	}
 	return ok
 }
@@ -144,10 +218,9 @@ func containsPort(ps []uint16, p uint16) bool {
 }
 
 func (tr *tracker) reset() {
-	tr.ports.reset()
-	tr.protos.reset()
-	tr.ring = tr.ring[:0]
-	tr.ringHead = 0
+	tr.ports.reset(&tr.nports)
+	tr.protos.reset(&tr.nprotos)
+	tr.nring, tr.ringHead = 0, 0
 	tr.hits = 0
 	tr.flags = 0
 	tr.nlisted = 0
