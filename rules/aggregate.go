@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/parsers"
@@ -151,7 +152,7 @@ func (e *Engine) aggregate(ww words, v6 bool, ev *parsers.Event, kw words, t, tg
 	s.hits++
 	s.last = t
 	s.flags |= ev.Flags
-	if int(s.nlisted) < len(s.listed) && !containsPort(s.listed[:s.nlisted], ev.DstPort) {
+	if int(s.nlisted) < len(s.listed) && !slices.Contains(s.listed[:s.nlisted], ev.DstPort) {
 		s.listed[s.nlisted] = ev.DstPort
 		s.nlisted++
 	}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"math/bits"
+	"slices"
 
 	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
@@ -63,7 +64,7 @@ func newSelectors(rules []Rule) selectors {
 	for i := range rules {
 		r, bit := &rules[i], uint64(1)<<i
 		for p := range s.proto {
-			if (len(r.Protos) == 0 || containsByte(r.Protos, uint8(p))) && (r.Flags == 0 || uint8(p) == parsers.ProtoTCP) {
+			if (len(r.Protos) == 0 || slices.Contains(r.Protos, uint8(p))) && (r.Flags == 0 || uint8(p) == parsers.ProtoTCP) {
 				s.proto[p] |= bit
 			}
 		}
@@ -137,7 +138,7 @@ func (e *Engine) matchPatterns(v string, sel func(*Rule) []Pattern) uint64 {
 // match reports whether ev matches the rule's selectors: the definition
 // the engine's selectors compile.
 func (r *Rule) match(ev *parsers.Event) bool {
-	if len(r.Protos) > 0 && !containsByte(r.Protos, ev.Proto) {
+	if len(r.Protos) > 0 && !slices.Contains(r.Protos, ev.Proto) {
 		return false
 	}
 	if r.Flags != 0 && (ev.Proto != parsers.ProtoTCP || Classify(ev.Flags)&r.Flags == 0) {
@@ -159,15 +160,6 @@ func (r *Rule) match(ev *parsers.Event) bool {
 		return false
 	}
 	return true
-}
-
-func containsByte(s []uint8, b uint8) bool {
-	for _, x := range s {
-		if x == b {
-			return true
-		}
-	}
-	return false
 }
 
 func matchAny(ps []Pattern, s string) bool {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"math"
+	"slices"
 
 	"github.com/sentry-nflog/sentry-nflog/parsers"
 )
@@ -173,7 +174,7 @@ func (p *trackers) observe(j int32, r *Rule, ev *parsers.Event, t int64) bool {
 	// Without a transport header the port is unknown, not 0: it counts
 	// as a packet, not as a distinct port.
 	known := !ev.NoL4Header
-	if known && int(tr.nlisted) < len(tr.listed) && !containsPort(tr.listed[:tr.nlisted], ev.DstPort) {
+	if known && int(tr.nlisted) < len(tr.listed) && !slices.Contains(tr.listed[:tr.nlisted], ev.DstPort) {
 		tr.listed[tr.nlisted] = ev.DstPort
 		tr.nlisted++
 	}
@@ -206,15 +207,6 @@ func (p *trackers) observe(j int32, r *Rule, ev *parsers.Event, t int64) bool {
 		ok = int(tr.nring) == c && ring[tr.ringHead] >= cutoff && ok
 	}
 	return ok
-}
-
-func containsPort(ps []uint16, p uint16) bool {
-	for _, x := range ps {
-		if x == p {
-			return true
-		}
-	}
-	return false
 }
 
 func (tr *tracker) reset() {
