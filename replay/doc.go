@@ -5,8 +5,8 @@
 //
 // A Replayer reads files one after the other (gzip transparently, "-" for
 // standard input). A goroutine reads each file in chunks of whole lines,
-// one worker per core parses them, and the caller's goroutine takes the
-// chunks back in file order and steps the engine: the events, their times
+// one worker per core but one parses them, and the caller's goroutine takes
+// the chunks back in file order and steps the engine: the events, their times
 // included, are those one parser reading the file in order would make.
 // Each decision goes to an actions.Action (a printed or JSON report) and,
 // optionally, to a report.Collector for the HTML page. Memory is bounded:
