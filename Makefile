@@ -41,7 +41,7 @@ nats-server:
 # masscan, hping3); Chromium (with a font for its screenshots) to open the
 # replay report like a user would; lintian, dpkg-dev and zsh to check the
 # Debian package and its shell completions.
-DEPS := nft:nftables nmap:nmap masscan:masscan hping3:hping3 chromium:chromium lintian:lintian dpkg-architecture:dpkg-dev zsh:zsh
+DEPS := nft:nftables nmap:nmap masscan:masscan hping3:hping3 chromium:chromium lintian:lintian dpkg-architecture:dpkg-dev zsh:zsh groff:groff-base systemd-analyze:systemd
 deps:
 	@missing=; for d in $(DEPS); do \
 		command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d##*:}"; \

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sentry-nflog/sentry-nflog/internal/netnstest"
 	"github.com/sentry-nflog/sentry-nflog/internal/scanner"
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
 // bin is the binary under test, built once by TestMain.
@@ -59,12 +60,7 @@ type lab struct {
 func requireTools(t *testing.T) {
 	t.Helper()
 	netnstest.Require(t)
-	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("nft(8) not installed (make deps installs it): %v", err)
-		}
-		t.Skipf("nft(8) not installed (make deps installs it): %v", err)
-	}
+	testkit.Need(t, "nft")
 }
 
 // config is the rules the tests use: the shipped ones, with bans short

@@ -15,12 +15,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/internal/scanner"
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
 func (l *lab) writeConfig(yaml string) {
@@ -195,9 +195,7 @@ func TestMeasureScannerLearns(t *testing.T) {
 // and SYN-ACK replies nmap -sS -T4 -p 1-65535 got before the ban landed.
 // It needs nmap (apt-get install nmap); nmap runs at most 20 s.
 func TestMeasureNmap(t *testing.T) {
-	if _, err := exec.LookPath("nmap"); err != nil {
-		t.Skip("nmap not installed")
-	}
+	testkit.Need(t, "nmap")
 	for _, fs := range []bool{true, false} {
 		measureNmap(t, fs)
 	}

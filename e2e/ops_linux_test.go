@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -18,12 +17,11 @@ import (
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/internal/scanner"
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
 // The operators' commands end to end: block, history and status, with the
 // real binary in network namespaces.
-
-var updateGolden = flag.Bool("update", false, "rewrite golden files")
 
 // runIn runs the binary in the victim and returns its exit status and
 // streams.
@@ -332,19 +330,7 @@ func TestHistoryAfterAFollowedFile(t *testing.T) {
 // goldenFile compares got with testdata/golden/name (-update rewrites it).
 func goldenFile(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("..", "testdata", "golden", name)
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./e2e -run %s -update to create it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (go test ./e2e -run %s -update to accept):\n--- got\n%s\n--- want\n%s", name, t.Name(), got, want)
-	}
+	testkit.Golden(t, filepath.Join("..", "testdata", "golden", name), []byte(got))
 }
 
 // TestStatus: status reads the running daemon's status file (inputs, a

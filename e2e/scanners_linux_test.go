@@ -19,23 +19,12 @@ import (
 
 	"github.com/sentry-nflog/sentry-nflog/internal/netnstest"
 	"github.com/sentry-nflog/sentry-nflog/internal/scanner"
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
 // Real scanners (nmap, masscan, hping3) against the daemon with the
 // repository's sentry.yaml and the rules `sentry-nflog firewall` prints,
 // between namespaces only, each bounded in ports and time.
-
-// requireScanner skips without the tool (a failure with CI=true): `make
-// deps` installs nmap, masscan and hping3.
-func requireScanner(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (make deps installs it): %v", name, err)
-		}
-		t.Skipf("%s not installed (make deps installs it): %v", name, err)
-	}
-}
 
 // repoService is the victim's service in these tests: a port nmap does not
 // move to the front of its scans (it does with 8080), so whether a scanner
@@ -183,7 +172,7 @@ func (d *daemon) banned(key string) bool {
 // from a source of its own: each is banned, learns at most a handful of
 // answers, and never finds the open port.
 func TestNmapScanTypesAreBanned(t *testing.T) {
-	requireScanner(t, "nmap")
+	testkit.Need(t, "nmap")
 	l := newRepoLab(t)
 	d := l.startRepoDaemon()
 	p := l.pair
@@ -299,7 +288,7 @@ func TestEveryFlagCombination(t *testing.T) {
 // struck by the kernel at the 5th port (the old refilling bucket let
 // through a 5th answer and more), and banned.
 func TestDelayedScanStruckAtThreshold(t *testing.T) {
-	requireScanner(t, "nmap")
+	testkit.Need(t, "nmap")
 	l := newRepoLab(t)
 	d := l.startRepoDaemon()
 	p := l.pair
@@ -423,7 +412,7 @@ func TestForgedSinglePacketCostsLittle(t *testing.T) {
 // real scanner learns a handful of answers at most and not the open port,
 // and the daemon writes a few summary lines, not a line per source.
 func TestDecoyScanIsHeld(t *testing.T) {
-	requireScanner(t, "nmap")
+	testkit.Need(t, "nmap")
 	l := newRepoLab(t)
 	d := l.startRepoDaemon()
 	p := l.pair
@@ -452,7 +441,7 @@ const summaryWait = 11 * time.Second
 // still learns no more than the threshold allows, list says a set was
 // full, and the health line names the malformed records' reasons.
 func TestRandomSourceFloodDoesNotBlindFirstStrike(t *testing.T) {
-	requireScanner(t, "hping3")
+	testkit.Need(t, "hping3")
 	l := newRepoLab(t)
 	d := l.startRepoDaemon()
 	p := l.pair

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
 // TestMeasureCPUPerEvent streams probes that never cross a threshold (one
@@ -45,9 +47,7 @@ func TestMeasureCPUPerEvent(t *testing.T) {
 		} else {
 			// As fast as hping3 sends (the Go sender tops out near 75k/s),
 			// one flow: one source, one port.
-			if _, err := exec.LookPath("hping3"); err != nil {
-				t.Skip("hping3 not installed")
-			}
+			testkit.Need(t, "hping3")
 			before := logCounter(t, l)
 			l.pair.Attacker.Command(t.Context(), "timeout", "-s", "INT", "3", "hping3", "--udp", "-p", "9", "-s", "5000", "-k",
 				"--flood", "-q", "-I", l.pair.AttackerIf, l.pair.VictimIP4.String()).Run()
@@ -91,7 +91,7 @@ func cpuTicks(t *testing.T, d *daemon) int {
 // than any 60s window; the slow-scan rule (15 distinct ports within an
 // hour) bans it. It takes about four minutes.
 func TestMeasureSlowScan(t *testing.T) {
-	requireScanner(t, "nmap")
+	testkit.Need(t, "nmap")
 	l := newRepoLab(t)
 	d := l.startRepoDaemon()
 	p := l.pair

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sentry-nflog/sentry-nflog/internal/netnstest"
 	"github.com/sentry-nflog/sentry-nflog/internal/scanner"
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
 // The service tests: state across kill -9 and reboots, tamper recovery,
@@ -248,9 +249,7 @@ func TestFollowedLogFile(t *testing.T) {
 
 // TestSystemdUnit checks the shipped unit with systemd-analyze verify.
 func TestSystemdUnit(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze not installed")
-	}
+	testkit.Need(t, "systemd-analyze")
 	unit, err := os.ReadFile("../systemd/sentry-nflog.service")
 	if err != nil {
 		t.Fatal(err)

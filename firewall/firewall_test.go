@@ -2,13 +2,12 @@ package firewall
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sentry-nflog/sentry-nflog/config"
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
 // The printed rules log every protocol but ICMP: protocol and SCTP scans
@@ -42,8 +41,6 @@ func TestFirewallLogsEveryProtocolButICMP(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 // The whole text of both forms, explanation included, is what operators
 // paste: it changes only on purpose (go test ./firewall -update).
 func TestWriteGolden(t *testing.T) {
@@ -58,18 +55,6 @@ func TestWriteGolden(t *testing.T) {
 	} {
 		var b bytes.Buffer
 		Write(&b, in, tc.o)
-		path := filepath.Join("testdata", tc.golden)
-		if *update {
-			if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (go test ./firewall -update writes it)", err)
-		}
-		if b.String() != string(want) {
-			t.Errorf("%s differs (go test ./firewall -update to accept):\n--- got\n%s--- want\n%s", tc.golden, b.String(), want)
-		}
+		testkit.Golden(t, filepath.Join("testdata", tc.golden), b.Bytes())
 	}
 }

@@ -11,20 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
-// require skips the test when a tool is missing, or fails it under CI,
-// whose make deps installs them.
+// require needs every one of tools (testkit.Need).
 func require(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			reason := tool + " not found (make deps installs it)"
-			if os.Getenv("CI") == "true" {
-				t.Fatal(reason + " (CI=true: failing instead of skipping)")
-			}
-			t.Skip(reason)
-		}
+		testkit.Need(t, tool)
 	}
 }
 

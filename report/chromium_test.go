@@ -3,7 +3,6 @@ package report
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,23 +10,14 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
-// chromium finds Debian's chromium (make deps installs it). Without it the
-// test skips, except under CI, which installs it.
+// chromium finds Debian's chromium (make deps installs it).
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	const reason = "no chromium in PATH (make deps installs Debian's chromium)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(reason + " (CI=true: failing instead of skipping)")
-	}
-	t.Skip(reason)
-	return ""
+	return testkit.Need(t, "chromium", "chromium-browser")
 }
 
 // TestChromium opens the scenario's page in a real headless Chromium, from

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,11 +16,10 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var t0 = time.Date(2026, 11, 24, 15, 0, 0, 0, time.UTC)
 
@@ -138,19 +135,7 @@ func scenarioPage(t testing.TB) []byte {
 
 func TestGolden(t *testing.T) {
 	got := scenarioPage(t)
-	path := filepath.Join("testdata", "scenario.html")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./report -update creates it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("page differs from %s (go test ./report -update to accept; open both in a browser to compare)", path)
-	}
+	testkit.Golden(t, filepath.Join("testdata", "scenario.html"), got)
 }
 
 // TestDeterministic: the same input and seed give the same bytes, so the

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sentry-nflog/sentry-nflog/internal/clidoc"
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
 // manCode is how the page spells a command or option: hyphens as minus
@@ -81,11 +82,7 @@ func TestMan(t *testing.T) {
 		t.Error("man shows in the usage")
 	}
 	// groff, as man(1) runs it, with every warning on: none may fire.
-	groff, err := exec.LookPath("groff")
-	if err != nil {
-		t.Skip("no groff to render the page")
-	}
-	cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z")
+	cmd := exec.Command(testkit.Need(t, "groff"), "-man", "-Tutf8", "-ww", "-z")
 	cmd.Stdin = strings.NewReader(page)
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(out) > 0 {
@@ -98,10 +95,7 @@ func TestCompletionBash(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash")
-	}
+	bash := testkit.Need(t, "bash")
 	path := filepath.Join(t.TempDir(), "sentry-nflog")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
@@ -144,11 +138,7 @@ func TestCompletionZsh(t *testing.T) {
 	if code, _, _ := runCLI(t, nil, "completion", "fish"); code != exitUsage {
 		t.Errorf("unknown shell: exit %d, want %d", code, exitUsage)
 	}
-	zsh, err := exec.LookPath("zsh")
-	if err != nil {
-		t.Skip("no zsh to check the script's syntax")
-	}
-	cmd := exec.Command(zsh, "-n")
+	cmd := exec.Command(testkit.Need(t, "zsh"), "-n")
 	cmd.Stdin = bytes.NewReader([]byte(script))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("zsh -n: %v\n%s", err, out)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,9 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
+)
 
 // runCLI runs the command in-process and returns its exit status and
 // streams.
@@ -30,21 +29,10 @@ func runCLI(t testing.TB, stdin io.Reader, args ...string) (int, string, string)
 	return code, out.String(), errb.String()
 }
 
+// golden compares got with testdata/golden/name at the repository's root.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("..", "..", "testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (go test ./cmd/sentry-nflog -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	testkit.Golden(t, filepath.Join("..", "..", "testdata", "golden", name), []byte(got))
 }
 
 // dropTiming removes the summary's elapsed line, the one part that varies.

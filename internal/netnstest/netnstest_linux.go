@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
 
 // Addresses of a Pair: documentation addresses (RFC 5737, RFC 3849) that exist
@@ -45,10 +47,7 @@ const (
 func Require(t testing.TB) {
 	t.Helper()
 	if reason := unavailable(); reason != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("netnstest: network namespaces unavailable in CI: %s", reason)
-		}
-		t.Skipf("netnstest: network namespaces unavailable: %s", reason)
+		testkit.Unavailable(t, "netnstest: network namespaces unavailable: "+reason)
 	}
 }
 

@@ -2,7 +2,6 @@ package ops
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,26 +10,13 @@ import (
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/daemon"
+	"github.com/sentry-nflog/sentry-nflog/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // golden compares got with testdata/golden/name at the repository's root.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("..", "..", "testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (go test ./internal/ops -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	testkit.Golden(t, filepath.Join("..", "..", "testdata", "golden", name), []byte(got))
 }
 
 func TestBlockTargetsFromAFile(t *testing.T) {
