@@ -375,14 +375,14 @@ func (p *LineParser) dmesgHeader(line []byte, st *stamp) ([]byte, headerResult) 
 // user space and are not firewall evidence.
 func (p *LineParser) kmsgHeader(line []byte, st *stamp) ([]byte, headerResult) {
 	i := 0
-	pri, i, ok := digitsUntil(line, i, ',')
+	pri, i, ok := KmsgField(line, i)
 	if !ok || pri > 191 {
 		return nil, hdrBad
 	}
-	if _, i, ok = digitsUntil(line, i, ','); !ok {
+	if _, i, ok = KmsgField(line, i); !ok {
 		return nil, hdrBad
 	}
-	usec, i, ok := digitsUntil(line, i, ',')
+	usec, i, ok := KmsgField(line, i)
 	if !ok {
 		return nil, hdrBad
 	}
@@ -450,12 +450,15 @@ func (p *LineParser) pveHeader(line []byte, st *stamp) ([]byte, headerResult) {
 	return line[i:], hdrPVE
 }
 
-// digitsUntil reads a decimal number at line[i:] ended by sep, returning it
-// and the index after sep.
-func digitsUntil(line []byte, i int, sep byte) (uint64, int, bool) {
+// KmsgField reads the decimal field of a /dev/kmsg record's header at
+// line[i:] (priority, sequence number, microseconds), which a comma ends,
+// returning it and the index after the comma; false if there is no such
+// field (empty, not digits, more than 19 digits, or no comma). The kmsg
+// source reads the sequence numbers with it, to count lost records.
+func KmsgField(line []byte, i int) (uint64, int, bool) {
 	var v uint64
 	start := i
-	for ; i < len(line) && line[i] != sep; i++ {
+	for ; i < len(line) && line[i] != ','; i++ {
 		c := line[i] - '0'
 		if c > 9 || i-start >= 19 {
 			return 0, 0, false

@@ -213,11 +213,11 @@ func (k *kmsgRun) line(b []byte) bool {
 // sequence accounts for records skipped between the last one and b, whose
 // header is "prio,seq,usec,flags;".
 func (k *kmsgRun) sequence(b []byte) {
-	_, i, ok := kmsgNumber(b, 0, ',')
+	_, i, ok := parsers.KmsgField(b, 0)
 	if !ok {
 		return
 	}
-	seq, _, ok := kmsgNumber(b, i, ',')
+	seq, _, ok := parsers.KmsgField(b, i)
 	if !ok || seq > 1<<62 {
 		return
 	}
@@ -255,7 +255,7 @@ func (k *kmsgRun) drift() time.Duration {
 // kmsgAsKernel rewrites the header of a record written from user space
 // ("12,..." for <4> from user space) to kernel facility in place.
 func kmsgAsKernel(b []byte) []byte {
-	pri, i, ok := kmsgNumber(b, 0, ',')
+	pri, i, ok := parsers.KmsgField(b, 0)
 	if !ok || i < 2 {
 		return b
 	}
@@ -274,23 +274,4 @@ func (k *kmsgRun) logLost(final bool) {
 		"lost", k.pendingLost, "total", k.src.lost.Load())
 	k.pendingLost = 0
 	k.lastLostLog = now
-}
-
-// kmsgNumber reads the decimal number in b from i up to sep, returning it
-// and the index after sep; false if there is no such number (empty, not
-// digits, more than 19 digits, or no sep).
-func kmsgNumber(b []byte, i int, sep byte) (uint64, int, bool) {
-	var v uint64
-	start := i
-	for ; i < len(b) && b[i] != sep; i++ {
-		c := b[i] - '0'
-		if c > 9 || i-start >= 19 {
-			return 0, 0, false
-		}
-		v = v*10 + uint64(c)
-	}
-	if i == start || i >= len(b) {
-		return 0, 0, false
-	}
-	return v, i + 1, true
 }
