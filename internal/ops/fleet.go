@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"text/tabwriter"
@@ -64,10 +63,7 @@ func (c *Command) ListFleet(ctx context.Context, cfg *config.Config, asJSON bool
 			out.Bans = append(out.Bans, ban{m.Kind.String(), m.Key.String(), m.Origin, m.Rule, int64(m.Until.Sub(now) / time.Second),
 				int64(m.Ban / time.Second), m.Decided.UTC().Format(time.RFC3339)})
 		}
-		enc := json.NewEncoder(c.Out)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
-		return nil
+		return c.writeJSON(out)
 	}
 	c.printf("%d active in the fleet's stream %s", len(msgs), cfg.Fleet.Bucket)
 	if len(msgs) > 0 {

@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -73,10 +72,7 @@ func (c *Command) List(cfg *config.Config, asJSON bool) error {
 		if cerr == nil && cfg.NFTables.ManageChain {
 			out.Counters = &dropped{counters.Packets4, counters.Bytes4, counters.Packets6, counters.Bytes6}
 		}
-		enc := json.NewEncoder(c.Out)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
-		return nil
+		return c.writeJSON(out)
 	}
 	c.printf("%d active bans in inet %s", len(bans), cfg.NFTables.Table)
 	if len(bans) > 0 {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +77,18 @@ func (c *Command) printf(format string, a ...any) {
 // errorf writes a line of what went wrong, led by the command's name.
 func (c *Command) errorf(format string, a ...any) {
 	fmt.Fprintf(c.Err, "%s: %s\n", c.Name, fmt.Sprintf(format, a...))
+}
+
+// writeJSON writes v as indented JSON, what every command's --json prints.
+// A write that fails (standard output closed, a full disk) fails the
+// command.
+func (c *Command) writeJSON(v any) error {
+	enc := json.NewEncoder(c.Out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return c.fail(err)
+	}
+	return nil
 }
 
 // fail reports err and returns ErrFailed.

@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,9 +36,9 @@ func (c *Command) Status(stateDir string, asJSON bool) error {
 			Note    string `json:"note,omitempty"`
 			*daemon.Status
 		}{running, note, st}
-		enc := json.NewEncoder(c.Out)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
+		if err := c.writeJSON(out); err != nil {
+			return err
+		}
 	} else {
 		renderStatus(c.Out, st, now, running, note)
 	}
