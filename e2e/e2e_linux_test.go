@@ -90,11 +90,18 @@ func newLabOn(t *testing.T, pair *netnstest.Pair, ban string, ignore ...string) 
 	if err := os.WriteFile(l.cfg, []byte(configYAML(filepath.Join(l.dir, "state"), ban, ignore...)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The victim's firewall: what a user writes, with the rules the binary
-	// prints pasted after the accept rules.
+	l.installFirewall(servicePort, "")
+	return l
+}
+
+// installFirewall gives the victim the firewall a user writes: accept
+// rules for service, whose port it listens on, then the rules `sentry-nflog
+// firewall --rules-only` prints for l's config; then extra, more tables.
+func (l *lab) installFirewall(service uint16, extra string) {
+	l.t.Helper()
 	rules, err := exec.Command(bin, "firewall", "--rules-only", "--config", l.cfg).Output()
 	if err != nil {
-		t.Fatalf("firewall: %v", err)
+		l.t.Fatalf("firewall: %v", err)
 	}
 	ruleset := fmt.Sprintf(`table inet host {
 	chain input {
@@ -104,12 +111,13 @@ func newLabOn(t *testing.T, pair *netnstest.Pair, ban string, ignore ...string) 
 		tcp dport %d accept
 %s	}
 }
-`, servicePort, rules)
+%s`, service, rules, extra)
 	path := filepath.Join(l.dir, "victim.nft")
-	os.WriteFile(path, []byte(ruleset), 0o644)
-	l.pair.Victim.Run(t, "nft", "-f", path)
-	l.pair.Listen(t, servicePort)
-	return l
+	if err := os.WriteFile(path, []byte(ruleset), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	l.pair.Victim.Run(l.t, "nft", "-f", path)
+	l.pair.Listen(l.t, service)
 }
 
 // daemon is a running `sentry-nflog run` in the victim.

@@ -50,21 +50,9 @@ func newRepoLab(t *testing.T) *lab {
 	if err := os.WriteFile(l.cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rules, err := exec.Command(bin, "firewall", "--rules-only", "--config", l.cfg).Output()
-	if err != nil {
-		t.Fatalf("firewall: %v", err)
-	}
 	// The victim's firewall, and a count of every packet it sends back to
 	// the attacker's side: what a scanner learns.
-	ruleset := fmt.Sprintf(`table inet host {
-	chain input {
-		type filter hook input priority filter; policy accept;
-		ct state established,related accept
-		iif lo accept
-		tcp dport %d accept
-%s	}
-}
-table inet learned {
+	l.installFirewall(repoService, `table inet learned {
 	set sources4 { type ipv4_addr; flags dynamic; size 65536; counter; }
 	set sources6 { type ipv6_addr; flags dynamic; size 65536; counter; }
 	chain out {
@@ -74,11 +62,7 @@ table inet learned {
 		update @sources6 { ip6 daddr }
 	}
 }
-`, repoService, rules)
-	path := filepath.Join(dir, "victim.nft")
-	os.WriteFile(path, []byte(ruleset), 0o644)
-	pair.Victim.Run(t, "nft", "-f", path)
-	pair.Listen(t, repoService)
+`)
 	return l
 }
 
