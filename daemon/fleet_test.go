@@ -73,18 +73,26 @@ func newFleetRig(t *testing.T, perMinute, active int) (*rig, *fakeFleet, Deps) {
 	return r, ff, deps
 }
 
+// newFleetDaemon is a daemon over newFleetRig's deps, closed when the test
+// ends.
+func newFleetDaemon(t *testing.T, perMinute, active int) (*rig, *Daemon) {
+	t.Helper()
+	r, _, deps := newFleetRig(t, perMinute, active)
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return r, d
+}
+
 func remoteBanMsg(origin, key string, decided time.Time, left time.Duration) fleet.Message {
 	return fleet.Message{Kind: fleet.KindBan, Origin: origin, Key: pfx(key), Rule: "tcp-portscan", Ban: 2 * time.Hour,
 		Decided: decided, Until: time.Now().Add(left), Stored: decided}
 }
 
 func TestRemoteBanChecks(t *testing.T) {
-	r, _, deps := newFleetRig(t, 3, 100)
-	d, err := New(r.cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	r, d := newFleetDaemon(t, 3, 100)
 	now := time.Now()
 	for _, c := range []struct {
 		name   string
@@ -149,12 +157,7 @@ func TestRemoteBanChecks(t *testing.T) {
 }
 
 func TestRemoteBanCap(t *testing.T) {
-	r, _, deps := newFleetRig(t, 0, 2)
-	d, err := New(r.cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	_, d := newFleetDaemon(t, 0, 2)
 	now := time.Now()
 	for i := range 3 {
 		m := remoteBanMsg("a", fmt.Sprintf("203.0.113.%d/32", i+1), now, time.Hour)
@@ -178,12 +181,7 @@ func TestRemoteBanCap(t *testing.T) {
 // TestRemotePardon: a pardon lifts the key here, whoever banned it, and
 // a remote ban decided before it is refused, one decided after applied.
 func TestRemotePardon(t *testing.T) {
-	r, _, deps := newFleetRig(t, 0, 100)
-	d, err := New(r.cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	r, d := newFleetDaemon(t, 0, 100)
 	t0 := time.Now().Add(-time.Minute)
 	m := remoteBanMsg("a", "203.0.113.5/32", t0, time.Hour)
 	d.applyRemote(&m)
@@ -242,12 +240,7 @@ func TestRemoteBansKnownAfterRestart(t *testing.T) {
 // daemon's back, the remote bans it held go back with their remaining
 // time, as its own do.
 func TestTamperRestoresRemoteBans(t *testing.T) {
-	r, _, deps := newFleetRig(t, 0, 100)
-	d, err := New(r.cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	r, d := newFleetDaemon(t, 0, 100)
 	m := remoteBanMsg("a", "203.0.113.9/32", time.Now(), 30*time.Minute)
 	d.applyRemote(&m)
 	r.table.flush()
