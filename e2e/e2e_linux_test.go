@@ -541,16 +541,12 @@ func procInodes(t *testing.T, path string, col int) map[string]bool {
 	return out
 }
 
-// TestForgedScanFromGatewayOrResolverIsNeverBanned: a scan that seems to
-// come from the victim's default gateway or its nameserver (forged, or a
-// compromised box next door) must never cut the victim off. The daemon
-// resolves both from the victim's routes and resolv.conf.
-func TestForgedScanFromGatewayOrResolverIsNeverBanned(t *testing.T) {
-	requireTools(t)
-	p := netnstest.NewPair(t)
-	resolver := netip.MustParseAddr("198.51.100.53")
-	// ip netns exec bind-mounts /etc/netns/NAME/resolv.conf over
-	// /etc/resolv.conf for what it runs.
+// withGatewayAndResolver gives the victim a default route through the
+// attacker and a nameserver of its own: ip netns exec bind-mounts
+// /etc/netns/NAME/resolv.conf over /etc/resolv.conf for what it runs.
+// Both are gone when the test ends (/etc/netns too, if the test made it).
+func withGatewayAndResolver(t *testing.T, p *netnstest.Pair, resolver netip.Addr) {
+	t.Helper()
 	etc := filepath.Join("/etc/netns", p.Victim.Name)
 	_, statErr := os.Stat("/etc/netns")
 	if err := os.MkdirAll(etc, 0o755); err != nil {
@@ -559,11 +555,24 @@ func TestForgedScanFromGatewayOrResolverIsNeverBanned(t *testing.T) {
 	t.Cleanup(func() {
 		os.RemoveAll(etc)
 		if os.IsNotExist(statErr) {
-			os.Remove("/etc/netns") // only if this test made it
+			os.Remove("/etc/netns")
 		}
 	})
-	os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver "+resolver.String()+"\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver "+resolver.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p.Victim.Run(t, "ip", "route", "add", "default", "via", p.AttackerIP4.String())
+}
+
+// TestForgedScanFromGatewayOrResolverIsNeverBanned: a scan that seems to
+// come from the victim's default gateway or its nameserver (forged, or a
+// compromised box next door) must never cut the victim off. The daemon
+// resolves both from the victim's routes and resolv.conf.
+func TestForgedScanFromGatewayOrResolverIsNeverBanned(t *testing.T) {
+	requireTools(t)
+	p := netnstest.NewPair(t)
+	resolver := netip.MustParseAddr("198.51.100.53")
+	withGatewayAndResolver(t, p, resolver)
 	p.AddAttackerAddrs(t, resolver)
 
 	l := newLabOn(t, p, "1h")

@@ -67,26 +67,6 @@ func (l *lab) listBans() map[string]manualBan {
 	return m
 }
 
-// withGatewayAndResolver gives the victim a default route through the
-// attacker and a nameserver of its own (ip netns exec bind-mounts
-// /etc/netns/NAME/resolv.conf), as TestForgedScanFromGatewayOrResolverIsNeverBanned does.
-func withGatewayAndResolver(t *testing.T, l *lab, resolver netip.Addr) {
-	t.Helper()
-	etc := filepath.Join("/etc/netns", l.pair.Victim.Name)
-	_, statErr := os.Stat("/etc/netns")
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		os.RemoveAll(etc)
-		if os.IsNotExist(statErr) {
-			os.Remove("/etc/netns")
-		}
-	})
-	os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver "+resolver.String()+"\n"), 0o644)
-	l.pair.Victim.Run(t, "ip", "route", "add", "default", "via", l.pair.AttackerIP4.String())
-}
-
 // TestBlockChecks: block refuses the victim's gateway, its own addresses
 // and its resolver with a clear error, --force or not, bans nothing when
 // one address is refused, refuses a prefix wider than the ban keys unless
@@ -96,7 +76,7 @@ func TestBlockChecks(t *testing.T) {
 	l := newLab(t, "1h")
 	p := l.pair
 	resolver := netip.MustParseAddr("192.0.2.53")
-	withGatewayAndResolver(t, l, resolver)
+	withGatewayAndResolver(t, l.pair, resolver)
 	for _, tc := range []struct {
 		args []string
 		want string
