@@ -208,21 +208,7 @@ func TestMeasureFleetLoad(t *testing.T) {
 	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	const total = 100000
 	start := time.Now()
-	now := time.Now()
-	for i := 1; i < total; i++ {
-		k := key4(i)
-		m := fleet.Message{Kind: fleet.KindBan, Origin: "origin", Key: k, Address: k.Addr(), Rule: "tcp-portscan", Ban: time.Hour,
-			Decided: now, Until: now.Add(time.Hour), Offence: 1, Ports: []uint16{20, 21, 22, 23, 24}, Hits: 5}
-		data, _ := m.Encode()
-		if _, err := js.PublishAsync(fleet.Subject("sentry_bans", "origin", k), data, jetstream.WithMsgTTL(time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(2 * time.Minute):
-		t.Fatal("publishing 100k bans did not finish within 2 minutes")
-	}
+	publishBans(t, js, 1, total) // the origin's link published the first
 	t.Logf("MEASURE published %d bans in %v", total, time.Since(start).Round(time.Millisecond))
 	t.Logf("MEASURE server RSS with %d active bans: %s", total, serverRSS(t, srv.pid()))
 	ns := netnstest.NewLAN(t, 1).Hosts[0].NS
@@ -234,6 +220,31 @@ func TestMeasureFleetLoad(t *testing.T) {
 	r.mu.Unlock()
 	t.Logf("MEASURE a fresh host loaded %d active bans into its set in %v (the last delivered after %v)",
 		total, time.Since(start).Round(time.Millisecond), caught.Round(time.Millisecond))
+}
+
+// publishBans publishes an hour's ban of key4(i) from "origin" for each i
+// in [from, to), as a daemon would, and waits (two minutes at most) until
+// the server has stored them all.
+func publishBans(t *testing.T, js jetstream.JetStream, from, to int) {
+	t.Helper()
+	now := time.Now()
+	for i := from; i < to; i++ {
+		k := key4(i)
+		m := fleet.Message{Kind: fleet.KindBan, Origin: "origin", Key: k, Address: k.Addr(), Rule: "tcp-portscan", Ban: time.Hour,
+			Decided: now, Until: now.Add(time.Hour), Offence: 1, Ports: []uint16{20, 21, 22, 23, 24}, Hits: 5}
+		data, err := m.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishAsync(fleet.Subject("sentry_bans", "origin", k), data, jetstream.WithMsgTTL(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("publishing %d bans did not finish within 2 minutes", to-from)
+	}
 }
 
 // TestMeasureFleetFailover: the gap a receiver sees when the server is
@@ -338,17 +349,7 @@ func TestMeasureFleetLoadDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	const total = 100000
-	now := time.Now()
-	for i := range total {
-		k := key4(i)
-		m := fleet.Message{Kind: fleet.KindBan, Origin: "origin", Key: k, Address: k.Addr(), Rule: "tcp-portscan", Ban: time.Hour,
-			Decided: now, Until: now.Add(time.Hour), Offence: 1, Ports: []uint16{20, 21, 22, 23, 24}, Hits: 5}
-		data, _ := m.Encode()
-		if _, err := js.PublishAsync(fleet.Subject("sentry_bans", "origin", k), data, jetstream.WithMsgTTL(time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	<-js.PublishAsyncComplete()
+	publishBans(t, js, 0, total)
 	t.Logf("MEASURE server RSS with %d active bans (after publishing them): %s", total, serverRSS(t, srv.pid()))
 	h := newFleetHost(t, "fresh", lan.Hosts[1], lan.Hosts[2], urls, "  max_remote_per_minute: 0\n  max_remote_active: 200000\n")
 	start := time.Now()
