@@ -54,6 +54,9 @@ func TestMeasureReaction(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	h := lastHealth(d)
 	t.Logf("bans %s, reaction p50 %s p99 %s (kernel timestamp -> ban in the kernel)", h["decisions_ban"], h["reaction_p50"], h["reaction_p99"])
+	if h["decisions_ban"] != strconv.Itoa(len(srcs)) {
+		t.Errorf("%s bans, want %d: the percentiles are not over every source", h["decisions_ban"], len(srcs))
+	}
 }
 
 // TestMeasureThroughput raises a bounded UDP flood from the attacker until
@@ -75,6 +78,9 @@ func TestMeasureThroughput(t *testing.T) {
 		h := lastHealth(d)
 		t.Logf("target %6d/s: sent %7d in %s (%.0f/s), logged %7d, read %7d, lost %d, overruns %s",
 			rate, sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), logged, read, int64(logged)-int64(read), h["overruns"])
+		if logged == 0 || read == 0 {
+			t.Errorf("target %d/s: logged %d, read %d: the flood measured nothing", rate, logged, read)
+		}
 	}
 }
 

@@ -69,6 +69,9 @@ func TestMeasureCPUPerEvent(t *testing.T) {
 		t.Logf("MEASURE %6d probes/s: sent %d in %s (%.0f/s), read %d events, daemon CPU %d ms over %.1fs: %s per event, %s net of the idle cost (overruns %s, bans %s)",
 			rate, sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), ev, cpu*10, window,
 			perEvent.Round(100*time.Nanosecond), net.Round(100*time.Nanosecond), h["overruns"], h["decisions_ban"])
+		if ev == 0 {
+			t.Errorf("%d probes/s: the daemon read no event, so no cost per event was measured", rate)
+		}
 	}
 }
 
