@@ -236,12 +236,9 @@ func (p *LineParser) syslogHeader(line []byte, st *stamp) ([]byte, headerResult)
 		if !ok || i+5 > len(line) || line[i] != ' ' {
 			return nil, hdrBad
 		}
-		y, ok := num(line[i+1 : i+5])
-		if !ok || !validDate(y, st.month, st.day) {
+		if !st.setYear(line[i+1 : i+5]) {
 			return nil, hdrBad
 		}
-		st.kind = stampCivil
-		st.year = y
 		return tagged(line, i+5)
 	}
 	i, ok := civilMonthDayTime(line, 0, st)
@@ -344,12 +341,9 @@ func (p *LineParser) dmesgHeader(line []byte, st *stamp) ([]byte, headerResult) 
 		if !ok || st.nsec != 0 || j+6 > len(line) || line[j] != ' ' || line[j+5] != ']' {
 			return nil, hdrBad
 		}
-		y, ok := num(line[j+1 : j+5])
-		if !ok || !validDate(y, st.month, st.day) {
+		if !st.setYear(line[j+1 : j+5]) {
 			return nil, hdrBad
 		}
-		st.kind = stampCivil
-		st.year = y
 		i = j + 6
 	}
 	if i < len(line) {
@@ -448,6 +442,18 @@ func (p *LineParser) pveHeader(line []byte, st *stamp) ([]byte, headerResult) {
 		i++
 	}
 	return line[i:], hdrPVE
+}
+
+// setYear completes a civil stamp whose month and day are read with the
+// four-digit year b, reporting false when b is not one or the date does
+// not exist.
+func (st *stamp) setYear(b []byte) bool {
+	y, ok := num(b)
+	if !ok || !validDate(y, st.month, st.day) {
+		return false
+	}
+	st.kind, st.year = stampCivil, y
+	return true
 }
 
 // KmsgField reads the decimal field of a /dev/kmsg record's header at
