@@ -304,14 +304,7 @@ func BenchmarkStepShippedRules(b *testing.B) {
 	cfg := testConfig()
 	cfg.Rules = defaultRulesForTest()
 	cfg.Aggregate = DefaultAggregate()
-	e := newEngine(b, cfg)
-	ev := syn("203.0.113.7", 1, 0)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		ev.DstPort = uint16(i % 4)
-		ev.Time = t0.Add(time.Duration(i) * time.Millisecond)
-		e.Step(&ev)
-	}
+	benchKnownSource(b, cfg)
 }
 
 func TestStepShippedRulesAllocs(t *testing.T) {
