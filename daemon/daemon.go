@@ -111,7 +111,7 @@ type Daemon struct {
 	engine *rules.Engine
 	// tmu guards what the table keeper shares with the loop: ignore,
 	// desired and listen (written by the loop, read by the keeper) and
-	// applied, lastApply and raced (the keeper's).
+	// applied, full, lastApply and raced (the keeper's).
 	tmu     sync.Mutex
 	ignore  []netip.Prefix
 	guard   Guard // the checks on ignore and the ban key lengths
@@ -119,6 +119,7 @@ type Daemon struct {
 	// applied is the table spec last applied with success; it differs
 	// from desired.Table while first strike could not be installed.
 	applied   actions.TableSpec
+	full      fullState
 	lastApply time.Time
 	raced     bool // the last Apply failed racing a change of the table
 	listen    actions.ListenPorts

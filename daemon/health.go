@@ -80,9 +80,11 @@ func (d *Daemon) writeMetrics() {
 	}
 	snap.Fleet = d.fleetMetrics()
 	// Sets full at any check since the last write show as full.
-	snap.StrikeFull, snap.StrikeFullNow = maps.Clone(d.scan.fullSeen), maps.Clone(d.scan.fullNow)
-	clear(d.scan.fullNow)
-	snap.StrikeEvictions, snap.UnconfirmedStrikes, snap.ClockJumps = d.scan.evictions, d.scan.unconfirmed.total, st.ClockJumps
+	d.tmu.Lock()
+	snap.StrikeFull, snap.StrikeFullNow, snap.StrikeEvictions = maps.Clone(d.full.seen), maps.Clone(d.full.now), d.full.evictions
+	clear(d.full.now)
+	d.tmu.Unlock()
+	snap.UnconfirmedStrikes, snap.ClockJumps = d.scan.unconfirmed.total, st.ClockJumps
 	d.metrics.Update(snap)
 	if err := d.metrics.WriteTextfile(d.cfg.Metrics.Textfile); err != nil {
 		d.log.Warn("cannot write metrics", "path", d.cfg.Metrics.Textfile, "err", err)

@@ -36,16 +36,11 @@ type strikeTable interface {
 }
 
 // scanState is the daemon's bookkeeping of what it tells about scans held
-// back: the valve's decisions, kernel strikes it did not confirm, full
-// first-strike sets and clock jumps. Owned by Run's goroutine.
+// back: the valve's decisions, kernel strikes it did not confirm and clock
+// jumps. Owned by Run's goroutine.
 type scanState struct {
 	held        heldSummary
 	unconfirmed heldSummary
-
-	fullSeen  map[string]uint64 // full rules' counters at the last check
-	fullNow   map[string]bool   // sets found full since the last metrics write
-	evictions uint64
-	lastFull  time.Time
 
 	jumps    uint64
 	lastJump time.Time
@@ -129,10 +124,9 @@ func (d *Daemon) noteStrike(ev *parsers.Event, dec *rules.Decision, ok bool) {
 	}
 }
 
-// everySecond runs the daemon's once-a-second checks of scans: the full
-// first-strike sets, the summaries, the clock.
+// everySecond runs the daemon's once-a-second checks of scans: the
+// summaries, the clock.
 func (d *Daemon) everySecond(now time.Time) {
-	d.checkStrikeSets(now)
 	st := &d.scan
 	if now.Sub(st.lastSum) >= summaryEvery {
 		st.lastSum = now
@@ -155,30 +149,44 @@ func (d *Daemon) everySecond(now time.Time) {
 	}
 }
 
+// fullState is what the table keeper finds of first strike's full sets.
+// The keeper writes it under Daemon.tmu, and the metrics read it there.
+type fullState struct {
+	seen      map[string]uint64 // full rules' counters at the last check
+	now       map[string]bool   // sets found full since the last metrics write
+	evictions uint64
+	lastLog   time.Time
+}
+
 // checkStrikeSets reads the counters of first strike's full rules and
 // empties the sets that filled since the last check, so that a flood of
-// forged sources does not hold them full for a window.
+// forged sources does not hold them full for a window. The table keeper
+// runs it every second: the reads go to the kernel, which must not hold up
+// the loop's decisions.
 func (d *Daemon) checkStrikeSets(now time.Time) {
-	st := &d.scan
 	tbl, ok := d.deps.Table.(strikeTable)
-	if !ok || d.applied.FirstStrike == nil {
+	fs := d.appliedSpec().FirstStrike
+	if !ok || fs == nil {
 		return
 	}
 	full, err := tbl.StrikeFull()
 	if err != nil {
 		return // the tamper check reports a table that cannot be read
 	}
+	d.tmu.Lock()
+	st := &d.full
 	var grew []string
-	if st.fullNow == nil {
-		st.fullNow = map[string]bool{}
+	if st.now == nil {
+		st.now = map[string]bool{}
 	}
 	for set, n := range full {
-		if n > st.fullSeen[set] {
+		if n > st.seen[set] {
 			grew = append(grew, set)
-			st.fullNow[set] = true
+			st.now[set] = true
 		}
 	}
-	st.fullSeen = full
+	st.seen = full
+	d.tmu.Unlock()
 	if len(grew) == 0 {
 		return
 	}
@@ -188,10 +196,15 @@ func (d *Daemon) checkStrikeSets(now time.Time) {
 		d.log.Error("cannot empty full first-strike sets", "sets", strings.Join(grew, ","), "err", err)
 		return
 	}
+	d.tmu.Lock()
 	st.evictions++
-	if now.Sub(st.lastFull) >= fullLogEvery {
-		st.lastFull = now
+	logNow := now.Sub(st.lastLog) >= fullLogEvery
+	if logNow {
+		st.lastLog = now
+	}
+	d.tmu.Unlock()
+	if logNow {
 		d.log.Warn("first strike: counting sets were full (a flood of forged sources?); probes it could not count were dropped unanswered, and the sets emptied",
-			"full", strings.Join(grew, ","), "emptied", strings.Join(emptied, ","), "set_size", d.applied.FirstStrike.SetSize)
+			"full", strings.Join(grew, ","), "emptied", strings.Join(emptied, ","), "set_size", fs.SetSize)
 	}
 }

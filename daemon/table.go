@@ -141,11 +141,15 @@ func (d *Daemon) applyLater(why string) {
 func (d *Daemon) keepTable(ctx context.Context) {
 	tick := time.NewTicker(tamperEvery)
 	defer tick.Stop()
+	second := time.NewTicker(time.Second)
+	defer second.Stop()
 	lastVerify := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-second.C:
+			d.checkStrikeSets(now)
 		case <-d.tableWake:
 			if !d.whole() || !reflect.DeepEqual(d.plan().spec, d.appliedSpec()) {
 				if err := d.applyTable("reload"); err != nil {
