@@ -367,12 +367,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { wg.Wait(); close(inputsDone) }()
 
 	// The table keeper and the state writer work beside the loop, so that
-	// neither a slow kernel nor a slow disk holds up decisions.
+	// neither a slow kernel nor a slow disk holds up decisions. The keeper
+	// also refreshes the listening ports, for advanced mode and first
+	// strike.
+	listenEvery := config.DefaultAdvancedRefresh
+	if d.cfg.Advanced != nil {
+		listenEvery = d.cfg.Advanced.Refresh
+	}
 	d.looping.Store(true)
 	keepCtx, stopKeeper := context.WithCancel(context.Background())
 	keeperDone := make(chan struct{})
 	if d.deps.Table != nil {
-		go func() { defer close(keeperDone); d.keepTable(keepCtx) }()
+		go func() { defer close(keeperDone); d.keepTable(keepCtx, listenEvery) }()
 	} else {
 		close(keeperDone)
 	}
@@ -405,13 +411,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer health.Stop()
 	defer second.Stop()
 	defer metricsT.Stop()
-	// Listening ports are refreshed for advanced mode and first strike.
-	listenEvery := config.DefaultAdvancedRefresh
-	if d.cfg.Advanced != nil {
-		listenEvery = d.cfg.Advanced.Refresh
-	}
-	listenT := tick(listenEvery)
-	defer listenT.Stop()
 
 	// Events are decided from the start, while inputs get ready: an input
 	// that reads a backlog before it is ready (the rest of a rotated file)
@@ -445,8 +444,6 @@ loop:
 			d.everySecond(now)
 		case <-statusT.C:
 			d.writeStatus()
-		case <-listenT.C:
-			d.refreshListening()
 		case <-metricsT.C:
 			d.writeMetrics()
 		case <-d.reloadReq:

@@ -136,13 +136,16 @@ func (d *Daemon) applyLater(why string) {
 
 // keepTable is the keeper: until ctx ends it checks the table every
 // tamperEvery, verifies the ban sets against the engine every verifyEvery
-// (and soon after a ban failed), and applies the plan when the loop asks
-// (a reload).
-func (d *Daemon) keepTable(ctx context.Context) {
+// (and soon after a ban failed), applies the plan when the loop asks (a
+// reload), checks first strike's full sets every second and refreshes the
+// listening ports every listenEvery.
+func (d *Daemon) keepTable(ctx context.Context, listenEvery time.Duration) {
 	tick := time.NewTicker(tamperEvery)
 	defer tick.Stop()
 	second := time.NewTicker(time.Second)
 	defer second.Stop()
+	listen := time.NewTicker(listenEvery)
+	defer listen.Stop()
 	lastVerify := time.Now()
 	for {
 		select {
@@ -150,6 +153,8 @@ func (d *Daemon) keepTable(ctx context.Context) {
 			return
 		case now := <-second.C:
 			d.checkStrikeSets(now)
+		case <-listen.C:
+			d.refreshListening()
 		case <-d.tableWake:
 			if !d.whole() || !reflect.DeepEqual(d.plan().spec, d.appliedSpec()) {
 				if err := d.applyTable("reload"); err != nil {
