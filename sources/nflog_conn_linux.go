@@ -66,6 +66,14 @@ type nflogConn struct {
 	bufs [nflogRecvMessages][]byte
 	iovs [nflogRecvMessages]unix.Iovec
 	hdrs [nflogRecvMessages]mmsghdr
+
+	// What receive needs that would otherwise go to the heap at every
+	// call: the function RawConn.Read calls (a closure, made once), what
+	// it returns through, and the packet handed to fn.
+	recv  func(fd uintptr) bool
+	nrecv int
+	rerr  error
+	pkt   nflogPacket
 }
 
 // mmsghdr is struct mmsghdr.
@@ -98,17 +106,8 @@ func openNFLOGConn(netns int, group, copyRange uint16, qthresh, timeout uint32, 
 		unix.Close(fd)
 		return nil, nil, fmt.Errorf("bind netlink socket: %w", err)
 	}
-	c = &nflogConn{f: os.NewFile(uintptr(fd), "nflog"), group: group}
-	if c.rc, err = c.f.SyscallConn(); err != nil {
-		c.f.Close()
+	if c, err = newNFLOGConn(os.NewFile(uintptr(fd), "nflog"), group); err != nil {
 		return nil, nil, err
-	}
-	for i := range c.bufs {
-		c.bufs[i] = make([]byte, nflogRecvBufSize)
-		c.iovs[i] = unix.Iovec{Base: &c.bufs[i][0]}
-		c.iovs[i].SetLen(nflogRecvBufSize)
-		c.hdrs[i].hdr.Iov = &c.iovs[i]
-		c.hdrs[i].hdr.SetIovlen(1)
 	}
 	var mode [6]byte
 	binary.BigEndian.PutUint32(mode[:4], uint32(copyRange))
@@ -144,6 +143,26 @@ func openNFLOGConn(netns int, group, copyRange uint16, qthresh, timeout uint32, 
 		}
 	}
 	return c, rcvErr, nil
+}
+
+// newNFLOGConn makes the connection of f, a datagram socket, with its
+// receive buffers; it closes f when it fails.
+func newNFLOGConn(f *os.File, group uint16) (*nflogConn, error) {
+	c := &nflogConn{f: f, group: group}
+	var err error
+	if c.rc, err = f.SyscallConn(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	c.recv = c.recvmmsg
+	for i := range c.bufs {
+		c.bufs[i] = make([]byte, nflogRecvBufSize)
+		c.iovs[i] = unix.Iovec{Base: &c.bufs[i][0]}
+		c.iovs[i].SetLen(nflogRecvBufSize)
+		c.hdrs[i].hdr.Iov = &c.iovs[i]
+		c.hdrs[i].hdr.SetIovlen(1)
+	}
+	return c, nil
 }
 
 func u16(v uint16) []byte  { return binary.NativeEndian.AppendUint16(nil, v) }
@@ -285,29 +304,30 @@ func (c *nflogConn) sendQThresh(batched bool) (uint32, error) {
 // is ending). A socket overrun is returned as ENOBUFS after the packets
 // read before it.
 func (c *nflogConn) receive(fn func(p *nflogPacket) bool) error {
-	var n int
-	var rerr error
-	err := c.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(len(c.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-		n, rerr = int(r), nil
-		if e != 0 {
-			n, rerr = 0, e
-		}
-		return rerr != unix.EAGAIN
-	})
-	if err != nil {
+	if err := c.rc.Read(c.recv); err != nil {
 		return err
 	}
-	if rerr != nil {
-		return rerr
+	if c.rerr != nil {
+		return c.rerr
 	}
-	var p nflogPacket
-	for i := 0; i < n; i++ {
-		if !parseNFLOGMessages(c.bufs[i][:c.hdrs[i].n], &p, fn) {
+	for i := 0; i < c.nrecv; i++ {
+		if !parseNFLOGMessages(c.bufs[i][:c.hdrs[i].n], &c.pkt, fn) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// recvmmsg takes the queued messages into c.bufs without waiting, for
+// RawConn.Read, which calls it again once the socket is readable when it
+// found none.
+func (c *nflogConn) recvmmsg(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(len(c.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	c.nrecv, c.rerr = int(r), nil
+	if e != 0 {
+		c.nrecv, c.rerr = 0, e
+	}
+	return c.rerr != unix.EAGAIN
 }
 
 // parseNFLOGMessages hands each packet message of one netlink datagram b

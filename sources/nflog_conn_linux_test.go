@@ -5,6 +5,8 @@ package sources
 import (
 	"bytes"
 	"encoding/binary"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -72,6 +74,57 @@ func TestParseNFLOGMessages(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(100, func() { parseNFLOGMessages(batch, &p, func(*nflogPacket) bool { return true }) }); a != 0 {
 		t.Errorf("%v allocs per batch, want 0", a)
+	}
+}
+
+// receive takes what is queued on the socket in one recvmmsg and hands
+// each packet over, in order, allocating nothing. A socket pair stands for
+// the netlink socket here: receive reads any datagram socket alike.
+func TestNFLOGReceive(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	c, err := newNFLOGConn(os.NewFile(uintptr(fds[0]), "pair"), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.f.Close()
+	ts := time.Unix(1700000000, 0)
+	var msgs [][]byte
+	for port := uint16(1); port <= 3; port++ {
+		msgs = append(msgs, nflogTestMessage("SENTRY ", ts, 7, nflogTestPacket("198.51.100.2", "198.51.100.1", 40000, port, parsers.SYN)))
+	}
+	send := func() {
+		for _, m := range msgs {
+			if _, err := unix.Write(fds[1], m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var ports []uint16
+	send()
+	err = c.receive(func(p *nflogPacket) bool {
+		var ev parsers.Event
+		parsers.DecodePacket(p.payload, &ev)
+		ports = append(ports, ev.DstPort)
+		return true
+	})
+	if err != nil || !slices.Equal(ports, []uint16{1, 2, 3}) {
+		t.Fatalf("receive: ports %v, err %v; want 1, 2, 3 in one call", ports, err)
+	}
+	n := 0
+	if a := testing.AllocsPerRun(100, func() {
+		send()
+		if err := c.receive(func(*nflogPacket) bool { n++; return true }); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("%v allocs per receive, want 0", a)
+	}
+	if n != 3*101 {
+		t.Errorf("%d packets handed over in 101 receives of 3, want %d", n, 3*101)
 	}
 }
 
