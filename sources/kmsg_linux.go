@@ -174,6 +174,10 @@ type kmsgRun struct {
 
 	boot  time.Time     // the parser's boot time
 	shift time.Duration // current boot estimate minus boot
+	// The boot time estimated (from the printk clock: a system call) at
+	// base, a reading of the wall and monotonic clocks, at the first
+	// event; later estimates add the wall clock's steps since base.
+	base, baseBoot time.Time
 
 	lastSeq     int64 // -1: none yet
 	pipe        bool  // the last read failed with EPIPE
@@ -239,10 +243,18 @@ func (k *kmsgRun) sequence(b []byte) {
 
 // drift returns how far the boot time estimated now is from the parser's.
 // The wall clock can be stepped (NTP, an administrator) while the printk
-// clock runs on, so the estimate is renewed for every event: two clock
-// reads, with no allocation.
+// clock runs on, so the estimate is renewed for every event. The printk
+// clock is CLOCK_MONOTONIC, which Go's clock reads too (time.Now carries
+// both), so after the first estimate a step is the wall clock's reading
+// less the base's carried forward on the monotonic one: one clock read,
+// where reading CLOCK_MONOTONIC itself is a system call.
 func (k *kmsgRun) drift() time.Duration {
-	d := kmsgBoot().Sub(k.boot)
+	now := time.Now()
+	if k.base.IsZero() {
+		k.base, k.baseBoot = now, kmsgBoot()
+	}
+	step := now.Round(0).Sub(k.base.Add(now.Sub(k.base)).Round(0))
+	d := k.baseBoot.Add(step).Sub(k.boot)
 	if diff := d - k.shift; diff > kmsgDriftTolerance || diff < -kmsgDriftTolerance {
 		if diff > time.Second || diff < -time.Second {
 			k.src.log.Info("wall clock stepped; kernel record times follow it", "step", diff)

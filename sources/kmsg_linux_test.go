@@ -188,6 +188,21 @@ func TestKmsgAllocs(t *testing.T) {
 	}
 }
 
+// BenchmarkKmsgRecord: one /dev/kmsg record, from its bytes to the event
+// handed on.
+func BenchmarkKmsgRecord(b *testing.B) {
+	s := NewKmsgSource(KmsgConfig{})
+	out := make(chan Item, 1)
+	k := &kmsgRun{src: s, ctx: context.Background(), out: out, boot: kmsgBoot(), lastSeq: -1}
+	k.parser = parsers.NewLineParser(parsers.LineOptions{Boot: k.boot})
+	rec := []byte("4,101,15154445737,-;" + kmsgTestMsg("SENTRY", 22))
+	b.ReportAllocs()
+	for b.Loop() {
+		k.line(rec)
+		<-out
+	}
+}
+
 // kmsgTestRoot stops a test that needs root (testkit.Unavailable).
 func kmsgTestRoot(t *testing.T) {
 	t.Helper()
