@@ -59,18 +59,17 @@ func (t *Table) ban(key netip.Prefix, timeout time.Duration, comment string) err
 		}
 	}
 	now := time.Now()
-	if !is4 {
-		// A provisional kernel ban of the key's prefix gives way to the
-		// daemon's decision, which may be shorter, or narrower (a single
-		// address where the /64 holds a host we never ban).
-		if err := t.dropStrike6(key); err != nil {
-			return err
-		}
-	}
 	if !t.rec.overlaps(key, now) {
 		s := t.setFor(key)
 		err := t.commit(func() string { return fmt.Sprintf("add %s to %s", key, s.Name) }, func(c *nftables.Conn) error {
 			if !is4 {
+				// A provisional kernel ban of the key's prefix gives way
+				// to the daemon's decision, which may be shorter, or
+				// narrower (a single address where the /64 holds a host
+				// we never ban): in the same batch.
+				if err := t.queueDropStrike6(c, key); err != nil {
+					return err
+				}
 				return c.SetAddElements(s, rangeElements(key.Addr(), lastAddr(key), timeout, comment))
 			}
 			// The key may hold a kernel ban (first strike's, without our
@@ -99,6 +98,8 @@ func (t *Table) ban(key netip.Prefix, timeout time.Duration, comment string) err
 	slow := t.banSlow
 	if is4 {
 		slow = t.ban4Slow
+	} else if err := t.dropStrike6(key); err != nil {
+		return err
 	}
 	err = slow(key, timeout, comment)
 	if errnoOf(err) == unix.ENOENT {
@@ -306,23 +307,29 @@ func deleteSpan(c *nftables.Conn, s *nftables.Set, sp span) error {
 }
 
 // dropStrike6 removes first strike's provisional IPv6 ban of key's prefix,
-// if there is one: an add (a no-op when present) and a delete in one batch
-// succeed whether or not the element existed.
+// if there is one, in a batch of its own.
 func (t *Table) dropStrike6(key netip.Prefix) error {
+	return t.commit(func() string { return fmt.Sprintf("replace %s's prefix in %s", key, SetStrike6) }, func(c *nftables.Conn) error {
+		return t.queueDropStrike6(c, key)
+	})
+}
+
+// queueDropStrike6 adds to c's batch the removal of first strike's
+// provisional IPv6 ban of key's prefix: an add (a no-op when present) and
+// a delete, which succeed whether or not the element existed.
+func (t *Table) queueDropStrike6(c *nftables.Conn, key netip.Prefix) error {
 	p, err := key.Addr().Prefix(t.spec.IPv6Prefix)
 	if err != nil {
 		return fmt.Errorf("nftables: ban %s: %w", key, err)
 	}
 	k := p.Addr().AsSlice()
-	return t.commit(func() string { return fmt.Sprintf("replace %s in %s", p, SetStrike6) }, func(c *nftables.Conn) error {
-		if err := c.SetAddElements(t.strk6, []nftables.SetElement{{Key: k, Timeout: time.Second}}); err != nil {
-			return fmt.Errorf("nftables: replace %s in %s: %w", p, SetStrike6, err)
-		}
-		if err := c.SetDeleteElements(t.strk6, []nftables.SetElement{{Key: k}}); err != nil {
-			return fmt.Errorf("nftables: replace %s in %s: %w", p, SetStrike6, err)
-		}
-		return nil
-	})
+	if err := c.SetAddElements(t.strk6, []nftables.SetElement{{Key: k, Timeout: time.Second}}); err != nil {
+		return fmt.Errorf("nftables: replace %s in %s: %w", p, SetStrike6, err)
+	}
+	if err := c.SetDeleteElements(t.strk6, []nftables.SetElement{{Key: k}}); err != nil {
+		return fmt.Errorf("nftables: replace %s in %s: %w", p, SetStrike6, err)
+	}
+	return nil
 }
 
 // Unblock removes every active ban that overlaps key: the ban equal to key,
