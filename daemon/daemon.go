@@ -109,12 +109,11 @@ type Daemon struct {
 	log  *slog.Logger
 
 	engine *rules.Engine
-	// tmu guards what the table keeper shares with the loop: ignore,
-	// desired and listen (written by the loop, read by the keeper) and
-	// applied, full, lastApply and raced (the keeper's).
+	// tmu guards what the table keeper shares with the loop: desired and
+	// listen (written by the loop, read by the keeper) and applied, full,
+	// lastApply and raced (the keeper's).
 	tmu     sync.Mutex
-	ignore  []netip.Prefix
-	guard   Guard // the checks on ignore and the ban key lengths
+	guard   Guard // the checks on the ignore list and the ban key lengths
 	desired Desired
 	// applied is the table spec last applied with success; it differs
 	// from desired.Table while first strike could not be installed.
@@ -180,8 +179,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		tableWake: make(chan struct{}, 1), calls: make(chan call)}
 	d.initOps()
 	ignore := d.resolveIgnore(cfg)
-	d.ignore = prefixesOf(ignore)
-	d.desired = d.derive(cfg, d.ignore)
+	d.desired = d.derive(cfg, prefixesOf(ignore))
 	d.guard = NewGuard(ignore, d.desired.Engine)
 	for _, n := range d.desired.Notes {
 		d.log.Info("first strike: " + n)

@@ -271,10 +271,8 @@ func (d *Daemon) checkRemote(m *fleet.Message, now time.Time) (timeout time.Dura
 	if left < time.Second {
 		return 0, refExpired, fmt.Sprintf("%v left", left.Round(time.Millisecond))
 	}
-	for _, p := range d.ignore {
-		if p.Overlaps(key) {
-			return 0, refIgnored, fmt.Sprintf("it covers %s, which is never banned here", p)
-		}
+	if ig := d.guard.covers(key); ig != nil {
+		return 0, refIgnored, fmt.Sprintf("it covers %s, which is never banned here", ig.Prefix)
 	}
 	if f.accept != nil && !f.accept[m.Origin] {
 		return 0, refAcceptFrom, "origin not in fleet.accept_from"

@@ -51,7 +51,7 @@ func (d *Daemon) reload() {
 	}
 	tableChanged := !reflect.DeepEqual(want.Table, d.desired.Table)
 	d.tmu.Lock()
-	d.cfg, d.ignore, d.desired = next, ignore, want
+	d.cfg, d.desired = next, want
 	d.guard = NewGuard(resolved, want.Engine)
 	d.tmu.Unlock()
 	for _, n := range want.Notes {
