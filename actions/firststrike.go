@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
@@ -93,9 +94,6 @@ type FirstStrikeRule struct {
 func (r FirstStrikeRule) Tripwire() bool {
 	return r.Hits <= 1 && r.DistinctPorts <= 1 && r.DistinctProtos <= 1 && r.DistinctKeys <= 1
 }
-
-// hasPorts reports whether protocol p carries ports where TCP's are.
-func hasPorts(p uint8) bool { return p == 6 || p == 17 || p == 132 || p == 136 }
 
 // FirstStrikeConfig configures first strike (TableSpec.FirstStrike):
 // nftables bans a source by itself when a rule's threshold is crossed, so a
@@ -195,10 +193,10 @@ func (cfg *FirstStrikeConfig) check() error {
 		case r.Proto == 1 || r.Proto == 58:
 			return fmt.Errorf("first strike: rule %s: ICMP is never counted", name)
 		}
-		if len(r.Ports) > 0 && !hasPorts(r.Proto) {
+		if len(r.Ports) > 0 && !parsers.HasPorts(r.Proto) {
 			return fmt.Errorf("first strike: rule %s: ports on protocol %d, which has none", name, r.Proto)
 		}
-		if r.DistinctPorts > 1 && !hasPorts(r.Proto) {
+		if r.DistinctPorts > 1 && !parsers.HasPorts(r.Proto) {
 			return fmt.Errorf("first strike: rule %s: distinct ports on protocol %d, which has none", name, r.Proto)
 		}
 		if r.DistinctPorts > 1 && r.DistinctProtos > 1 {

@@ -123,7 +123,7 @@ func StrikeConfig(cfg *config.Config) (fc actions.FirstStrikeConfig, notes []str
 			if proto == parsers.ProtoICMP || proto == parsers.ProtoICMPv6 {
 				continue // never logged by the printed rules
 			}
-			if (r.DistinctPorts > 1 || r.Ports != nil) && !hasPorts(proto) {
+			if (r.DistinctPorts > 1 || r.Ports != nil) && !parsers.HasPorts(proto) {
 				continue // no ports to count or select
 			}
 			fr := actions.FirstStrikeRule{Name: r.Name, Proto: proto, DistinctPorts: r.DistinctPorts,
@@ -147,9 +147,6 @@ func StrikeConfig(cfg *config.Config) (fc actions.FirstStrikeConfig, notes []str
 }
 
 // hasPorts reports whether protocol p carries ports.
-func hasPorts(p uint8) bool {
-	return p == parsers.ProtoTCP || p == parsers.ProtoUDP || p == parsers.ProtoSCTP || p == parsers.ProtoUDPLite
-}
 
 // pin keeps what cannot change while the daemon runs: the inputs, the
 // table (its name and hooks; the ban key lengths, which the kernel's

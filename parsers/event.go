@@ -83,6 +83,13 @@ type Event struct {
 	NoL4Header bool
 }
 
+// HasPorts reports whether the IP protocol's packets carry ports (TCP, UDP,
+// UDP-Lite, SCTP): an event of another protocol has none, and a rule on
+// ports cannot match it.
+func HasPorts(p uint8) bool {
+	return p == ProtoTCP || p == ProtoUDP || p == ProtoUDPLite || p == ProtoSCTP
+}
+
 // IsIPv6 reports whether the event's source is an IPv6 address.
 func (e *Event) IsIPv6() bool { return e.Src.Is6() }
 

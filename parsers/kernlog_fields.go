@@ -366,7 +366,7 @@ func (f *fields) check() Outcome {
 			return Truncated
 		}
 	}
-	if !portProto(f.proto) {
+	if !HasPorts(f.proto) {
 		f.spt, f.dpt = 0, 0
 	}
 	if f.proto != ProtoTCP {
@@ -382,11 +382,6 @@ func (f *fields) check() Outcome {
 		return ReservedSource
 	}
 	return Parsed
-}
-
-// portProto reports whether the protocol's events carry ports.
-func portProto(p uint8) bool {
-	return p == ProtoTCP || p == ProtoUDP || p == ProtoUDPLite || p == ProtoSCTP
 }
 
 // flagWord maps the TCP flag words nf_log prints after RES= to their bits;

@@ -78,7 +78,7 @@ func checkEvent(t *testing.T, ev *Event) {
 		t.Fatalf("zoned address: %s", fmtEvent(*ev))
 	case reservedSource(ev.Src):
 		t.Fatalf("reserved source: %s", fmtEvent(*ev))
-	case !portProto(ev.Proto) && (ev.SrcPort != 0 || ev.DstPort != 0):
+	case !HasPorts(ev.Proto) && (ev.SrcPort != 0 || ev.DstPort != 0):
 		t.Fatalf("ports on a portless protocol: %s", fmtEvent(*ev))
 	case ev.Proto != ProtoTCP && ev.Flags != 0:
 		t.Fatalf("TCP flags on another protocol: %s", fmtEvent(*ev))
