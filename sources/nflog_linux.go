@@ -64,7 +64,6 @@ func (s *NFLOGSource) Run(ctx context.Context, out chan<- Item) error {
 		prefixes: newNFLOGIntern(nflogMaxPrefixes),
 		ifnames:  newNFLOGIfNames(cfg.NetNS, s.log),
 		clock:    newNFLOGClock(),
-		errc:     make(chan error, 1),
 	}
 	if a := newNFLOGAdapt(cfg); a != nil {
 		a.send = conn.sendQThresh
@@ -78,11 +77,11 @@ func (s *NFLOGSource) Run(ctx context.Context, out chan<- Item) error {
 	defer stopWait()
 	var runErr error
 	for rctx.Err() == nil {
-		err := conn.receive(func(p *nflogPacket) bool { return r.hook(p) == 0 })
+		err := conn.receive(r.hook)
 		switch {
 		case err == nil:
 		case errors.Is(err, syscall.ENOBUFS):
-			r.onError(err)
+			r.overrun()
 		case errClosed(err) || rctx.Err() != nil:
 		default:
 			runErr = err
@@ -157,7 +156,7 @@ func nflogHasCapNetAdmin() bool {
 }
 
 // nflogRun is the state of one Run, shared by the receive loop (hook,
-// onError) and Run's shutdown (stop, logOverruns).
+// overrun) and Run's shutdown (stop, logOverruns).
 //
 // mu guards the decoding and accounting state and is held only around work
 // that does not wait on anyone: never across the send to out, so that
@@ -182,19 +181,17 @@ type nflogRun struct {
 	// sending counts hook calls between their check of stopped (under mu)
 	// and the end of their send; stop waits for it to drain.
 	sending sync.WaitGroup
-
-	errc chan error
 }
 
 // hook is called on the receive loop's goroutine for each packet; it
-// returns 1 to stop reading. The packet's data lives in the read buffer,
-// which is reused: nothing of it is kept past the call (DecodePacket copies
-// addresses, prefixes are interned).
-func (r *nflogRun) hook(a *nflogPacket) int {
+// returns false to stop reading. The packet's data lives in the read
+// buffer, which is reused: nothing of it is kept past the call
+// (DecodePacket copies addresses, prefixes are interned).
+func (r *nflogRun) hook(a *nflogPacket) bool {
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
-		return 1
+		return false
 	}
 	ev, o := r.event(a)
 	if r.adapt != nil {
@@ -207,7 +204,7 @@ func (r *nflogRun) hook(a *nflogPacket) int {
 	}
 	if o != parsers.Parsed {
 		r.mu.Unlock()
-		return 0
+		return true
 	}
 	// Registered while stopped is false, under mu: stop, which sets it
 	// under mu, then waits for this send.
@@ -217,10 +214,10 @@ func (r *nflogRun) hook(a *nflogPacket) int {
 	case r.out <- Item{Event: ev}:
 		r.src.events.Add(1)
 		r.sending.Done()
-		return 0
+		return true
 	case <-r.ctx.Done():
 		r.sending.Done()
-		return 1
+		return false
 	}
 }
 
@@ -259,30 +256,23 @@ func (r *nflogRun) stop() {
 	r.sending.Wait()
 }
 
-// onError takes a receive error; returning 0 means read on.
-func (r *nflogRun) onError(err error) int {
+// overrun counts a socket overrun (ENOBUFS: the kernel dropped packets),
+// switches to batches and logs it, at most every nflogOverrunLogInterval.
+// Reading goes on.
+func (r *nflogRun) overrun() {
 	if r.ctx.Err() != nil {
-		// Shutdown: Run set a past read deadline to stop reading.
-		return 1
+		return // shutdown
 	}
-	if errors.Is(err, syscall.ENOBUFS) {
-		now := time.Now()
-		r.src.overruns.Add(1)
-		r.src.lastOverrun.Store(now.UnixNano())
-		r.mu.Lock()
-		r.pendingOverruns++
-		if r.adapt != nil && !r.stopped {
-			r.adapt.flood(r.src.log, now)
-		}
-		r.mu.Unlock()
-		r.logOverruns(false)
-		return 0
+	now := time.Now()
+	r.src.overruns.Add(1)
+	r.src.lastOverrun.Store(now.UnixNano())
+	r.mu.Lock()
+	r.pendingOverruns++
+	if r.adapt != nil && !r.stopped {
+		r.adapt.flood(r.src.log, now)
 	}
-	select {
-	case r.errc <- err:
-	default:
-	}
-	return 1
+	r.mu.Unlock()
+	r.logOverruns(false)
 }
 
 // logOverruns logs the overruns not yet reported, at most once per
