@@ -323,6 +323,31 @@ func TestCloseGivesUpAfterGrace(t *testing.T) {
 // TestCredentialsBindTheOrigin: with per-host credentials a host can
 // publish only under its own origin; a message under its own subject that
 // claims another origin is refused by the receivers.
+// Invalid messages, each invalid in its own way, are counted, and only the
+// first is logged: whoever can publish cannot flood the log.
+func TestInvalidMessagesAreLoggedOnce(t *testing.T) {
+	srv := startServer(t, "")
+	var log logBuf
+	c := dial(t, Config{Servers: []string{srv.url()}, Name: "web3", Log: newLogger(&log)})
+	receive(t, c)
+	nc, err := nats.Connect(srv.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for i, data := range []string{"x", "{}", `{"v":99}`, `{"v":1,"kind":"nope"}`} {
+		key := netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}), 32)
+		if _, err := js.Publish(context.Background(), Subject(DefaultBucket, "web1", key), []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStats(t, c, func(s Stats) bool { return s.Invalid == 4 })
+	if n := log.count("refused an invalid message"); n != 1 {
+		t.Errorf("%d log lines for 4 invalid messages, want 1:\n%s", n, log.String())
+	}
+}
+
 func TestCredentialsBindTheOrigin(t *testing.T) {
 	web1, web2, web3 := newHostUser(t, "web1"), newHostUser(t, "web2"), newHostUser(t, "web3")
 	srv := startServer(t, authConf(DefaultBucket, web1, web2, web3))

@@ -135,7 +135,9 @@ func (l *Link) consume(ctx context.Context, name string, last *uint64, out chan<
 		m, err := Decode(l.cfg.Bucket, msg.Subject(), msg.Data())
 		if err != nil {
 			l.invalid.Add(1)
-			l.states.set("invalid", err.Error(), slog.LevelWarn, "fleet: refused an invalid message (further ones are counted)", "subject", msg.Subject(), "err", err)
+			// One line for the first: the next ones, however they differ
+			// (a flood of forged messages), are only counted.
+			l.states.set("invalid", "refused", slog.LevelWarn, "fleet: refused an invalid message (further ones are counted)", "subject", msg.Subject(), "err", err)
 			continue
 		}
 		if m.Origin == l.cfg.Name {
