@@ -49,20 +49,14 @@ func TestBanFromKeepsItsOrigin(t *testing.T) {
 	if err := n.BanFrom(netip.MustParsePrefix("192.0.2.1/32"), time.Minute, "web2"); err != nil {
 		t.Fatal(err)
 	}
-	bans, _ = n.List()
-	for _, b := range bans {
-		if b.Key.String() == "192.0.2.1/32" && (b.Origin != "fleet:web1" || b.Expires < 59*time.Minute) {
-			t.Errorf("after shorter bans: %+v, want fleet:web1 with about an hour left", b)
-		}
+	if b, ok := list(t, n)[netip.MustParsePrefix("192.0.2.1/32")]; !ok || b.Origin != "fleet:web1" || b.Expires < 59*time.Minute {
+		t.Errorf("after shorter bans: %+v (present %v), want fleet:web1 with about an hour left", b, ok)
 	}
 	// A longer remote ban of the daemon's key extends it, and says so.
 	if err := n.BanFrom(netip.MustParsePrefix("192.0.2.2/32"), 2*time.Hour, "web2"); err != nil {
 		t.Fatal(err)
 	}
-	bans, _ = n.List()
-	for _, b := range bans {
-		if b.Key.String() == "192.0.2.2/32" && (b.Origin != "fleet:web2" || b.Expires < 119*time.Minute) {
-			t.Errorf("after a longer remote ban: %+v, want fleet:web2 with about 2h left", b)
-		}
+	if b, ok := list(t, n)[netip.MustParsePrefix("192.0.2.2/32")]; !ok || b.Origin != "fleet:web2" || b.Expires < 119*time.Minute {
+		t.Errorf("after a longer remote ban: %+v (present %v), want fleet:web2 with about 2h left", b, ok)
 	}
 }

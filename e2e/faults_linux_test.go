@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,17 +206,26 @@ func TestFirewallReloadStormNeitherStallsNorLosesFirstStrike(t *testing.T) {
 		probed++
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Decisions go on during the storm: the bug this guards against held
+	// the loop until the storm was over. Counted in decisions (bans, and
+	// past the single-packet valve throttles) by the loop's last health
+	// line, a second old at most, not in time.
+	sh := lastHealth(d)
+	banned, _ := strconv.Atoi(sh["decisions_ban"])
+	throttled, _ := strconv.Atoi(sh["throttled"])
+	duringStorm := banned + throttled
 	close(stop)
 	wg.Wait()
+	if duringStorm < probed/2 {
+		t.Errorf("%d of %d probes decided while the firewall was reloaded: the loop stalled", duringStorm, probed)
+	}
 	time.Sleep(1500 * time.Millisecond) // a health line over the storm's bans
 	h := lastHealth(d)
-	t.Logf("%d firewall reloads, %d probes, health during the storm: bans %s, reaction p50 %s p99 %s",
-		reloads, probed, h["decisions_ban"], h["reaction_p50"], h["reaction_p99"])
-	if p50, err := time.ParseDuration(h["reaction_p50"]); err == nil && p50 > time.Second {
-		// Not a speed check: the bug this guards against held the loop
-		// for the whole storm (p50 4 s).
-		t.Errorf("reaction p50 %s during the storm: the loop stalled", p50)
+	if h["decisions_ban"] == "" || h["reaction_p50"] == "" {
+		t.Fatalf("no health line with the storm's bans and reaction times: %v", h)
 	}
+	t.Logf("%d firewall reloads, %d probes, %d decided during the storm; health: bans %s, reaction p50 %s p99 %s",
+		reloads, probed, duringStorm, h["decisions_ban"], h["reaction_p50"], h["reaction_p99"])
 	// Every ban decided is in the kernel once the storm is over.
 	decided := regexp.MustCompile(`action=ban source=(\S+)`).FindAllStringSubmatch(d.log(), -1)
 	if len(decided) == 0 {
