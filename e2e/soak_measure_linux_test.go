@@ -199,6 +199,9 @@ func TestMeasureSoak(t *testing.T) {
 			}
 		}
 	}
+	if len(decided) == 0 {
+		t.Error("no ban decided in the whole soak: the checks below would hold for nothing")
+	}
 	saved := map[string]bool{}
 	now := time.Now()
 	var active []string

@@ -109,11 +109,7 @@ func TestFileSourceFIFOAtPathNeverBlocks(t *testing.T) {
 		t.Error("the source opened the FIFO")
 	case <-time.After(500 * time.Millisecond):
 	}
-	start := time.Now()
-	r.stop()
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("stop took %s", d)
-	}
+	r.stop() // fails unless Run returns: bounded, not timed
 	// Release the writer.
 	if f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
 		<-opened

