@@ -156,7 +156,7 @@ func (d *Daemon) keepTable(ctx context.Context, listenEvery time.Duration) {
 		case <-listen.C:
 			d.refreshListening()
 		case <-d.tableWake:
-			if !d.whole() || !reflect.DeepEqual(d.plan().spec, d.appliedSpec()) {
+			if !reflect.DeepEqual(d.plan().spec, d.appliedSpec()) {
 				if err := d.applyTable("reload"); err != nil {
 					d.log.Error("reload: cannot apply the table; retrying", "err", err)
 				}
