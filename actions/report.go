@@ -86,6 +86,18 @@ func (r *Report) Act(d *rules.Decision) error {
 	return nil
 }
 
+// AppendPorts appends the decision's listed ports, comma-separated
+// ("22,23,80"), to b.
+func AppendPorts(b []byte, d *rules.Decision) []byte {
+	for i, p := range d.Ports[:d.NPorts] {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(p), 10)
+	}
+	return b
+}
+
 // AppendText appends the one-line readable form of d:
 //
 //	2026-11-24T15:58:23Z ban 203.0.113.7/32 for 1h rule=tcp-portscan hits=6 ports=22,23,80,443,8080 (5 distinct) flags=SYN proto=TCP first=15:58:18 offence=1
@@ -108,12 +120,7 @@ func AppendText(b []byte, d *rules.Decision) []byte {
 	b = append(b, " hits="...)
 	b = strconv.AppendUint(b, uint64(d.Hits), 10)
 	b = append(b, " ports="...)
-	for i := 0; i < int(d.NPorts); i++ {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendUint(b, uint64(d.Ports[i]), 10)
-	}
+	b = AppendPorts(b, d)
 	if d.DistinctPorts > uint32(d.NPorts) {
 		b = append(b, ",..."...)
 	}

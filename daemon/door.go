@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/sentry-nflog/sentry-nflog/actions"
@@ -66,7 +65,7 @@ func (a logAction) Act(dec *rules.Decision) error {
 		slog.String("rule", dec.Rule),
 		slog.Int("hits", int(dec.Hits)),
 		slog.Int("distinct_ports", int(dec.DistinctPorts)),
-		slog.String("ports", portsString(dec)),
+		slog.String("ports", string(actions.AppendPorts(nil, dec))),
 		slog.Int("offence", int(dec.Offence)),
 	}
 	if dec.Action.Drops() {
@@ -80,17 +79,6 @@ func (a logAction) Act(dec *rules.Decision) error {
 	}
 	a.log.LogAttrs(context.Background(), level, "decision", attrs...)
 	return nil
-}
-
-func portsString(dec *rules.Decision) string {
-	var b strings.Builder
-	for i, p := range dec.Ports[:dec.NPorts] {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprint(&b, p)
-	}
-	return b.String()
 }
 
 // metricsAction counts decisions by action and rule.
