@@ -22,14 +22,14 @@ type aggregates struct {
 	on    [2]bool
 	bits  [2]int
 	index [2]*table[int32]
-	slots pages[aggState]
-	// Each slot's keys: DistinctKeys values and times.
-	keyVals  pages[uint32]
-	keyTimes pages[int64]
-	free     []int32
-	hand     int32
-	max      int
-	valve    valve
+	// Each slot's record holds its state and then its keys: DistinctKeys
+	// values and times, starting at words keyVals and keyTimes.
+	slots             records[aggState]
+	keyVals, keyTimes int
+	free              []int32
+	hand              int32
+	max               int
+	valve             valve
 }
 
 type aggState struct {
@@ -51,9 +51,10 @@ type aggState struct {
 // newAggregates returns the aggregates of cfg for ban keys of keyBits
 // (IPv4, IPv6) bits.
 func newAggregates(cfg Aggregate, maxSources int, keyBits [2]int) aggregates {
+	n := cfg.DistinctKeys
 	a := aggregates{cfg: cfg, max: max(256, maxSources/8), valve: newValve(cfg.MaxNewPerMinute),
-		index: [2]*table[int32]{newTable[int32](), newTable[int32]()}, slots: newPages[aggState](1),
-		keyVals: newPages[uint32](cfg.DistinctKeys), keyTimes: newPages[int64](cfg.DistinctKeys)}
+		index: [2]*table[int32]{newTable[int32](), newTable[int32]()}, slots: newRecords[aggState](wordsFor(n, 4) + n),
+		keyVals: headWords[aggState](), keyTimes: headWords[aggState]() + wordsFor(n, 4)}
 	// A family aggregates when its wide prefix is shorter than its keys.
 	for f, bits := range [2]int{cfg.IPv4Prefix, cfg.IPv6Prefix} {
 		a.on[f], a.bits[f] = bits > 0 && keyBits[f] > bits, bits
@@ -132,12 +133,12 @@ func (e *Engine) aggregate(ww words, v6 bool, ev *parsers.Event, kw words, t, tg
 		i = a.take(t)
 		p, _ := a.index[f].put(ww)
 		*p = i
-		s := a.slots.at(i)
+		s := a.slots.head(i)
 		wide := netip.PrefixFrom(ww.addr(v6), a.bits[f])
 		s.key, s.v6, s.used, s.hits, s.covers = ww, v6, true, 0, e.overlapsIgnore(wide)
 		s.keys.reset(&s.nkeys)
 	}
-	s := a.slots.at(i)
+	s, rec := a.slots.at(i)
 	if s.covers {
 		return false
 	}
@@ -156,7 +157,7 @@ func (e *Engine) aggregate(ww words, v6 bool, ev *parsers.Event, kw words, t, tg
 		s.listed[s.nlisted] = ev.DstPort
 		s.nlisted++
 	}
-	if s.keys.add(&s.nkeys, a.keyVals.item(i), a.keyTimes.item(i), subKey(kw, v6, e.keyBits[f]), t, t-within) < a.cfg.DistinctKeys {
+	if s.keys.add(&s.nkeys, u32s(rec, a.keyVals, a.cfg.DistinctKeys), i64s(rec, a.keyTimes, a.cfg.DistinctKeys), subKey(kw, v6, e.keyBits[f]), t, t-within) < a.cfg.DistinctKeys {
 		return false
 	}
 	*d = Decision{
@@ -182,8 +183,6 @@ func (a *aggregates) take(t int64) int32 {
 		a.free = a.free[:n-1]
 		return i
 	}
-	a.keyVals.add()
-	a.keyTimes.add()
 	return a.slots.add()
 }
 
@@ -192,9 +191,9 @@ func (a *aggregates) take(t int64) int32 {
 // use.
 func (a *aggregates) evict(t int64) {
 	within := int64(a.cfg.Within)
-	pick, n := none, a.slots.n
+	pick, n := none, a.slots.len()
 	for k, i := int32(0), a.hand; k < n && k < 16; k, i = k+1, (i+1)%n {
-		s := a.slots.at(i)
+		s := a.slots.head(i)
 		if !s.used {
 			continue
 		}
@@ -209,7 +208,7 @@ func (a *aggregates) evict(t int64) {
 	if pick == none {
 		return
 	}
-	s := a.slots.at(pick)
+	s := a.slots.head(pick)
 	a.index[b2i(s.v6)].delete(s.key)
 	s.used = false
 	a.free = append(a.free, pick)
@@ -223,8 +222,8 @@ func (a *aggregates) reset() {
 		a.index[f] = newTable[int32]()
 	}
 	a.free = a.free[:0]
-	for i := range a.slots.n {
-		a.slots.at(i).used = false
+	for i := range a.slots.len() {
+		a.slots.head(i).used = false
 		a.free = append(a.free, i)
 	}
 }

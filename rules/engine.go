@@ -289,15 +289,15 @@ func (e *Engine) step(ev *parsers.Event, d *Decision) bool {
 			continue
 		}
 		key := netip.PrefixFrom(kw.addr(v6), e.keyBits[f])
-		e.decide(r, p.tr.at(j), ev, key, tg, d)
+		e.decide(r, p.recs.head(j), ev, key, tg, d)
 		if d.Action.Drops() {
 			for i := range e.rules {
 				if j := *e.trackerAt(src, slot, i); j >= 0 {
-					e.trs[i].tr.at(j).reset()
+					e.trs[i].recs.head(j).reset()
 				}
 			}
 		} else {
-			p.tr.at(j).reset()
+			p.recs.head(j).reset()
 		}
 		e.decided(d, tg)
 		return true

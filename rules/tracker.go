@@ -10,8 +10,7 @@ import (
 // tracker is one source's evidence for one rule. Its memory is bounded by
 // the rule's thresholds, never by its window: the distinct counters hold
 // at most the threshold's number of values, the ring at most Hits times.
-// Those live in the rule's trackers pool, beside the tracker, which is 64
-// bytes: one cache line.
+// Those live in the tracker's record, after the tracker's 64 bytes.
 type tracker struct {
 	// The evidence run: packets with no gap longer than the window.
 	first, last int64
@@ -91,22 +90,23 @@ func (d *distinct[V]) expire(n *uint16, vals []V, times []int64, cutoff int64) {
 func (d *distinct[V]) reset(n *uint16) { *n, d.oldest = 0, math.MaxInt64 }
 
 // trackers holds the trackers of one rule for every source that matched
-// it, and their buffers, in slabs without pointers: a source's tracker is
-// an index, taken from the pool when the source first matches the rule
-// and given back when the source is forgotten.
+// it, in records without pointers: a source's tracker is an index, taken
+// from the pool when the source first matches the rule and given back
+// when the source is forgotten. A tracker's buffers, of the rule's
+// thresholds (port values and times, protocol values and times, the
+// ring's times), are in its record after it.
 type trackers struct {
-	tr pages[tracker]
-	// Each tracker's buffers, of the rule's thresholds: port values and
-	// times, protocol values and times, the ring's times.
-	portVals, protoVals         pages[uint16]
-	portTimes, protoTimes, ring pages[int64]
-	portCap, protoCap, ringCap  int
-	free                        []int32
-	tripwire                    bool
+	recs                       records[tracker]
+	portCap, protoCap, ringCap int
+	// Where the buffers start in a record, in words: the values first,
+	// which an add reads all of, then the times.
+	portVals, protoVals, portTimes, protoTimes, ring int
+	free                                             []int32
+	tripwire                                         bool
 }
 
 func newTrackers(r *Rule) trackers {
-	p := trackers{tripwire: r.Tripwire(), tr: newPages[tracker](1)}
+	p := trackers{tripwire: r.Tripwire()}
 	if r.DistinctPorts > 1 {
 		p.portCap = r.DistinctPorts
 	}
@@ -116,9 +116,13 @@ func newTrackers(r *Rule) trackers {
 	if r.Hits > 1 {
 		p.ringCap = r.Hits
 	}
-	p.portVals, p.portTimes = newPages[uint16](p.portCap), newPages[int64](p.portCap)
-	p.protoVals, p.protoTimes = newPages[uint16](p.protoCap), newPages[int64](p.protoCap)
-	p.ring = newPages[int64](p.ringCap)
+	w := headWords[tracker]()
+	p.portVals, w = w, w+wordsFor(p.portCap, 2)
+	p.protoVals, w = w, w+wordsFor(p.protoCap, 2)
+	p.portTimes, w = w, w+p.portCap
+	p.protoTimes, w = w, w+p.protoCap
+	p.ring, w = w, w+p.ringCap
+	p.recs = newRecords[tracker](w - headWords[tracker]())
 	return p
 }
 
@@ -129,20 +133,9 @@ func (p *trackers) get() int32 {
 		j = p.free[n-1]
 		p.free = p.free[:n-1]
 	} else {
-		j = p.tr.add()
-		if p.portCap > 0 {
-			p.portVals.add()
-			p.portTimes.add()
-		}
-		if p.protoCap > 0 {
-			p.protoVals.add()
-			p.protoTimes.add()
-		}
-		if p.ringCap > 0 {
-			p.ring.add()
-		}
+		j = p.recs.add()
 	}
-	p.tr.at(j).reset()
+	p.recs.head(j).reset()
 	return j
 }
 
@@ -155,7 +148,7 @@ func (p *trackers) put(j int32) { p.free = append(p.free, j) }
 // at the last one's time, and one older by more than the window starts a
 // new run, so a clock that steps back never stretches a window.
 func (p *trackers) observe(j int32, r *Rule, ev *parsers.Event, t int64) bool {
-	tr := p.tr.at(j)
+	tr, rec := p.recs.at(j)
 	within := int64(r.Within)
 	if tr.hits > 0 && t < tr.last {
 		if tr.last-t > within {
@@ -184,7 +177,7 @@ func (p *trackers) observe(j int32, r *Rule, ev *parsers.Event, t int64) bool {
 	cutoff := t - within
 	ok := true
 	if c := p.portCap; c > 0 {
-		vals, times := p.portVals.item(j), p.portTimes.item(j)
+		vals, times := u16s(rec, p.portVals, c), i64s(rec, p.portTimes, c)
 		if known {
 			ok = tr.ports.add(&tr.nports, vals, times, ev.DstPort, t, cutoff) >= c
 		} else {
@@ -192,10 +185,10 @@ func (p *trackers) observe(j int32, r *Rule, ev *parsers.Event, t int64) bool {
 		}
 	}
 	if c := p.protoCap; c > 0 {
-		ok = tr.protos.add(&tr.nprotos, p.protoVals.item(j), p.protoTimes.item(j), uint16(ev.Proto), t, cutoff) >= c && ok
+		ok = tr.protos.add(&tr.nprotos, u16s(rec, p.protoVals, c), i64s(rec, p.protoTimes, c), uint16(ev.Proto), t, cutoff) >= c && ok
 	}
 	if c := p.ringCap; c > 0 {
-		ring := p.ring.item(j)
+		ring := i64s(rec, p.ring, c)
 		if int(tr.nring) < c {
 			ring[tr.nring] = t
 			tr.nring++
