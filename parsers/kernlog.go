@@ -94,6 +94,9 @@ type LineParser struct {
 	tagEnd    int
 	sameHit   bool
 
+	// dst is the last destination address the fast path read.
+	dst addrMemo
+
 	strs       map[string]string
 	lastPrefix string
 	lastIface  string
@@ -217,7 +220,7 @@ func (p *LineParser) Parse(line []byte, ev *Event) Outcome {
 
 	f := fields{pve: res == hdrPVE}
 	o := Parsed
-	if !f.fast(rec) {
+	if !f.fast(rec, &p.dst) {
 		f = fields{pve: res == hdrPVE}
 		o = f.parse(rec)
 	}

@@ -20,7 +20,11 @@ import (
 // parse's complete or URGP would stop, stores values with the same
 // functions, and accepts only words parse ignores or reads as flags.
 // (TestFastPathAgrees and FuzzFastPath hold it to that.)
-func (f *fields) fast(b []byte) bool {
+//
+// dst is the destination address of the last record read this way: a host
+// logs packets to few addresses of its own, so the next record's DST= is
+// mostly the same text, compared rather than read again.
+func (f *fields) fast(b []byte, dst *addrMemo) bool {
 	n := len(b)
 	if n < 3 || string(b[:3]) != keyIN {
 		return false
@@ -47,7 +51,7 @@ func (f *fields) fast(b []byte) bool {
 	if !ok || !at(b, i, " DST=") {
 		return false
 	}
-	dst, i, ok := addrAt(b, i+len(" DST="))
+	dstAddr, i, ok := dst.addrAt(b, i+len(" DST="))
 	if !ok || !at(b, i, " LEN=") {
 		return false
 	}
@@ -169,7 +173,7 @@ func (f *fields) fast(b []byte) bool {
 		}
 	}
 	f.seen = seen
-	f.src, f.dst = src, dst
+	f.src, f.dst = src, dstAddr
 	f.length = uint16(min(length, 0xffff))
 	f.ttl = uint8(ttl)
 	f.proto = proto
@@ -268,4 +272,27 @@ general:
 	end := valueEnd(b, i)
 	a, ok := parseAddr(b[i:end])
 	return a, end, ok
+}
+
+// addrMemo is an address read at one place of records (see fields.fast),
+// with the text it was read from.
+type addrMemo struct {
+	text [39]byte // an IPv6 address in full, the longest nf_log prints
+	n    uint8    // the text's length; 0 when none is held
+	addr netip.Addr
+}
+
+// addrAt is addrAt(b, i), for an address that is most often the same text
+// as the last one it read: that text, followed by a space or the record's
+// end, is that address without reading it again.
+func (m *addrMemo) addrAt(b []byte, i int) (netip.Addr, int, bool) {
+	if n := int(m.n); n > 0 && len(b)-i >= n && string(b[i:i+n]) == string(m.text[:n]) && (i+n == len(b) || b[i+n] == ' ') {
+		return m.addr, i + n, true
+	}
+	a, j, ok := addrAt(b, i)
+	if ok && j-i <= len(m.text) {
+		m.n = uint8(copy(m.text[:], b[i:j]))
+		m.addr = a
+	}
+	return a, j, ok
 }

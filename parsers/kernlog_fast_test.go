@@ -13,10 +13,13 @@ import (
 // fastAgrees reads rec with the fast path and with parse. It fails t when
 // the fast path accepts rec but parse reads it otherwise, and reports
 // whether the fast path accepted it.
-func fastAgrees(t testing.TB, rec []byte) bool {
+//
+// The fast path reads rec twice: after memo's address (as left by another
+// record), and after its own, which it then takes from memo.
+func fastAgrees(t testing.TB, rec []byte, memo *addrMemo) bool {
 	t.Helper()
 	var fast fields
-	if !fast.fast(rec) {
+	if !fast.fast(rec, memo) {
 		return false
 	}
 	var slow fields
@@ -25,6 +28,13 @@ func fastAgrees(t testing.TB, rec []byte) bool {
 	}
 	if a, b := fmtFields(&fast), fmtFields(&slow); a != b {
 		t.Fatalf("fast path and parse disagree on %q:\nfast  %s\nparse %s", rec, a, b)
+	}
+	var again fields
+	if !again.fast(rec, memo) {
+		t.Fatalf("fast path refused %q the second time", rec)
+	}
+	if a, b := fmtFields(&again), fmtFields(&slow); a != b {
+		t.Fatalf("fast path and parse disagree on %q read again:\nfast  %s\nparse %s", rec, a, b)
 	}
 	return true
 }
@@ -183,13 +193,15 @@ func fastVariants() (canonical, changed []string) {
 func TestFastPathAgrees(t *testing.T) {
 	canonical, changed := fastVariants()
 	for _, rec := range canonical {
-		if !fastAgrees(t, []byte(rec)) {
+		if !fastAgrees(t, []byte(rec), &addrMemo{}) {
 			t.Errorf("fast path refused a record in nf_log's order: %q", rec)
 		}
 	}
+	// Each record after the last one's address, as in a log.
+	memo := &addrMemo{}
 	took := 0
 	for _, rec := range changed {
-		if fastAgrees(t, []byte(rec)) {
+		if fastAgrees(t, []byte(rec), memo) {
 			took++
 		}
 	}
@@ -206,7 +218,7 @@ func TestFastPathAgrees(t *testing.T) {
 	}
 	took2 := 0
 	for _, rec := range records(lines) {
-		if fastAgrees(t, bytes.TrimRight(rec, "\r")) {
+		if fastAgrees(t, bytes.TrimRight(rec, "\r"), memo) {
 			took2++
 		}
 	}
@@ -223,7 +235,24 @@ func FuzzFastPath(f *testing.F) {
 		f.Add(rec)
 	}
 	f.Fuzz(func(t *testing.T, rec []byte) {
-		fastAgrees(t, rec)
+		fastAgrees(t, rec, &addrMemo{})
+	})
+}
+
+// FuzzFastPathAfter reads rec after prev, whose destination address the
+// fast path holds when it reads rec.
+func FuzzFastPathAfter(f *testing.F) {
+	canonical, changed := fastVariants()
+	for i, rec := range changed {
+		f.Add([]byte(canonical[i%len(canonical)]), []byte(rec))
+	}
+	f.Add([]byte(synV4), []byte(strings.Replace(synV4, "DST=192.0.2.10", "DST=192.0.2.1", 1)))
+	f.Add([]byte(synV4), []byte(strings.Replace(synV4, "DST=192.0.2.10", "DST=192.0.2.100", 1)))
+	f.Fuzz(func(t *testing.T, prev, rec []byte) {
+		var memo addrMemo
+		var f fields
+		f.fast(prev, &memo)
+		fastAgrees(t, rec, &memo)
 	})
 }
 
