@@ -339,21 +339,33 @@ func (t *Table) queueDropStrike6(c *nftables.Conn, key netip.Prefix) error {
 // (OriginManual) are left as they are. It returns the removed prefixes, or
 // an error wrapping ErrNotBanned if nothing matched.
 func (t *Table) Unblock(key netip.Prefix) ([]netip.Prefix, error) {
+	return t.unblock(key, false)
+}
+
+// Pardon is Unblock for a pardon that is not this host operator's (the
+// fleet's): it also leaves the manual bans made with `block` (OriginBlock)
+// as they are, in the same batch, rather than lifting them to be put back.
+func (t *Table) Pardon(key netip.Prefix) ([]netip.Prefix, error) {
+	return t.unblock(key, true)
+}
+
+// unblock is Unblock, leaving OriginBlock elements too when keepBlocks.
+func (t *Table) unblock(key netip.Prefix, keepBlocks bool) ([]netip.Prefix, error) {
 	key, err := normalizeKey(key)
 	if err != nil {
 		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	removed, err := t.unblockOnce(key)
+	removed, err := t.unblockOnce(key, keepBlocks)
 	if errnoOf(err) == unix.ENOENT {
 		// A ban expired between read and delete, aborting the batch.
-		removed, err = t.unblockOnce(key)
+		removed, err = t.unblockOnce(key, keepBlocks)
 	}
 	return removed, err
 }
 
-func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
+func (t *Table) unblockOnce(key netip.Prefix, keepBlocks bool) ([]netip.Prefix, error) {
 	c, err := t.ready()
 	if err != nil {
 		return nil, err
@@ -370,7 +382,7 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 		}
 		for _, e := range els {
 			if k := key4(e.addr, t.spec.IPv4Prefix); e.active() && !e.end && k.Overlaps(key) {
-				if t.origin4(e) == OriginManual {
+				if o := t.origin4(e); o == OriginManual || keepBlocks && o == OriginBlock {
 					kept = append(kept, k)
 					continue
 				}
@@ -388,7 +400,7 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 			if !sp.overlaps(first, last) {
 				continue
 			}
-			if sp.manual {
+			if sp.manual || keepBlocks && sp.comment == BlockComment {
 				kept = append(kept, rangePrefixes(sp.first, sp.last)...)
 				continue
 			}
@@ -407,7 +419,7 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 		}
 	}
 	if key.Addr().Is4() {
-		wide, err := t.unblockWide4(key) // wide_linux.go
+		wide, err := t.unblockWide4(key, keepBlocks) // wide_linux.go
 		if err != nil {
 			return nil, err
 		}
@@ -417,7 +429,11 @@ func (t *Table) unblockOnce(key netip.Prefix) ([]netip.Prefix, error) {
 	removed = slices.Compact(removed)
 	if len(removed) == 0 {
 		if len(kept) > 0 {
-			return nil, fmt.Errorf("nftables: unblock %s: only elements the daemon did not make (%v), left as they are: %w", key, kept, ErrNotBanned)
+			what := "elements the daemon did not make"
+			if keepBlocks {
+				what = "manual bans and elements the daemon did not make"
+			}
+			return nil, fmt.Errorf("nftables: unblock %s: only %s (%v), left as they are: %w", key, what, kept, ErrNotBanned)
 		}
 		return nil, fmt.Errorf("nftables: unblock %s: %w", key, ErrNotBanned)
 	}

@@ -3,6 +3,8 @@
 package actions
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -68,4 +70,55 @@ func TestBanManual(t *testing.T) {
 			t.Errorf("%s still listed after Unblock", k)
 		}
 	}
+}
+
+// TestPardonKeepsBlocks: Pardon lifts what Unblock lifts but the manual
+// bans made with `block`, IPv4, IPv6 and a wide IPv4 one, in the same
+// batch: they are never out of the kernel.
+func TestPardonKeepsBlocks(t *testing.T) {
+	ns := newNetNS(t)
+	n := openTable(t, ns, manualSpec())
+	mustBanManual(t, n, "203.0.113.7/32", time.Hour)
+	mustBan(t, n, "203.0.113.8/32", time.Hour)
+	mustBanManual(t, n, "198.51.100.0/24", time.Hour)
+	mustBan(t, n, "198.51.101.0/24", time.Hour)
+	mustBanManual(t, n, "2001:db8:bad::/48", time.Hour)
+	mustBan(t, n, "2001:db8:1:2::/64", time.Hour)
+
+	for _, tt := range []struct {
+		key  string
+		want []string
+	}{
+		{"203.0.113.0/24", []string{"203.0.113.8/32"}},
+		{"198.51.100.0/23", []string{"198.51.101.0/24"}},
+		{"2001:db8::/32", []string{"2001:db8:1:2::/64"}},
+	} {
+		got, err := n.Pardon(netip.MustParsePrefix(tt.key))
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(prefixes(tt.want...)) {
+			t.Errorf("Pardon(%s) = %v, %v; want %v", tt.key, got, err, tt.want)
+		}
+	}
+	got := list(t, n)
+	for _, k := range []string{"203.0.113.7/32", "198.51.100.0/24", "2001:db8:bad::/48"} {
+		if e, ok := got[netip.MustParsePrefix(k)]; !ok || e.Origin != OriginBlock {
+			t.Errorf("%s after the pardons: %+v (present %v), want the manual ban", k, e, ok)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("listed %v, want the 3 manual bans", got)
+	}
+	if _, err := n.Pardon(netip.MustParsePrefix("203.0.113.7/32")); !errors.Is(err, ErrNotBanned) {
+		t.Errorf("Pardon of a manual ban alone: %v, want ErrNotBanned", err)
+	}
+	if removed, err := n.Unblock(netip.MustParsePrefix("203.0.113.7/32")); err != nil || len(removed) != 1 {
+		t.Errorf("Unblock of the manual ban: %v, %v; want it removed", removed, err)
+	}
+}
+
+func prefixes(s ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(s))
+	for i, p := range s {
+		out[i] = netip.MustParsePrefix(p)
+	}
+	return out
 }

@@ -46,6 +46,9 @@ func (t *Table) BanManual(key netip.Prefix, timeout time.Duration) error { retur
 // Unblock returns an error: nftables needs Linux.
 func (t *Table) Unblock(key netip.Prefix) ([]netip.Prefix, error) { return nil, errNeedsLinux }
 
+// Pardon returns an error: nftables needs Linux.
+func (t *Table) Pardon(key netip.Prefix) ([]netip.Prefix, error) { return nil, errNeedsLinux }
+
 // List returns an error: nftables needs Linux.
 func (t *Table) List() ([]BanEntry, error) { return nil, errNeedsLinux }
 

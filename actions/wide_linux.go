@@ -78,10 +78,8 @@ func (t *Table) wide4Bans(c *nftables.Conn) ([]BanEntry, []span, error) {
 	}
 	var out []BanEntry
 	for _, sp := range spans {
-		origin := OriginDaemon
-		if o, ok := fleetOrigin(sp.comment); ok {
-			origin = o
-		} else if sp.manual {
+		origin, ok := commentOrigin(sp.comment)
+		if !ok {
 			origin = OriginManual
 		}
 		for _, p := range rangePrefixes(sp.first, sp.last) {
@@ -92,8 +90,9 @@ func (t *Table) wide4Bans(c *nftables.Conn) ([]BanEntry, []span, error) {
 }
 
 // unblockWide4 deletes the wide4 bans overlapping key, an IPv4 prefix,
-// and returns them. Called with t.mu held.
-func (t *Table) unblockWide4(key netip.Prefix) ([]netip.Prefix, error) {
+// but an administrator's and, when keepBlocks, the manual bans made with
+// `block`, and returns them. Called with t.mu held.
+func (t *Table) unblockWide4(key netip.Prefix, keepBlocks bool) ([]netip.Prefix, error) {
 	c, err := t.ready()
 	if err != nil {
 		return nil, err
@@ -105,7 +104,7 @@ func (t *Table) unblockWide4(key netip.Prefix) ([]netip.Prefix, error) {
 	var del []span
 	var removed []netip.Prefix
 	for _, sp := range spans {
-		if sp.overlaps(key.Addr(), lastAddr(key)) && !sp.manual {
+		if sp.overlaps(key.Addr(), lastAddr(key)) && !sp.manual && !(keepBlocks && sp.comment == BlockComment) {
 			del = append(del, sp)
 			removed = append(removed, rangePrefixes(sp.first, sp.last)...)
 		}

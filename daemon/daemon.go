@@ -588,9 +588,14 @@ func (d *Daemon) step(ev *parsers.Event) {
 }
 
 // lift removes a kernel ban the daemon disagrees with and the kernel's
-// counters for it.
+// counters for it. It leaves the manual bans made with `block`: those are
+// this host's operator's, whom only `unblock` overrules.
 func (d *Daemon) lift(key netip.Prefix, why string) {
-	removed, err := d.deps.Table.Unblock(key)
+	unblock := d.deps.Table.Unblock
+	if mt, ok := d.deps.Table.(manualTable); ok {
+		unblock = mt.Pardon
+	}
+	removed, err := unblock(key)
 	if err != nil && !errors.Is(err, actions.ErrNotBanned) {
 		d.log.Error("cannot lift a kernel ban", "source", key, "why", why, "err", err)
 		return

@@ -28,6 +28,7 @@ type fakeTable struct {
 	bans     map[netip.Prefix]actions.BanEntry
 	banned   []netip.Prefix // every Ban, in order
 	forgot   []netip.Prefix
+	lifted   []netip.Prefix // every key Unblock and Pardon removed, in order
 	listen   []actions.ListenPorts
 	missing  []string
 	applyErr func(actions.TableSpec) error
@@ -75,15 +76,20 @@ func (f *fakeTable) Ban(key netip.Prefix, timeout time.Duration) error {
 }
 
 func (f *fakeTable) Unblock(key netip.Prefix) ([]netip.Prefix, error) {
+	return f.unblock(key, false)
+}
+
+func (f *fakeTable) unblock(key netip.Prefix, keepBlocks bool) ([]netip.Prefix, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []netip.Prefix
-	for k := range f.bans {
-		if k.Overlaps(key) {
+	for k, b := range f.bans {
+		if k.Overlaps(key) && !(keepBlocks && b.Origin == actions.OriginBlock) {
 			delete(f.bans, k)
 			out = append(out, k)
 		}
 	}
+	f.lifted = append(f.lifted, out...)
 	if len(out) == 0 {
 		return nil, fmt.Errorf("fake: unblock %s: %w", key, actions.ErrNotBanned)
 	}

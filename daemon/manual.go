@@ -234,9 +234,11 @@ func RemoveBlocks(stateDir string, key netip.Prefix, now time.Time) ([]Block, er
 }
 
 // manualTable is what manual bans need of the table besides Table:
-// *actions.Table has it.
+// *actions.Table has it. Pardon is Unblock but for the manual bans, which
+// a pardon from elsewhere (the fleet's) leaves in place.
 type manualTable interface {
 	BanManual(key netip.Prefix, timeout time.Duration) error
+	Pardon(key netip.Prefix) ([]netip.Prefix, error)
 }
 
 // blockReader follows BlockFile: a stat each second, a read when it
@@ -387,9 +389,12 @@ func missing(bs []Block, cov *coverage, now time.Time) bool {
 	return false
 }
 
-// keepBlocks puts back at once the manual bans overlapping key, which a
-// fleet's pardon has just lifted with everything else banned there: a
-// manual ban is this host's operator's, and only `unblock` here lifts it.
+// keepBlocks puts back at once the manual bans overlapping key that a
+// fleet's pardon has just lifted: lift leaves a manual ban's own elements,
+// but not a wider ban of the daemon's that took one in (an aggregate over
+// a blocked address, which keeps the longer time). A manual ban is this
+// host's operator's, and only `unblock` here lifts it. For the others,
+// BanManual finds their element and changes nothing.
 func (d *Daemon) keepBlocks(key netip.Prefix) {
 	mt, ok := d.deps.Table.(manualTable)
 	if !ok {

@@ -26,6 +26,11 @@ func (f *fakeTable) BanManual(key netip.Prefix, timeout time.Duration) error {
 	return nil
 }
 
+// Pardon is Unblock leaving the manual bans, as *actions.Table's.
+func (f *fakeTable) Pardon(key netip.Prefix) ([]netip.Prefix, error) {
+	return f.unblock(key, true)
+}
+
 func (f *fakeTable) entry(key netip.Prefix) (actions.BanEntry, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -217,8 +222,8 @@ func TestRunningDaemonKeepsManualBans(t *testing.T) {
 	stop()
 }
 
-// A fleet's pardon lifts every ban of its key here, but a manual ban of
-// this host's operator: that goes back at once.
+// A fleet's pardon lifts every ban of its key here but a manual ban of
+// this host's operator, which stays in the kernel all along.
 func TestFleetPardonKeepsManualBans(t *testing.T) {
 	r, _, deps := newFleetRig(t, 0, 100)
 	key := pfx("203.0.113.7/32")
@@ -234,9 +239,17 @@ func TestFleetPardonKeepsManualBans(t *testing.T) {
 	if !r.table.has(key) {
 		t.Fatal("manual ban not in the table at start")
 	}
-	d.applyRemote(&fleet.Message{Kind: fleet.KindPardon, Key: key, Origin: "a", Decided: now, Until: now.Add(time.Hour), Stored: now})
+	other := pfx("203.0.113.8/32")
+	r.table.Ban(other, time.Hour)
+	d.applyRemote(&fleet.Message{Kind: fleet.KindPardon, Key: pfx("203.0.113.0/24"), Origin: "a", Decided: now, Until: now.Add(time.Hour), Stored: now})
 	if e, ok := r.table.entry(key); !ok || e.Origin != actions.OriginBlock {
 		t.Errorf("after a fleet pardon: %+v (present %v), want the manual ban kept", e, ok)
+	}
+	r.table.mu.Lock()
+	lifted := slices.Clone(r.table.lifted)
+	r.table.mu.Unlock()
+	if !slices.Equal(lifted, []netip.Prefix{other}) {
+		t.Errorf("the fleet pardon lifted %v, want only %s (the manual ban never out of the kernel)", lifted, other)
 	}
 }
 
