@@ -215,14 +215,14 @@ func (d *Daemon) applyRemote(m *fleet.Message) {
 
 func (d *Daemon) remoteBan(m *fleet.Message, now time.Time, backlog bool) {
 	f := d.fleet
-	timeout, reason, why := d.checkRemote(m, now)
-	if reason == "" && timeout == 0 {
+	timeout, ref := d.checkRemote(m, now)
+	if ref.reason == "" && timeout == 0 {
 		return // held already, as long or longer
 	}
-	if reason == "" {
+	if ref.reason == "" {
 		err := d.deps.Table.(remoteTable).BanFrom(m.Key, timeout, m.Origin)
 		if err != nil {
-			reason, why = refError, err.Error()
+			ref = refusal{reason: refError, err: err}
 			if !f.insertFailing {
 				d.log.Error("fleet: cannot insert remote bans", "source", m.Key, "origin", m.Origin, "err", err)
 			}
@@ -232,12 +232,12 @@ func (d *Daemon) remoteBan(m *fleet.Message, now time.Time, backlog bool) {
 			f.insertFailing = false
 		}
 	}
-	if reason != "" {
-		f.refused[reason]++
+	if ref.reason != "" {
+		f.refused[ref.reason]++
 		if backlog {
 			f.quiet.refused++
 		}
-		d.logRefusal(m, reason, why, now)
+		d.logRefusal(m, ref, now)
 		return
 	}
 	f.remote[m.Key] = remoteBan{origin: m.Origin, until: now.Add(timeout)}
@@ -262,20 +262,20 @@ func (d *Daemon) remoteBan(m *fleet.Message, now time.Time, backlog bool) {
 // checkRemote applies this host's checks to a remote ban, in the order
 // the README gives: its own ignore list first, then accept_from, the
 // prefix, max_remote_ban, the remote valve and max_remote_active. It
-// returns the time to ban for, or the reason (and why) not to; a zero
-// timeout without a reason means the ban is held already.
-func (d *Daemon) checkRemote(m *fleet.Message, now time.Time) (timeout time.Duration, reason, why string) {
+// returns the time to ban for, or why not to; a zero timeout without a
+// refusal means the ban is held already.
+func (d *Daemon) checkRemote(m *fleet.Message, now time.Time) (timeout time.Duration, ref refusal) {
 	f := d.fleet
 	key := m.Key
 	left := m.Until.Sub(now)
 	if left < time.Second {
-		return 0, refExpired, fmt.Sprintf("%v left", left.Round(time.Millisecond))
+		return 0, refusal{reason: refExpired, d: left}
 	}
 	if ig := d.guard.covers(key); ig != nil {
-		return 0, refIgnored, fmt.Sprintf("it covers %s, which is never banned here", ig.Prefix)
+		return 0, refusal{reason: refIgnored, p: ig.Prefix}
 	}
 	if f.accept != nil && !f.accept[m.Origin] {
-		return 0, refAcceptFrom, "origin not in fleet.accept_from"
+		return 0, refusal{reason: refAcceptFrom}
 	}
 	bans, agg := d.desired.Engine.Bans, d.desired.Engine.Aggregate
 	want, wide := bans.IPv4Prefix, agg.IPv4Prefix
@@ -286,14 +286,14 @@ func (d *Daemon) checkRemote(m *fleet.Message, now time.Time) (timeout time.Dura
 	// aggregates at the same length.
 	aggregate := wide > 0 && key.Bits() == wide
 	if key.Bits() == 0 || (key.Bits() < want && !aggregate) {
-		return 0, refTooWide, fmt.Sprintf("a /%d where bans here are /%d", key.Bits(), want)
+		return 0, refusal{reason: refTooWide, n: want}
 	}
 	if key.Addr().Is4() && key.Bits() != want && !aggregate {
-		return 0, refLength, fmt.Sprintf("a /%d where IPv4 bans here are /%d", key.Bits(), want)
+		return 0, refusal{reason: refLength, n: want}
 	}
 	for p, pd := range f.pardons {
 		if p.Overlaps(key) && !m.Decided.After(pd.at) && pd.until.After(now) {
-			return 0, refPardoned, fmt.Sprintf("%s was pardoned at %s", p, pd.at.Format(time.RFC3339))
+			return 0, refusal{reason: refPardoned, p: p, at: pd.at}
 		}
 	}
 	timeout = min(left, f.cfg.MaxRemoteBan).Round(time.Millisecond)
@@ -301,18 +301,56 @@ func (d *Daemon) checkRemote(m *fleet.Message, now time.Time) (timeout time.Dura
 	// received again after a reconnection): nothing to insert.
 	held, ok := f.remote[key]
 	if ok && held.until.After(now) && !held.until.Add(time.Second).Before(now.Add(timeout)) {
-		return 0, "", ""
+		return 0, refusal{}
 	}
 	if !f.valve.allow(m.Stored) {
-		return 0, refValve, fmt.Sprintf("more than %d remote bans in a minute", f.cfg.MaxRemotePerMinute)
+		return 0, refusal{reason: refValve, n: f.cfg.MaxRemotePerMinute}
 	}
 	if !ok && len(f.remote) >= f.cfg.MaxRemoteActive {
 		f.sweep(now)
 		if len(f.remote) >= f.cfg.MaxRemoteActive {
-			return 0, refCap, fmt.Sprintf("%d remote bans held", len(f.remote))
+			return 0, refusal{reason: refCap, n: len(f.remote)}
 		}
 	}
-	return timeout, "", ""
+	return timeout, refusal{}
+}
+
+// refusal is why a remote ban or pardon is refused: its reason, and what
+// the log line says of it. The line is written once a minute at most, and
+// the refused messages may be a flood: the words are put together only
+// for the line.
+type refusal struct {
+	reason string
+	p      netip.Prefix  // the ignored address's prefix, the pardoned key
+	at     time.Time     // the pardon's time
+	n      int           // this host's ban length, the valve, the bans held
+	d      time.Duration // the time left
+	err    error         // the kernel's
+}
+
+// why is the log line's account of the refusal of key.
+func (r refusal) why(key netip.Prefix) string {
+	switch r.reason {
+	case refExpired:
+		return fmt.Sprintf("%v left", r.d.Round(time.Millisecond))
+	case refIgnored:
+		return fmt.Sprintf("it covers %s, which is never banned here", r.p)
+	case refAcceptFrom:
+		return "origin not in fleet.accept_from"
+	case refTooWide:
+		return fmt.Sprintf("a /%d where bans here are /%d", key.Bits(), r.n)
+	case refLength:
+		return fmt.Sprintf("a /%d where IPv4 bans here are /%d", key.Bits(), r.n)
+	case refPardoned:
+		return fmt.Sprintf("%s was pardoned at %s", r.p, r.at.Format(time.RFC3339))
+	case refValve:
+		return fmt.Sprintf("more than %d remote bans in a minute", r.n)
+	case refCap:
+		return fmt.Sprintf("%d remote bans held", r.n)
+	case refError:
+		return r.err.Error()
+	}
+	return r.reason
 }
 
 // restoreRemote puts the remote bans this host holds and the kernel lacks
@@ -373,7 +411,7 @@ func (d *Daemon) remotePardon(m *fleet.Message, now time.Time) {
 	}
 	if !f.valve.allow(m.Stored) {
 		f.refused[refValve]++
-		d.logRefusal(m, refValve, fmt.Sprintf("more than %d remote bans in a minute", f.cfg.MaxRemotePerMinute), now)
+		d.logRefusal(m, refusal{reason: refValve, n: f.cfg.MaxRemotePerMinute}, now)
 		return
 	}
 	if len(f.pardons) >= f.cfg.MaxRemoteActive {
@@ -412,16 +450,16 @@ func (f *fleetState) sweep(now time.Time) {
 // logRefusal logs a refused remote ban: the first of each reason at once,
 // then at most one line a minute per reason with the count since, so a
 // flood of forged bans is a few lines.
-func (d *Daemon) logRefusal(m *fleet.Message, reason, why string, now time.Time) {
+func (d *Daemon) logRefusal(m *fleet.Message, r refusal, now time.Time) {
 	f := d.fleet
-	f.refusalsSince[reason]++
-	if last, ok := f.refusalLogged[reason]; ok && now.Sub(last) < time.Minute {
+	f.refusalsSince[r.reason]++
+	if last, ok := f.refusalLogged[r.reason]; ok && now.Sub(last) < time.Minute {
 		return
 	}
-	d.log.Warn("fleet: refused a remote ban", "reason", reason, "source", m.Key, "origin", m.Origin, "why", why,
-		"refused_since_last_line", f.refusalsSince[reason])
-	f.refusalLogged[reason] = now
-	f.refusalsSince[reason] = 0
+	d.log.Warn("fleet: refused a remote ban", "reason", r.reason, "source", m.Key, "origin", m.Origin, "why", r.why(m.Key),
+		"refused_since_last_line", f.refusalsSince[r.reason])
+	f.refusalLogged[r.reason] = now
+	f.refusalsSince[r.reason] = 0
 }
 
 // fleetHealth is fleet mode's part of the health line.

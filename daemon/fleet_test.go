@@ -350,3 +350,23 @@ func TestPinFleet(t *testing.T) {
 		t.Errorf("fleet removed by a reload: changed %v, fleet %+v: want it kept until a restart", changed, off.Fleet)
 	}
 }
+
+// A flood of refused remote bans costs no allocation once its reason's
+// line is written: the line's words are put together only for the line.
+func TestRefusedRemoteBansDoNotAllocate(t *testing.T) {
+	r, d := newFleetDaemon(t, 3, 100)
+	now := time.Now()
+	for _, m := range []fleet.Message{
+		remoteBanMsg("a", "192.0.2.1/32", now, time.Hour),    // ignored
+		remoteBanMsg("a", "198.51.100.0/23", now, time.Hour), // too wide
+		remoteBanMsg("x", "203.0.113.1/32", now, time.Hour),  // accept_from
+	} {
+		d.applyRemote(&m) // the line
+		if n := testing.AllocsPerRun(100, func() { d.applyRemote(&m) }); n != 0 {
+			t.Errorf("%s: %v allocations a refused message", m.Key, n)
+		}
+	}
+	if !strings.Contains(r.logs.String(), "why=\"a /23 where bans here are /32\"") {
+		t.Errorf("the too_wide line does not say why:\n%s", r.logs.String())
+	}
+}
