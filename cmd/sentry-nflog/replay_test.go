@@ -206,6 +206,28 @@ func genLog(w io.Writer, n int, seed uint64) {
 	}
 }
 
+// The rules package's engine benchmark steps the events of genLog's log,
+// drawn by a copy of genLog (rules.generatedEvents), and pins what the
+// engine makes of the first 400,000 lines' events. A replay of genLog's own
+// lines must make the same, or the copy has drifted from genLog.
+func TestGeneratedLogMatchesTheEngineBenchmark(t *testing.T) {
+	pr, pw := io.Pipe()
+	go func() {
+		genLog(pw, 400000, 42)
+		pw.Close()
+	}()
+	code, _, errOut := runCLI(t, pr, "replay", "--year", "2026", "-")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	// The numbers of rules.TestGeneratedEventsMatchTheReplay.
+	for _, want := range []string{"events          388095 (", "while banned 305178)", "decisions       ban 1133,", "expired 2701)"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("replay of genLog's 400,000 lines: no %q in the summary:\n%s", want, errOut)
+		}
+	}
+}
+
 // BenchmarkReplay is `sentry-nflog replay --json` over the 1M-line log
 // genLog writes (231 MiB, into the benchmark's temporary directory, once: the
 // loop is b.Loop), end to end: config, reading, parsing, the engine, the
