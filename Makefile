@@ -7,7 +7,7 @@ BIN      := bin/sentry-nflog
 PREFIX   ?= /usr/local
 # Fuzz time per target: short in `make test`, long in `make fuzz`.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzFastPath ./parsers:FuzzHeaderReuse ./parsers:FuzzDecodePacket ./config:FuzzLoad ./internal/state:FuzzParseOffence ./fleet:FuzzDecode ./actions:FuzzAppendJSON ./sources:FuzzNFLOGMessages ./daemon:FuzzParseBlocks
+FUZZ_TARGETS := ./parsers:FuzzParseLine ./parsers:FuzzFastPath ./parsers:FuzzFastPathAfter ./parsers:FuzzHeaderReuse ./parsers:FuzzDecodePacket ./config:FuzzLoad ./internal/state:FuzzParseOffence ./fleet:FuzzDecode ./actions:FuzzAppendJSON ./sources:FuzzNFLOGMessages ./daemon:FuzzParseBlocks
 
 .PHONY: help build lab nats-server measure test unit fuzz-short fuzz bench bench-replay lint demo demo-fleet install deb deps clean
 
