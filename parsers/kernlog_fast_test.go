@@ -3,6 +3,7 @@ package parsers
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -272,6 +273,40 @@ func TestReservedSource(t *testing.T) {
 		a := netip.MustParseAddr(s)
 		if got, want := reservedSource(a), a.IsUnspecified() || a.IsMulticast(); got != want {
 			t.Errorf("reservedSource(%s) = %v, want %v", a, got, want)
+		}
+	}
+}
+
+// parseIPv6Full reads a fully expanded address as netip.ParseAddr does and
+// refuses anything else (a compressed form, a zone, a byte that is no hex
+// digit), which parseAddr leaves to netip: random groups, upper and lower
+// case, and one byte changed for anything.
+func TestParseIPv6Full(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const digits = "0123456789abcdefABCDEF"
+	for i := range 100000 {
+		b := make([]byte, 0, 39)
+		for g := range 8 {
+			if g > 0 {
+				b = append(b, ':')
+			}
+			for range 4 {
+				b = append(b, digits[r.IntN(len(digits))])
+			}
+		}
+		if i%2 == 1 {
+			b[r.IntN(len(b))] = byte(r.IntN(256))
+		}
+		full := true
+		for j, c := range b {
+			if j%5 == 4 && c != ':' || j%5 != 4 && !strings.ContainsRune(digits, rune(c)) {
+				full = false
+			}
+		}
+		got, ok := parseIPv6Full(b)
+		want, err := netip.ParseAddr(string(b))
+		if ok != full || ok && (err != nil || got != want) {
+			t.Fatalf("parseIPv6Full(%q) = %v %v; full form %v, netip.ParseAddr: %v %v", b, got, ok, full, want, err)
 		}
 	}
 }
