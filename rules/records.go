@@ -8,6 +8,10 @@ import "unsafe"
 // slabs, each fetched after the one that indexes it. Items seen again
 // after a while (a source returning, a wide prefix) are out of cache, and
 // the engine's time goes into those fetches.
+//
+// The slab is words, which the garbage collector does not look into: H
+// must hold no pointers, and align to 8 bytes at most
+// (TestRecordHeadersHoldNoPointers).
 type records[H any] struct {
 	p pages[uint64]
 }
