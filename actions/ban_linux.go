@@ -170,7 +170,8 @@ func (t *Table) ban4Slow(key netip.Prefix, timeout time.Duration, comment string
 	return nil
 }
 
-// banSlow reads blocked6 and bans key without shortening any active ban.
+// banSlow reads blocked6 and bans key without shortening any active ban
+// (see planBan).
 func (t *Table) banSlow(key netip.Prefix, timeout time.Duration, comment string) error {
 	c, err := t.ready()
 	if err != nil {
@@ -182,65 +183,37 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration, comment string)
 	if err != nil {
 		return err
 	}
-	first, last := key.Addr(), lastAddr(key)
-	var inside, manual []span
-	for _, sp := range spans {
-		if !sp.overlaps(first, last) {
-			continue
-		}
-		if sp.contains(first, last) {
-			// key is already banned: extend the covering range if needed,
-			// unless an administrator made it (it is never changed; the
-			// daemon's ban goes in once it is gone).
-			t.rec.putSpan(sp, now)
-			exact := sp.first == first && sp.last == last
-			if sp.manual || sp.permanent() || (sp.expires >= timeout && !(exact && takesOver(comment, sp.comment))) {
-				return nil
-			}
-			timeout := max(timeout, sp.expires)
-			if !exact && takesOver(comment, sp.comment) {
-				// A manual ban inside a wider range of the daemon's: the
-				// range is extended and stays what it was.
-				comment = sp.comment
-			}
-			err := t.commit(func() string { return fmt.Sprintf("extend %s in %s", sp, s.Name) }, func(c *nftables.Conn) error {
-				if err := deleteSpan(c, s, sp); err != nil {
-					return err
-				}
-				return c.SetAddElements(s, rangeElements(sp.first, sp.last, timeout, comment))
-			})
-			if err != nil {
-				return err
-			}
-			t.rec.putSpan(span{first: sp.first, last: sp.last, timeout: timeout, expires: timeout}, now)
-			return nil
-		}
-		if !sp.within(first, last) {
-			return fmt.Errorf("nftables: ban %s: overlaps range %s in %s that is not a prefix of it: %w", key, sp, s.Name, syscall.EEXIST)
-		}
-		if sp.manual || sp.permanent() {
-			// Someone else's element inside key stays as it is; the ban
-			// covers the rest of key around it.
-			manual = append(manual, sp)
-			continue
-		}
-		inside = append(inside, sp)
+	p, err := planBan(spans, key.Addr(), lastAddr(key), timeout, comment, true)
+	if err != nil {
+		return fmt.Errorf("nftables: ban %s: %w in %s: %w", key, err, s.Name, syscall.EEXIST)
 	}
-	// key covers zero or more active ranges: replace them with key, keeping
-	// the longest remaining time so no address is released early.
+	if p.held != nil {
+		t.rec.putSpan(*p.held, now)
+		return nil
+	}
+	if err := t.commitPlan(s, key, p); err != nil {
+		return err
+	}
 	d := timeout
-	for _, sp := range inside {
-		d = max(d, sp.expires)
+	for _, a := range p.add {
+		t.rec.putSpan(span{first: a.first, last: a.last, timeout: a.timeout, expires: a.timeout}, now)
+		d = max(d, a.timeout)
 	}
-	err = t.commit(func() string { return fmt.Sprintf("add %s to %s (replacing %d)", key, s.Name, len(inside)) }, func(c *nftables.Conn) error {
-		for _, sp := range inside {
+	t.rec.put(key, now, d)
+	return nil
+}
+
+// commitPlan applies p, a ban of key in s, in one batch.
+func (t *Table) commitPlan(s *nftables.Set, key netip.Prefix, p banPlan) error {
+	err := t.commit(func() string { return fmt.Sprintf("add %s to %s (replacing %d)", key, s.Name, len(p.del)) }, func(c *nftables.Conn) error {
+		for _, sp := range p.del {
 			if err := deleteSpan(c, s, sp); err != nil {
 				return err
 			}
 		}
 		var els []nftables.SetElement
-		for _, g := range gaps(first, last, manual) {
-			els = append(els, rangeElements(g.first, g.last, d, comment)...)
+		for _, a := range p.add {
+			els = append(els, rangeElements(a.first, a.last, a.timeout, a.comment)...)
 		}
 		if len(els) == 0 {
 			return nil
@@ -250,34 +223,10 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration, comment string)
 	if err != nil {
 		return err
 	}
-	for _, sp := range inside {
+	for _, sp := range p.del {
 		t.rec.delSpan(sp)
 	}
-	t.rec.put(key, now, d)
 	return nil
-}
-
-// gaps returns the parts of [first, last] outside the spans holes, which
-// lie inside it.
-func gaps(first, last netip.Addr, holes []span) []addrRange {
-	slices.SortFunc(holes, func(a, b span) int { return a.first.Compare(b.first) })
-	var out []addrRange
-	at := first
-	for _, h := range holes {
-		if !at.IsValid() {
-			break
-		}
-		if h.first.Compare(at) > 0 {
-			out = append(out, addrRange{at, h.first.Prev()})
-		}
-		if h.last.Compare(at) >= 0 {
-			at = h.last.Next()
-		}
-	}
-	if at.IsValid() && at.Compare(last) <= 0 {
-		out = append(out, addrRange{at, last})
-	}
-	return out
 }
 
 // origin4 says who made an element of blocked4: the daemon (its comment),

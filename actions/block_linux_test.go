@@ -122,3 +122,48 @@ func prefixes(s ...string) []netip.Prefix {
 	}
 	return out
 }
+
+// TestManualAndDaemonRangesStayApart: a manual ban and a wider or narrower
+// ban of the daemon's over the same addresses are never merged into one
+// range, which would last as long as the longer of the two over the whole
+// of the wider: each keeps its addresses and its time, in a real table.
+func TestManualAndDaemonRangesStayApart(t *testing.T) {
+	ns := newNetNS(t)
+	n := openTable(t, ns, manualSpec())
+	mustBanManual(t, n, "198.51.100.0/26", 720*time.Hour)
+	mustBan(t, n, "198.51.100.0/24", time.Hour) // an aggregate around it
+	mustBan(t, n, "2001:db8:5::/48", time.Hour)
+	mustBanManual(t, n, "2001:db8:5:1::/64", 720*time.Hour) // blocked inside it
+	got := list(t, n)
+	for k, want := range map[string]struct {
+		origin  string
+		timeout time.Duration
+	}{
+		"198.51.100.0/26":      {OriginBlock, 720 * time.Hour},
+		"198.51.100.64/26":     {OriginDaemon, time.Hour},
+		"198.51.100.128/25":    {OriginDaemon, time.Hour},
+		"2001:db8:5:1::/64":    {OriginBlock, 720 * time.Hour},
+		"2001:db8:5::/64":      {OriginDaemon, time.Hour},
+		"2001:db8:5:8000::/49": {OriginDaemon, time.Hour},
+	} {
+		if e, ok := got[netip.MustParsePrefix(k)]; !ok || e.Origin != want.origin || e.Timeout != want.timeout {
+			t.Errorf("%s: %+v (present %v), want origin %s for %v", k, e, ok, want.origin, want.timeout)
+		}
+	}
+	if _, ok := got[netip.MustParsePrefix("198.51.100.0/24")]; ok {
+		t.Error("the aggregate took the manual /26 in")
+	}
+	keys := make([]netip.Prefix, 0, len(got))
+	for k := range got {
+		keys = append(keys, k)
+	}
+	if c := NewCoverage(keys); !c.Covers(netip.MustParsePrefix("198.51.100.0/24")) || !c.Covers(netip.MustParsePrefix("2001:db8:5::/48")) {
+		t.Errorf("the split ranges do not cover their keys: %v", keys)
+	}
+	// The daemon's ban again finds its pieces and the manual ban: nothing
+	// changes (no merge on a second look).
+	mustBan(t, n, "198.51.100.0/24", time.Hour)
+	if e := list(t, n)[netip.MustParsePrefix("198.51.100.0/26")]; e.Origin != OriginBlock || e.Timeout != 720*time.Hour {
+		t.Errorf("after the daemon's ban again: %+v", e)
+	}
+}

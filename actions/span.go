@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -171,4 +172,169 @@ func mergeRanges(rs []addrRange) []addrRange {
 		merged = append(merged, r)
 	}
 	return merged
+}
+
+// rangeBan is one range a ban adds to an interval set.
+type rangeBan struct {
+	first, last netip.Addr
+	timeout     time.Duration
+	comment     string
+}
+
+// banPlan is what a ban of a range does to an interval set: the spans it
+// deletes and the ranges it adds, in one batch. held is the span that
+// holds the range already, as long or longer, when it does nothing.
+type banPlan struct {
+	del  []span
+	add  []rangeBan
+	held *span
+}
+
+// errOverlap is planBan's error for a span it may not touch that overlaps
+// the range without containing it or lying inside it (or, with
+// adminHoles false, an administrator's span that overlaps it at all).
+type errOverlap struct {
+	sp    span
+	admin bool
+}
+
+func (e errOverlap) Error() string {
+	if e.admin {
+		return fmt.Sprintf("overlaps %s, which sentry-nflog did not make", e.sp)
+	}
+	return fmt.Sprintf("overlaps range %s, which is not a prefix of it", e.sp)
+}
+
+// planBan plans the ban of [first, last] for timeout under comment in an
+// interval set whose active ranges are spans, without shortening any ban
+// and without making any range last longer than its own bans ask:
+//
+//   - a range that holds the whole key as long or longer leaves it as it is;
+//   - a range of the same owner (the daemon's and the fleet's are one
+//     owner, a manual ban of `block` another) is extended or taken in;
+//   - a range of the other owner is never made to last longer than it
+//     asks: one inside the key that outlives it stays as it is, and the key
+//     covers the rest around it (one that ends sooner is taken in); a key
+//     inside a manual ban that ends sooner, or a manual ban inside a range
+//     of the daemon's, splits that range around the key, which takes the
+//     longer of the two times;
+//   - an administrator's range or a permanent one is never changed: one
+//     inside the key is left around (adminHoles) or refused.
+//
+// Merging a manual ban with the daemon's would make a blocked /26 and a
+// 1-hour /24 aggregate around it one /24 banned for the block's 30 days,
+// listed as the daemon's.
+func planBan(spans []span, first, last netip.Addr, timeout time.Duration, comment string, adminHoles bool) (banPlan, error) {
+	var p banPlan
+	block := comment == BlockComment
+	var holes []span
+	d := timeout
+	for i := range spans {
+		sp := spans[i]
+		if !sp.overlaps(first, last) {
+			continue
+		}
+		if sp.manual && !adminHoles {
+			return banPlan{}, errOverlap{sp: sp, admin: true}
+		}
+		if sp.contains(first, last) {
+			exact := sp.first == first && sp.last == last
+			switch {
+			case sp.manual || sp.permanent():
+				p.held = &spans[i]
+				return p, nil
+			case exact:
+				if sp.expires >= timeout && !takesOver(comment, sp.comment) {
+					p.held = &spans[i]
+					return p, nil
+				}
+				p.del = []span{sp}
+				p.add = []rangeBan{{first, last, max(timeout, sp.expires), comment}}
+			case block == (sp.comment == BlockComment):
+				if sp.expires >= timeout {
+					p.held = &spans[i]
+					return p, nil
+				}
+				p.del = []span{sp}
+				p.add = []rangeBan{{sp.first, sp.last, timeout, comment}}
+			default:
+				if !block && sp.expires >= timeout {
+					p.held = &spans[i]
+					return p, nil
+				}
+				p.del = []span{sp}
+				for _, g := range gaps(sp.first, sp.last, []span{{first: first, last: last}}) {
+					p.add = append(p.add, rangeBan{g.first, g.last, sp.expires, sp.comment})
+				}
+				p.add = append(p.add, rangeBan{first, last, max(timeout, sp.expires), comment})
+			}
+			return p, nil
+		}
+		if !sp.within(first, last) {
+			return banPlan{}, errOverlap{sp: sp}
+		}
+		if sp.manual || sp.permanent() || block != (sp.comment == BlockComment) && sp.expires > timeout {
+			holes = append(holes, sp)
+			continue
+		}
+		p.del = append(p.del, sp)
+		d = max(d, sp.expires)
+	}
+	for _, g := range gaps(first, last, holes) {
+		p.add = append(p.add, rangeBan{g.first, g.last, d, comment})
+	}
+	return p, nil
+}
+
+// gaps returns the parts of [first, last] outside the spans holes, which
+// lie inside it.
+func gaps(first, last netip.Addr, holes []span) []addrRange {
+	slices.SortFunc(holes, func(a, b span) int { return a.first.Compare(b.first) })
+	var out []addrRange
+	at := first
+	for _, h := range holes {
+		if !at.IsValid() {
+			break
+		}
+		if h.first.Compare(at) > 0 {
+			out = append(out, addrRange{at, h.first.Prev()})
+		}
+		if h.last.Compare(at) >= 0 {
+			at = h.last.Next()
+		}
+	}
+	if at.IsValid() && at.Compare(last) <= 0 {
+		out = append(out, addrRange{at, last})
+	}
+	return out
+}
+
+// Coverage is the addresses some prefixes cover, as disjoint ranges: it
+// answers whether every address of a key is banned, though no one ban
+// holds it all (a range split around a ban of another owner's, see
+// planBan, is covered by its pieces and that ban together).
+type Coverage struct {
+	v4, v6 []addrRange
+}
+
+// NewCoverage returns the coverage of ps.
+func NewCoverage(ps []netip.Prefix) *Coverage {
+	v4, v6 := mergePrefixes(ps)
+	return &Coverage{v4: v4, v6: v6}
+}
+
+// Covers reports whether every address of key is covered.
+func (c *Coverage) Covers(key netip.Prefix) bool {
+	rs := c.v6
+	if key.Addr().Is4() {
+		rs = c.v4
+	}
+	key = key.Masked()
+	first := key.Addr()
+	// The last range that starts at or before first.
+	i, found := slices.BinarySearchFunc(rs, first, func(r addrRange, a netip.Addr) int { return r.first.Compare(a) })
+	if !found {
+		i--
+	}
+	return i >= 0 && rs[i].last.Compare(lastAddr(key)) >= 0
 }

@@ -23,8 +23,8 @@ func newWide4(t *nftables.Table) *nftables.Set {
 }
 
 // banWide4 bans key, an IPv4 prefix shorter than IPv4Prefix, in wide4,
-// never shortening a ban of it or around it; the bans inside it it
-// replaces, keeping the longest time left. Called with t.mu held.
+// never shortening a ban of it or around it (see planBan). Called with
+// t.mu held.
 func (t *Table) banWide4(key netip.Prefix, timeout time.Duration, comment string) error {
 	c, err := t.ready()
 	if err != nil {
@@ -35,35 +35,15 @@ func (t *Table) banWide4(key netip.Prefix, timeout time.Duration, comment string
 	if err != nil {
 		return err
 	}
-	first, last := key.Addr(), lastAddr(key)
-	var inside []span
-	d := timeout
-	for _, sp := range spans {
-		switch {
-		case !sp.overlaps(first, last):
-		case sp.manual:
-			// An administrator's range is never changed.
-			return fmt.Errorf("nftables: ban %s: overlaps %s in %s, which sentry-nflog did not make: %w", key, sp, SetWide4, syscall.EEXIST)
-		case sp.contains(first, last) && (sp.permanent() || sp.expires >= timeout):
-			return nil
-		case sp.within(first, last) && !sp.permanent():
-			inside = append(inside, sp)
-			d = max(d, sp.expires)
-		case sp.contains(first, last):
-			// Shorter: replaced by key's, which covers the same or more.
-			inside = append(inside, sp)
-		default:
-			return fmt.Errorf("nftables: ban %s: overlaps %s in %s", key, sp, SetWide4)
-		}
+	// An administrator's range is never changed, nor banned around.
+	p, err := planBan(spans, key.Addr(), lastAddr(key), timeout, comment, false)
+	if err != nil {
+		return fmt.Errorf("nftables: ban %s: %w in %s: %w", key, err, SetWide4, syscall.EEXIST)
 	}
-	return t.commit(func() string { return fmt.Sprintf("add %s to %s", key, SetWide4) }, func(c *nftables.Conn) error {
-		for _, sp := range inside {
-			if err := deleteSpan(c, s, sp); err != nil {
-				return err
-			}
-		}
-		return c.SetAddElements(s, rangeElements(first, last, d, comment))
-	})
+	if p.held != nil {
+		return nil
+	}
+	return t.commitPlan(s, key, p)
 }
 
 // wide4Bans returns the active bans of wide4; a missing set (an earlier

@@ -304,45 +304,23 @@ func (d *Daemon) syncBans(ctx context.Context, why string, learn bool) {
 	d.log.Info("bans in the kernel", "when", why, "kept", len(kernel), "restored", restored, "refused", refused)
 }
 
-// coverage indexes the kernel's bans that cover keys: the daemon's and
-// anyone else's, not the provisional strikes (which the daemon's ban
-// replaces).
-type coverage struct {
-	keys map[netip.Prefix]bool
-	lens [2][129]bool // lengths in use, per family
-}
+// coverage is what the kernel's bans cover: the daemon's and anyone
+// else's, not the provisional strikes (which the daemon's ban replaces).
+type coverage struct{ *actions.Coverage }
 
 func newCoverage(kernel []actions.BanEntry) *coverage {
-	c := &coverage{keys: make(map[netip.Prefix]bool, len(kernel))}
+	keys := make([]netip.Prefix, 0, len(kernel))
 	for _, b := range kernel {
-		if b.Origin == actions.OriginKernel {
-			continue
-		}
-		c.keys[b.Key] = true
-		c.lens[family(b.Key)][b.Key.Bits()] = true
-	}
-	return c
-}
-
-func family(p netip.Prefix) int {
-	if p.Addr().Is4() {
-		return 0
-	}
-	return 1
-}
-
-// covers reports whether an indexed ban equals or contains key.
-func (c *coverage) covers(key netip.Prefix) bool {
-	f := family(key)
-	for l := 0; l <= key.Bits(); l++ {
-		if c.lens[f][l] {
-			if p, err := key.Addr().Prefix(l); err == nil && c.keys[p] {
-				return true
-			}
+		if b.Origin != actions.OriginKernel {
+			keys = append(keys, b.Key)
 		}
 	}
-	return false
+	return &coverage{actions.NewCoverage(keys)}
 }
+
+// covers reports whether every address of key is banned, by one ban or
+// by several together.
+func (c *coverage) covers(key netip.Prefix) bool { return c.Covers(key) }
 
 // admissible says why key must not be banned here, or nil
 // (Guard.Admissible).
