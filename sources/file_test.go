@@ -338,6 +338,40 @@ func TestFileSourceCopyTruncate(t *testing.T) {
 	}
 }
 
+// TestFileSourceRewrittenToTheSameSize: a file truncated and written again
+// to the size it had, between two looks, is read from its start: its last
+// line read is no longer where it was. (When the source looks in between,
+// the file is shorter than what was read; either way it is a truncation.)
+func TestFileSourceRewrittenToTheSameSize(t *testing.T) {
+	for _, poll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("poll=%v", poll), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "kern.log")
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := fileTestStart(t, FileConfig{Path: path, Poll: poll})
+			old, rewritten := fileTestLines(11, 19), fileTestLines(21, 29)
+			if len(old) != len(rewritten) {
+				t.Fatalf("the two texts are %d and %d bytes", len(old), len(rewritten))
+			}
+			w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.WriteString(old)
+			w.Close()
+			r.expect(11, 19)
+			if err := os.WriteFile(path, []byte(rewritten), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r.expect(11, 19, 21, 22, 23, 24, 25, 26, 27, 28, 29)
+			if st := r.src.Stats(); st.Truncations != 1 {
+				t.Errorf("Stats = %+v, want 1 truncation", st)
+			}
+		})
+	}
+}
+
 // TestFileSourceLateFile: a file that does not exist yet is waited for and
 // read from its start.
 func TestFileSourceLateFile(t *testing.T) {

@@ -78,11 +78,12 @@ func (s *FileSource) follow(ctx context.Context, out chan<- Item) error {
 				return err
 			}
 		}
+		before := f.curAt.off
 		if ok, err := f.read(f.cur, false); !ok || err != nil {
 			return err
 		}
 		cur, reader := f.cur, f.cur.r
-		if ok, err := f.check(); !ok || err != nil {
+		if ok, err := f.check(f.curAt.off != before); !ok || err != nil {
 			return err
 		}
 		if f.cur != cur || f.cur.r != reader {
@@ -373,7 +374,7 @@ func (f *follower) emit(o *openFile, line []byte, at filePoint) bool {
 // check looks at the path after the current file was read to its end: a
 // new file there is a rotation, a shorter or rewritten current file a
 // truncation. It reports false if ctx ended.
-func (f *follower) check() (bool, error) {
+func (f *follower) check(advanced bool) (bool, error) {
 	s := f.s
 	fi, err := os.Stat(s.cfg.Path)
 	switch {
@@ -391,7 +392,7 @@ func (f *follower) check() (bool, error) {
 		return f.rotate()
 	}
 	f.note("")
-	if f.truncated() {
+	if f.truncated(advanced) {
 		return f.truncate()
 	}
 	return true, nil
@@ -399,8 +400,10 @@ func (f *follower) check() (bool, error) {
 
 // truncated reports whether the current file is shorter than what was
 // read, or no longer holds the last line read where it was (truncated and
-// written again in between two looks).
-func (f *follower) truncated() bool {
+// written again in between two looks). The last line is read again only
+// when the read before did not just advance: a line it just read is where
+// it was.
+func (f *follower) truncated(advanced bool) bool {
 	cur := f.cur
 	fi, err := cur.f.Stat()
 	if err != nil {
@@ -409,7 +412,7 @@ func (f *follower) truncated() bool {
 	if fi.Size() < cur.r.rd {
 		return true
 	}
-	return f.curAt.id == cur.id && f.curAt.n > 0 && !f.holdsAt(cur.f, fi.Size(), f.curAt)
+	return !advanced && f.curAt.id == cur.id && f.curAt.n > 0 && !f.holdsAt(cur.f, fi.Size(), f.curAt)
 }
 
 // truncate reads what the copy of the file holds past the position, then
