@@ -146,8 +146,6 @@ func StrikeConfig(cfg *config.Config) (fc actions.FirstStrikeConfig, notes []str
 	return fc, notes, len(fc.Rules) > 0
 }
 
-// hasPorts reports whether protocol p carries ports.
-
 // pin keeps what cannot change while the daemon runs: the inputs, the
 // table (its name and hooks; the ban key lengths, which the kernel's
 // strike6 mask and the engine's keys must share), state_dir, logging and

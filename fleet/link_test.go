@@ -320,9 +320,6 @@ func TestCloseGivesUpAfterGrace(t *testing.T) {
 	pub.Close() // idempotent
 }
 
-// TestCredentialsBindTheOrigin: with per-host credentials a host can
-// publish only under its own origin; a message under its own subject that
-// claims another origin is refused by the receivers.
 // Invalid messages, each invalid in its own way, are counted, and only the
 // first is logged: whoever can publish cannot flood the log.
 func TestInvalidMessagesAreLoggedOnce(t *testing.T) {
@@ -348,6 +345,9 @@ func TestInvalidMessagesAreLoggedOnce(t *testing.T) {
 	}
 }
 
+// TestCredentialsBindTheOrigin: with per-host credentials a host can
+// publish only under its own origin; a message under its own subject that
+// claims another origin is refused by the receivers.
 func TestCredentialsBindTheOrigin(t *testing.T) {
 	web1, web2, web3 := newHostUser(t, "web1"), newHostUser(t, "web2"), newHostUser(t, "web3")
 	srv := startServer(t, authConf(DefaultBucket, web1, web2, web3))
