@@ -358,7 +358,7 @@ func (r refusal) why(key netip.Prefix) string {
 // remaining time, and returns how many. It runs beside the loop, in the
 // table keeper, and reads the held bans on the loop; syncBans restores the
 // daemon's own offences, which these are not.
-func (d *Daemon) restoreRemote(ctx context.Context, cov *coverage) int {
+func (d *Daemon) restoreRemote(ctx context.Context, cov *actions.Coverage) int {
 	type held struct {
 		key    netip.Prefix
 		until  time.Time
@@ -385,7 +385,7 @@ func (d *Daemon) restoreRemote(ctx context.Context, cov *coverage) int {
 	restored := 0
 	for _, b := range bans {
 		left := b.until.Sub(now)
-		if left < time.Second || cov.covers(b.key) {
+		if left < time.Second || cov.Covers(b.key) {
 			continue
 		}
 		if err := rt.BanFrom(b.key, left.Round(time.Millisecond), b.origin); err != nil {

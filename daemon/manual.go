@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/internal/state"
 )
 
@@ -329,7 +330,7 @@ func (d *Daemon) applyBlocks() {
 // into the sets with their remaining time, if they still pass this host's
 // checks, and returns how many keys it put back and how many bans it
 // refused. It runs in the table keeper and reads the bans on the loop.
-func (d *Daemon) restoreBlocks(ctx context.Context, cov *coverage, p tablePlan, why string) (restored, refused int) {
+func (d *Daemon) restoreBlocks(ctx context.Context, cov *actions.Coverage, p tablePlan, why string) (restored, refused int) {
 	mt, ok := d.deps.Table.(manualTable)
 	if !ok {
 		return 0, 0
@@ -365,7 +366,7 @@ func (d *Daemon) restoreBlocks(ctx context.Context, cov *coverage, p tablePlan, 
 			continue
 		}
 		for _, k := range keys {
-			if cov.covers(k) {
+			if cov.Covers(k) {
 				continue
 			}
 			if err := mt.BanManual(k, left.Round(time.Second)); err != nil {
@@ -380,9 +381,9 @@ func (d *Daemon) restoreBlocks(ctx context.Context, cov *coverage, p tablePlan, 
 
 // missing reports whether a manual ban in force has a key no element
 // covers; keys refused by the checks count, which is rare and harmless.
-func missing(bs []Block, cov *coverage, now time.Time) bool {
+func missing(bs []Block, cov *actions.Coverage, now time.Time) bool {
 	for _, b := range bs {
-		if b.Until.Sub(now) >= time.Second && !cov.covers(b.Key.Masked()) {
+		if b.Until.Sub(now) >= time.Second && !cov.Covers(b.Key.Masked()) {
 			return true
 		}
 	}

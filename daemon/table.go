@@ -276,7 +276,7 @@ func (d *Daemon) syncBans(ctx context.Context, why string, learn bool) {
 	restored, refused := 0, 0
 	for _, o := range active {
 		left := o.BannedUntil.Sub(now)
-		if left < time.Second || cov.covers(o.Key) {
+		if left < time.Second || cov.Covers(o.Key) {
 			continue
 		}
 		if err := p.admissible(o.Key); err != nil {
@@ -304,23 +304,17 @@ func (d *Daemon) syncBans(ctx context.Context, why string, learn bool) {
 	d.log.Info("bans in the kernel", "when", why, "kept", len(kernel), "restored", restored, "refused", refused)
 }
 
-// coverage is what the kernel's bans cover: the daemon's and anyone
+// newCoverage is what the kernel's bans cover: the daemon's and anyone
 // else's, not the provisional strikes (which the daemon's ban replaces).
-type coverage struct{ *actions.Coverage }
-
-func newCoverage(kernel []actions.BanEntry) *coverage {
+func newCoverage(kernel []actions.BanEntry) *actions.Coverage {
 	keys := make([]netip.Prefix, 0, len(kernel))
 	for _, b := range kernel {
 		if b.Origin != actions.OriginKernel {
 			keys = append(keys, b.Key)
 		}
 	}
-	return &coverage{actions.NewCoverage(keys)}
+	return actions.NewCoverage(keys)
 }
-
-// covers reports whether every address of key is banned, by one ban or
-// by several together.
-func (c *coverage) covers(key netip.Prefix) bool { return c.Covers(key) }
 
 // admissible says why key must not be banned here, or nil
 // (Guard.Admissible).
