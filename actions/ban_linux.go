@@ -179,13 +179,9 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration, comment string)
 	}
 	s := t.setFor(key)
 	now := time.Now()
-	spans, err := t.spans(c, s)
+	p, err := t.planIn(c, s, key, timeout, comment, true)
 	if err != nil {
 		return err
-	}
-	p, err := planBan(spans, key.Addr(), lastAddr(key), timeout, comment, true)
-	if err != nil {
-		return fmt.Errorf("nftables: ban %s: %w in %s: %w", key, err, s.Name, syscall.EEXIST)
 	}
 	if p.held != nil {
 		t.rec.putSpan(*p.held, now)
@@ -201,6 +197,20 @@ func (t *Table) banSlow(key netip.Prefix, timeout time.Duration, comment string)
 	}
 	t.rec.put(key, now, d)
 	return nil
+}
+
+// planIn reads the ranges of s, an interval set, and plans the ban of key
+// there (planBan).
+func (t *Table) planIn(c *nftables.Conn, s *nftables.Set, key netip.Prefix, timeout time.Duration, comment string, adminHoles bool) (banPlan, error) {
+	spans, err := t.spans(c, s)
+	if err != nil {
+		return banPlan{}, err
+	}
+	p, err := planBan(spans, key.Addr(), lastAddr(key), timeout, comment, adminHoles)
+	if err != nil {
+		return banPlan{}, fmt.Errorf("nftables: ban %s in %s: %w: %w", key, s.Name, err, syscall.EEXIST)
+	}
+	return p, nil
 }
 
 // commitPlan applies p, a ban of key in s, in one batch.
@@ -349,7 +359,7 @@ func (t *Table) unblockOnce(key netip.Prefix, keepBlocks bool) ([]netip.Prefix, 
 			if !sp.overlaps(first, last) {
 				continue
 			}
-			if sp.manual || keepBlocks && sp.comment == BlockComment {
+			if sp.kept(keepBlocks) {
 				kept = append(kept, rangePrefixes(sp.first, sp.last)...)
 				continue
 			}

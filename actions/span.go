@@ -72,6 +72,13 @@ type span struct {
 
 func (s span) permanent() bool { return s.timeout == 0 }
 
+// block reports whether s is a manual ban made with `block`.
+func (s span) block() bool { return s.comment == BlockComment }
+
+// kept reports whether an unblock leaves s: an administrator's range
+// always, a manual ban when the unblock keeps them (Table.Pardon).
+func (s span) kept(keepBlocks bool) bool { return s.manual || keepBlocks && s.block() }
+
 func (s span) overlaps(first, last netip.Addr) bool {
 	return s.first.Compare(last) <= 0 && first.Compare(s.last) <= 0
 }
@@ -250,7 +257,7 @@ func planBan(spans []span, first, last netip.Addr, timeout time.Duration, commen
 				}
 				p.del = []span{sp}
 				p.add = []rangeBan{{first, last, max(timeout, sp.expires), comment}}
-			case block == (sp.comment == BlockComment):
+			case block == sp.block():
 				if sp.expires >= timeout {
 					p.held = &spans[i]
 					return p, nil
@@ -273,7 +280,7 @@ func planBan(spans []span, first, last netip.Addr, timeout time.Duration, commen
 		if !sp.within(first, last) {
 			return banPlan{}, errOverlap{sp: sp}
 		}
-		if sp.manual || sp.permanent() || block != (sp.comment == BlockComment) && sp.expires > timeout {
+		if sp.manual || sp.permanent() || block != sp.block() && sp.expires > timeout {
 			holes = append(holes, sp)
 			continue
 		}

@@ -5,7 +5,6 @@ package actions
 import (
 	"fmt"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"github.com/google/nftables"
@@ -31,14 +30,10 @@ func (t *Table) banWide4(key netip.Prefix, timeout time.Duration, comment string
 		return err
 	}
 	s := newWide4(t.table)
-	spans, err := t.spans(c, s)
+	// An administrator's range is never changed, nor banned around.
+	p, err := t.planIn(c, s, key, timeout, comment, false)
 	if err != nil {
 		return err
-	}
-	// An administrator's range is never changed, nor banned around.
-	p, err := planBan(spans, key.Addr(), lastAddr(key), timeout, comment, false)
-	if err != nil {
-		return fmt.Errorf("nftables: ban %s: %w in %s: %w", key, err, SetWide4, syscall.EEXIST)
 	}
 	if p.held != nil {
 		return nil
@@ -84,7 +79,7 @@ func (t *Table) unblockWide4(key netip.Prefix, keepBlocks bool) ([]netip.Prefix,
 	var del []span
 	var removed []netip.Prefix
 	for _, sp := range spans {
-		if sp.overlaps(key.Addr(), lastAddr(key)) && !sp.manual && !(keepBlocks && sp.comment == BlockComment) {
+		if sp.overlaps(key.Addr(), lastAddr(key)) && !sp.kept(keepBlocks) {
 			del = append(del, sp)
 			removed = append(removed, rangePrefixes(sp.first, sp.last)...)
 		}
