@@ -172,13 +172,18 @@ func TestKmsgRunFile(t *testing.T) {
 	}
 }
 
+// kmsgTestRecord returns a run that reads records without a device, the
+// channel it hands events to, and a record that gives one.
+func kmsgTestRecord() (*kmsgRun, chan Item, []byte) {
+	out := make(chan Item, 1)
+	k := &kmsgRun{src: NewKmsgSource(KmsgConfig{}), ctx: context.Background(), out: out, boot: kmsgBoot(), lastSeq: -1}
+	k.parser = parsers.NewLineParser(parsers.LineOptions{Boot: k.boot})
+	return k, out, []byte("4,101,15154445737,-;" + kmsgTestMsg("SENTRY", 22))
+}
+
 // TestKmsgAllocs: a record that gives an event allocates nothing.
 func TestKmsgAllocs(t *testing.T) {
-	s := NewKmsgSource(KmsgConfig{})
-	out := make(chan Item, 1)
-	k := &kmsgRun{src: s, ctx: context.Background(), out: out, boot: kmsgBoot(), lastSeq: -1}
-	k.parser = parsers.NewLineParser(parsers.LineOptions{Boot: k.boot})
-	rec := []byte("4,101,15154445737,-;" + kmsgTestMsg("SENTRY", 22))
+	k, out, rec := kmsgTestRecord()
 	allocs := testing.AllocsPerRun(1000, func() {
 		k.line(rec)
 		<-out
@@ -191,11 +196,7 @@ func TestKmsgAllocs(t *testing.T) {
 // BenchmarkKmsgRecord: one /dev/kmsg record, from its bytes to the event
 // handed on.
 func BenchmarkKmsgRecord(b *testing.B) {
-	s := NewKmsgSource(KmsgConfig{})
-	out := make(chan Item, 1)
-	k := &kmsgRun{src: s, ctx: context.Background(), out: out, boot: kmsgBoot(), lastSeq: -1}
-	k.parser = parsers.NewLineParser(parsers.LineOptions{Boot: k.boot})
-	rec := []byte("4,101,15154445737,-;" + kmsgTestMsg("SENTRY", 22))
+	k, out, rec := kmsgTestRecord()
 	b.ReportAllocs()
 	for b.Loop() {
 		k.line(rec)
