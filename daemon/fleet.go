@@ -127,6 +127,20 @@ func (d *Daemon) initFleet() error {
 	}
 	if fc.Publish {
 		f.pub = d.deps.Fleet.Publisher()
+		if f.pub != nil {
+			// The bans this host holds now (restored, pardons applied),
+			// whose messages may never have reached the stream.
+			now := time.Now()
+			active := d.engine.ActiveBans(now, nil)
+			dir, name := d.cfg.StateDir, fc.Name
+			f.pub.Republish(func() []fleet.Message {
+				ms, err := activeBanMessages(dir, name, active, now)
+				if err != nil {
+					d.log.Warn("fleet: cannot read the journal for the bans to publish again", "err", err)
+				}
+				return ms
+			})
+		}
 	}
 	if d.metrics != nil {
 		d.metrics.EnableFleet()
@@ -571,3 +585,41 @@ func (v *valve) allow(t time.Time) bool {
 // errNoFleet is returned by New when the config has a fleet section and
 // Deps no link (a wiring bug).
 var errNoFleet = errors.New("fleet: configured, but Deps.Fleet is nil")
+
+// activeBanMessages returns the messages of this host's bans still in
+// force, for Publisher.Republish: of each key the engine holds banned
+// (active), the last ban the journal in dir has of it, as published then
+// (decided at the journal's time), if it has more than a second left and
+// came after the key's last pardon. A key held only by a short drop
+// beyond the valve (never published) has no such ban left. Oldest first.
+func activeBanMessages(dir, origin string, active []rules.Offence, now time.Time) ([]fleet.Message, error) {
+	// pardoned is the key's last pardon (zero for none), for each key held.
+	pardoned := make(map[netip.Prefix]time.Time, len(active))
+	for _, o := range active {
+		pardoned[o.Key] = o.PardonedAt
+	}
+	last := map[netip.Prefix]JournalEntry{}
+	ban := rules.Ban.String()
+	_, err := ReadJournal(dir, func(e *JournalEntry) error {
+		if p, ok := pardoned[e.Source]; ok && e.Origin == actions.OriginDaemon && e.Action == ban && e.Time.After(p) {
+			last[e.Source] = *e
+		}
+		return nil
+	})
+	var ms []fleet.Message
+	for key, e := range last {
+		length := time.Duration(e.BanSeconds) * time.Second
+		until := e.Time.Add(length)
+		if until.Sub(now) <= time.Second {
+			continue
+		}
+		addr := e.Address
+		if !addr.IsValid() {
+			addr = key.Addr()
+		}
+		ms = append(ms, fleet.Message{Kind: fleet.KindBan, Origin: origin, Key: key, Address: addr, Rule: e.Rule,
+			Ban: length, Decided: e.Time, Until: until, Offence: e.Offence, Ports: e.Ports, Hits: e.Hits})
+	}
+	slices.SortFunc(ms, func(a, b fleet.Message) int { return a.Decided.Compare(b.Decided) })
+	return ms, err
+}

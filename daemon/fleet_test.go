@@ -2,9 +2,13 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +16,7 @@ import (
 	"github.com/sentry-nflog/sentry-nflog/actions"
 	"github.com/sentry-nflog/sentry-nflog/config"
 	"github.com/sentry-nflog/sentry-nflog/fleet"
+	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
 // fleetTable is the fake table with BanFrom.
@@ -368,5 +373,78 @@ func TestRefusedRemoteBansDoNotAllocate(t *testing.T) {
 	}
 	if !strings.Contains(r.logs.String(), "why=\"a /23 where bans here are /32\"") {
 		t.Errorf("the too_wide line does not say why:\n%s", r.logs.String())
+	}
+}
+
+// TestActiveBanMessages: what a start publishes again is, of each key the
+// engine holds banned, the journal's last ban of it by this host, as it
+// was published, if it came after the key's last pardon and has more
+// than a second left.
+func TestActiveBanMessages(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	pfx := netip.MustParsePrefix
+	ban := func(at time.Duration, key string, secs int64) JournalEntry {
+		return JournalEntry{Time: now.Add(at), Action: "ban", Origin: actions.OriginDaemon, Source: pfx(key), Rule: "tcp-portscan",
+			BanSeconds: secs, Hits: 5, Ports: []uint16{20, 21, 22, 23, 24}, Offence: 1}
+	}
+	escalated := ban(-10*time.Minute, "203.0.113.1/32", 7200)
+	escalated.Offence = 2
+	wide := ban(-5*time.Minute, "198.51.100.0/24", 3600)
+	wide.Address = netip.MustParseAddr("198.51.100.7")
+	remote := ban(-time.Minute, "203.0.113.4/32", 3600)
+	remote.Origin = actions.OriginFleet + "a"
+	throttled := ban(-time.Minute, "203.0.113.6/32", 30)
+	throttled.Action = "throttled"
+	block := ban(-time.Minute, "203.0.113.7/32", 3600)
+	block.Action, block.Origin = ActionBlock, OriginManual
+	entries := []JournalEntry{
+		ban(-time.Hour+30*time.Second, "203.0.113.1/32", 3600), // escalated since
+		ban(-20*time.Minute, "203.0.113.2/32", 3600),           // pardoned since
+		escalated,
+		wide,
+		ban(-time.Minute, "203.0.113.3/32", 3600), // not held
+		remote,
+		ban(-time.Hour+time.Second, "203.0.113.5/32", 3600), // one second left
+		throttled,
+		block,
+	}
+	var text []byte
+	for _, e := range entries {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text = append(append(text, b...), '\n')
+	}
+	if err := os.WriteFile(filepath.Join(dir, JournalFile), text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var active []rules.Offence
+	for _, k := range []string{"203.0.113.1/32", "203.0.113.2/32", "198.51.100.0/24", "203.0.113.4/32", "203.0.113.5/32", "203.0.113.6/32", "203.0.113.7/32"} {
+		o := rules.Offence{Key: pfx(k), Count: 1, BannedUntil: now.Add(time.Hour)}
+		if k == "203.0.113.2/32" {
+			o.PardonedAt = now.Add(-15 * time.Minute)
+		}
+		active = append(active, o)
+	}
+	ms, err := activeBanMessages(dir, "b", active, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, fmt.Sprintf("%s %s %s decided %v until %v offence %d ports %v hits %d rule %s",
+			m.Kind, m.Origin, m.Key, m.Decided.Sub(now), m.Until.Sub(now), m.Offence, m.Ports, m.Hits, m.Rule))
+		if m.Key == pfx("198.51.100.0/24") && m.Address != wide.Address || m.Key != pfx("198.51.100.0/24") && m.Address != m.Key.Addr() {
+			t.Errorf("%s: address %v", m.Key, m.Address)
+		}
+	}
+	want := []string{
+		"ban b 203.0.113.1/32 decided -10m0s until 1h50m0s offence 2 ports [20 21 22 23 24] hits 5 rule tcp-portscan",
+		"ban b 198.51.100.0/24 decided -5m0s until 55m0s offence 1 ports [20 21 22 23 24] hits 5 rule tcp-portscan",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("messages:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

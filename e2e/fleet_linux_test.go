@@ -111,7 +111,8 @@ func TestFleet(t *testing.T) {
 	requireFleetTools(t)
 	lan := netnstest.NewLAN(t, 5)
 	srvHost, attacker := lan.Hosts[0], lan.Hosts[4]
-	x := []netip.Addr{netip.MustParseAddr("203.0.113.21"), netip.MustParseAddr("203.0.113.22"), netip.MustParseAddr("203.0.113.23")}
+	x := []netip.Addr{netip.MustParseAddr("203.0.113.21"), netip.MustParseAddr("203.0.113.22"), netip.MustParseAddr("203.0.113.23"),
+		netip.MustParseAddr("203.0.113.24")}
 	attacker.AddAddrs(t, x...)
 	// The scanner is B's default gateway.
 	lan.Hosts[2].Run(t, "ip", "route", "add", "default", "via", attacker.IP4.String())
@@ -305,6 +306,33 @@ func TestFleet(t *testing.T) {
 		}
 		if fl := c.pair.Victim.Run(t, bin, "list", "--fleet", "--config", c.cfg); !strings.Contains(fl, "(pardon)") {
 			t.Errorf("list --fleet shows no pardon:\n%s", fl)
+		}
+	})
+
+	t.Run("a ban A could not publish before a restart is published after it", func(t *testing.T) {
+		_, js := natsClient(t, srvHost.NS, urls)
+		before := streamInfo(t, js).State
+		srv.kill()
+		a.scanFrom(t, x[3]) // decided while the server is down
+		if err := a.d.stop(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(a.d.log(), `msg="fleet: bans not published before stopping" count=1`) {
+			t.Fatalf("a did not drop the ban at its stop:\n%s", a.d.log())
+		}
+		a.start()
+		srv.start()
+		for _, h := range []*fleetHost{b, c} {
+			h.waitBan(t, key(x[3]), "fleet:a", 20*time.Second)
+		}
+		// Its other bans still in force (x[1], x[2], the gateway; x[0] was
+		// pardoned) are in the stream already: left as they are.
+		a.d.waitLog(t, `msg="fleet: bans from before the start published again where the stream had none"`, "published=1", "already_there=3")
+		_, js = natsClient(t, srvHost.NS, urls)
+		after := streamInfo(t, js).State
+		if after.Msgs != before.Msgs+1 || after.LastSeq != before.LastSeq+1 {
+			t.Errorf("stream: %d messages, last sequence %d; want %d and %d (the one ban added, nothing replaced)",
+				after.Msgs, after.LastSeq, before.Msgs+1, before.LastSeq+1)
 		}
 	})
 }

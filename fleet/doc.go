@@ -51,7 +51,12 @@
 // the same message id (Nats-Msg-Id: kind, origin, key, decision time), so
 // a publish retried across a server restart or a leader failover is
 // stored once. Close gives what is queued a short grace and waits for the
-// goroutine.
+// goroutine. What it could not publish is not lost with the process: at
+// every start, Republish publishes the host's bans still in force again,
+// each only if the stream holds no message of its (origin, key)
+// (Nats-Expected-Last-Subject-Sequence 0), so the bans a stop left
+// unpublished, or that the stream lost, are stored, and nothing the
+// stream holds (the same ban, a later one, a pardon) is replaced.
 //
 // Receive is a source: it runs until its context ends and sends other
 // hosts' messages to a channel the daemon's loop reads; after a

@@ -437,3 +437,105 @@ func TestPardonAndActive(t *testing.T) {
 		t.Errorf("web1 received %+v", got)
 	}
 }
+
+// TestRepublishFillsOnlyWhatTheStreamLacks: bans from before a start are
+// published again only where the stream holds nothing of their (origin,
+// key): the same ban stored before and a pardon stay as they are, a ban
+// the stream never got is stored, an ended one is dropped, and a ban
+// decided meanwhile is published too.
+func TestRepublishFillsOnlyWhatTheStreamLacks(t *testing.T) {
+	srv := startServer(t, "")
+	var log logBuf
+	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1", Log: newLogger(&log)})
+	first := a.Publisher()
+	stored := FromDecision("web1", banDecision("203.0.113.1/32", time.Hour), time.Now().Add(-time.Minute))
+	first.Enqueue(stored)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pardonedAt := time.Now()
+	if err := a.PublishPardon(ctx, netip.MustParsePrefix("203.0.113.2/32"), pardonedAt, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitStats(t, a, func(s Stats) bool { return s.Published == 2 })
+	first.Close()
+
+	before := time.Now().Add(-30 * time.Second)
+	again := []Message{
+		FromDecision("web1", banDecision("203.0.113.1/32", time.Hour), before), // stored, under another id
+		FromDecision("web1", banDecision("203.0.113.2/32", time.Hour), before), // pardoned since
+		FromDecision("web1", banDecision("203.0.113.3/32", time.Hour), before), // never stored
+		FromDecision("web1", banDecision("203.0.113.4/32", 20*time.Second), before),
+	}
+	pub := a.Publisher()
+	defer pub.Close()
+	loaded := make(chan struct{})
+	pub.Republish(func() []Message {
+		<-loaded
+		return again
+	})
+	if err := pub.Act(banDecision("203.0.113.5/32", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	close(loaded)
+	line := func() bool { return log.count("published again where the stream had none") == 1 }
+	for deadline := time.Now().Add(10 * time.Second); !line() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !line() || log.count("published=1 already_there=2") != 1 {
+		t.Fatalf("want one line for the bans published again, 1 published and 2 there:\n%s", log.String())
+	}
+	if s := a.Stats(); s.Published != 4 || s.PublishDropped != 1 {
+		t.Errorf("stats %+v: want 4 published (2 before, the new ban, 203.0.113.3), 1 dropped (ended)", s)
+	}
+	act, err := a.Active(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Message{}
+	for _, m := range act {
+		got[m.Key.String()] = m
+	}
+	if m := got["203.0.113.1/32"]; m.Kind != KindBan || !m.Decided.Equal(stored.Decided) {
+		t.Errorf("203.0.113.1/32: %+v, want the ban stored first, untouched", m)
+	}
+	if m := got["203.0.113.2/32"]; m.Kind != KindPardon || !m.Decided.Equal(pardonedAt) {
+		t.Errorf("203.0.113.2/32: %+v, want the pardon, not replaced by the older ban", m)
+	}
+	if m := got["203.0.113.3/32"]; m.Kind != KindBan || !m.Decided.Equal(before) || !m.Until.Equal(before.Add(time.Hour)) || m.Rule != "tcp-portscan" {
+		t.Errorf("203.0.113.3/32: %+v, want the ban as decided before the start", m)
+	}
+	if m, ok := got["203.0.113.5/32"]; !ok || m.Kind != KindBan {
+		t.Errorf("the ban decided meanwhile is not in the stream: %+v", act)
+	}
+	if _, ok := got["203.0.113.4/32"]; ok || len(act) != 4 {
+		t.Errorf("stream holds %d messages, want 4 (the ended ban not published): %+v", len(act), act)
+	}
+}
+
+// TestRepublishStopsWithClose: without a server, Close still returns
+// within its grace with bans from before the start left, and says so.
+func TestRepublishStopsWithClose(t *testing.T) {
+	srv := &testServer{t: t, port: freePort(t)}
+	var log logBuf
+	a := dial(t, Config{Servers: []string{srv.url()}, Name: "web1", Log: newLogger(&log)})
+	pub := a.Publisher()
+	var ms []Message
+	for i := range 3 {
+		key := netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32).String()
+		ms = append(ms, FromDecision("web1", banDecision(key, time.Hour), time.Now()))
+	}
+	pub.Republish(func() []Message { return ms })
+	time.Sleep(200 * time.Millisecond) // the first is being tried
+	start := time.Now()
+	pub.Close()
+	if d := time.Since(start); d > closeGrace+3*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	// One was in flight when the grace ran out, the other two not tried.
+	if !strings.Contains(log.String(), "not published again before stopping; the next start tries them") || log.count("count=3") != 1 {
+		t.Errorf("want the three bans left logged:\n%s", log.String())
+	}
+	if s := a.Stats(); s.Published != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}

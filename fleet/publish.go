@@ -44,6 +44,10 @@ type Publisher struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+	// again takes the one list of Republish, once its loader is done;
+	// loading is that loader's goroutine.
+	again   chan []Message
+	loading sync.WaitGroup
 	// ctx ends closeGrace after Close: publishing gives up then.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -55,7 +59,8 @@ type Publisher struct {
 func (l *Link) Publisher() *Publisher { return l.newPublisher(DefaultQueue) }
 
 func (l *Link) newPublisher(queue int) *Publisher {
-	p := &Publisher{l: l, q: make(chan Message, queue), stop: make(chan struct{}), done: make(chan struct{}), clock: time.Now}
+	p := &Publisher{l: l, q: make(chan Message, queue), stop: make(chan struct{}), done: make(chan struct{}),
+		again: make(chan []Message, 1), clock: time.Now}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	l.states.init("queue", "ok")
 	l.states.init("publish", "ok")
@@ -85,9 +90,31 @@ func (p *Publisher) Enqueue(m Message) {
 	}
 }
 
+// Republish publishes again bans this host decided before it started:
+// those a stop left queued while no server was reachable (Close drops
+// them), or that the stream lost. load returns them; it runs on a
+// goroutine of its own, since it may read a long journal. Each is
+// published only if the stream holds no message of its (origin, key),
+// so that what the stream has (the same ban, a later one, a pardon) is
+// never replaced, and the others cost one refused publish each. They go
+// out after the bans Act queues, and between them: a new ban waits for
+// one of them at most. Call it once, before Close; those left at Close
+// are logged, and the next start tries them again.
+func (p *Publisher) Republish(load func() []Message) {
+	p.loading.Add(1)
+	go func() {
+		defer p.loading.Done()
+		ms := load()
+		select {
+		case p.again <- ms:
+		case <-p.stop:
+		}
+	}()
+}
+
 // Close stops the publisher: what is still queued gets closeGrace to be
 // published, then is dropped (counted and logged). It waits for the
-// goroutine, so none outlives the daemon. Safe to call more than once.
+// goroutines, so none outlives the daemon. Safe to call more than once.
 func (p *Publisher) Close() error {
 	p.once.Do(func() {
 		close(p.stop)
@@ -95,6 +122,7 @@ func (p *Publisher) Close() error {
 		<-p.done
 		grace.Stop()
 		p.cancel()
+		p.loading.Wait()
 	})
 	<-p.done
 	return nil
@@ -102,33 +130,95 @@ func (p *Publisher) Close() error {
 
 func (p *Publisher) run() {
 	defer close(p.done)
+	var again []Message
+	var stored, held int
+	// cut counts the bans whose publish the stop's grace ended, left
+	// those of again.
+	var cut, left int
 	for {
+		if len(again) > 0 {
+			select {
+			case m := <-p.q:
+				cut += p.cutShort(p.publish(&m, false))
+				continue
+			case <-p.stop:
+				p.stopping(cut, left+len(again))
+				return
+			default:
+			}
+			m := again[0]
+			again = again[1:]
+			switch o := p.publish(&m, true); o {
+			case published:
+				stored++
+			case present:
+				held++
+			default:
+				left += p.cutShort(o)
+			}
+			if len(again) == 0 {
+				p.l.log.Info("fleet: bans from before the start published again where the stream had none",
+					"published", stored, "already_there", held)
+			}
+			continue
+		}
 		select {
 		case m := <-p.q:
-			p.publish(&m)
+			cut += p.cutShort(p.publish(&m, false))
+		case again = <-p.again:
 		case <-p.stop:
-			// Stopping: publish what is queued, within the grace.
-			for len(p.q) > 0 && p.ctx.Err() == nil {
-				m := <-p.q
-				p.publish(&m)
-			}
-			if n := len(p.q); n > 0 {
-				p.l.dropped.Add(uint64(n))
-				p.l.log.Warn("fleet: bans not published before stopping", "count", n)
-			}
+			p.stopping(cut, left)
 			return
 		}
 	}
 }
 
+// cutShort is 1 when a publish ended as dropped because the stop's grace
+// ran out, 0 otherwise.
+func (p *Publisher) cutShort(o outcome) int {
+	if o == dropped && p.ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+// stopping publishes what is queued, within the grace, and counts the
+// rest dropped. cut bans were being published when the grace ran out;
+// left bans of Republish were not published.
+func (p *Publisher) stopping(cut, left int) {
+	for len(p.q) > 0 && p.ctx.Err() == nil {
+		m := <-p.q
+		cut += p.cutShort(p.publish(&m, false))
+	}
+	if n := len(p.q); n > 0 || cut > 0 {
+		p.l.dropped.Add(uint64(n))
+		p.l.log.Warn("fleet: bans not published before stopping", "count", n+cut)
+	}
+	if left > 0 {
+		p.l.log.Warn("fleet: bans from before the start not published again before stopping; the next start tries them", "count", left)
+	}
+}
+
+// outcome is how a publish ended.
+type outcome int
+
+const (
+	published outcome = iota
+	// present: the stream had a message of the (origin, key) already,
+	// which a publish ifAbsent leaves.
+	present
+	dropped
+)
+
 // publish sends m until the server stores it, m's ban ends, or Close's
-// grace runs out.
-func (p *Publisher) publish(m *Message) {
+// grace runs out. ifAbsent publishes only if the stream holds no message
+// of m's (origin, key).
+func (p *Publisher) publish(m *Message, ifAbsent bool) outcome {
 	data, err := m.Encode()
 	if err != nil {
 		p.l.dropped.Add(1)
 		p.l.log.Error("fleet: cannot encode a ban", "source", m.Key, "err", err)
-		return
+		return dropped
 	}
 	subject := Subject(p.l.cfg.Bucket, m.Origin, m.Key)
 	id := msgID(m)
@@ -141,9 +231,14 @@ func (p *Publisher) publish(m *Message) {
 			// Ended (or too close to its end to be worth a message)
 			// before a server took it.
 			p.l.dropped.Add(1)
-			return
+			return dropped
 		}
-		err := p.publishOnce(p.ctx, subject, id, data, ttlOf(left))
+		err := p.publishOnce(p.ctx, subject, id, data, ttlOf(left), ifAbsent)
+		if ifAbsent && wrongLastSequence(err) {
+			// The stream has a message of this (origin, key): this
+			// ban, stored before, or what came after it.
+			return present
+		}
 		// No stream answering is what a leader election looks like for a
 		// few seconds; for longer, the stream may have been deleted, and
 		// the next try looks for it (and makes it) again.
@@ -156,11 +251,11 @@ func (p *Publisher) publish(m *Message) {
 		if err == nil {
 			p.l.published.Add(1)
 			p.l.states.set("publish", "ok", slog.LevelInfo, "fleet: publishing again")
-			return
+			return published
 		}
 		if p.ctx.Err() != nil {
 			p.l.dropped.Add(1)
-			return
+			return dropped
 		}
 		p.l.states.set("publish", "failing", slog.LevelWarn, "fleet: cannot publish; retrying with the same message id", "err", err)
 		select {
@@ -170,12 +265,12 @@ func (p *Publisher) publish(m *Message) {
 			pause = 100 * time.Millisecond // a server is back: try now
 		case <-p.ctx.Done():
 			p.l.dropped.Add(1)
-			return
+			return dropped
 		}
 	}
 }
 
-func (p *Publisher) publishOnce(ctx context.Context, subject, id string, data []byte, ttl time.Duration) error {
+func (p *Publisher) publishOnce(ctx context.Context, subject, id string, data []byte, ttl time.Duration, ifAbsent bool) error {
 	if !p.l.nc.IsConnected() {
 		return nats.ErrConnectionReconnecting
 	}
@@ -186,8 +281,22 @@ func (p *Publisher) publishOnce(ctx context.Context, subject, id string, data []
 	defer cancel()
 	// A new header each try: the TTL changes.
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	_, err := p.l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithMsgTTL(ttl), jetstream.WithExpectStream(p.l.cfg.Bucket))
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(id), jetstream.WithMsgTTL(ttl), jetstream.WithExpectStream(p.l.cfg.Bucket)}
+	if ifAbsent {
+		// Sequence 0: the subject must hold no message.
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(0))
+	}
+	_, err := p.l.js.PublishMsg(ctx, msg, opts...)
 	return err
+}
+
+// wrongLastSequence reports whether err is the server refusing a publish
+// whose subject does not hold the expected last sequence; a clustered
+// stream says it with a code of its own.
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // ttlOf is a message TTL for a ban with left to run: whole seconds (the
