@@ -212,12 +212,19 @@ func TestNmapScanTypesAreBanned(t *testing.T) {
 		testkit.Need(t, "masscan")
 		src := netip.MustParseAddr("10.91.0.2")
 		p.AddAttackerAddrs(t, src)
-		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		// masscan exits about 13 s after its start here (1.3 s of probes).
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		mac := strings.TrimSpace(p.Victim.Run(t, "cat", "/sys/class/net/"+p.VictimIf+"/address"))
 		out, err := p.Attacker.Command(ctx, "masscan", "-p1-65535", "--rate", "50000", "--source-ip", src.String(),
 			"-e", p.AttackerIf, "--router-mac", mac, "--wait", "2", p.VictimIP4.String()).CombinedOutput()
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil && bytes.Contains(out, []byte("100.00% done")):
+			// masscan now and then never exits after a finished scan, its
+			// receive thread not noticing the end
+			// (robertdavidgraham/masscan#476): the scan itself is done.
+			t.Logf("masscan did not exit within 30 s of its start, its scan done: killed")
+		case err != nil:
 			t.Fatalf("masscan: %v\n%s", err, out)
 		}
 		r := scanResult{name: "masscan 50k pps 1-65535", banned: d.banned(src.String() + "/32"), learned: l.learned(src),
