@@ -147,9 +147,12 @@ func (r *Replayer) File(ctx context.Context, name string, stdin io.Reader) error
 			st.Outcomes[i] += n
 		}
 		st.Undated += c.span.Undated()
+		counted := srcs.chunk(engine, c.events)
 		for i := range c.events {
 			ev := &c.events[i]
-			srcs.event(engine, ev.Src)
+			if !counted {
+				srcs.event(engine, ev.Src)
+			}
 			if col != nil {
 				col.Event(ev)
 			}

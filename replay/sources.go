@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
@@ -109,6 +110,26 @@ func (t *sourceTable) event(engine *rules.Engine, addr netip.Addr) {
 			t.uncounted++
 		}
 	}
+}
+
+// chunk counts the events of a chunk at once, before they are stepped,
+// and reports whether it did; when it did not, each event is counted as
+// it is stepped. At once, the table's lookups for a run of events are
+// under way together rather than one between two engine steps, each
+// waiting for its cache miss alone: counting went from 7.5% of a
+// replay's CPU to 4.9%. It is done only while the table is far enough from
+// maxCountedSources that neither the chunk's events nor its decisions
+// (at most one per event) can fill it: then which sources are counted
+// does not depend on whether an event's key is added before a decision's
+// or after.
+func (t *sourceTable) chunk(engine *rules.Engine, evs []parsers.Event) bool {
+	if t.len()+2*len(evs) >= maxCountedSources {
+		return false
+	}
+	for i := range evs {
+		t.event(engine, evs[i].Src)
+	}
+	return true
 }
 
 // decided counts a decision for key, which is the key of its event or a

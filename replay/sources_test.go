@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentry-nflog/sentry-nflog/parsers"
 	"github.com/sentry-nflog/sentry-nflog/rules"
 )
 
@@ -63,8 +64,17 @@ func fmtRows(rows []*sourceCount) []string {
 // TestSourceTable counts random sources (IPv4, IPv6, IPv4-mapped, the
 // unspecified and invalid addresses) and decisions with the engine's keys
 // and narrower ones, past maxCountedSources, for several prefix lengths,
-// and compares counts and top sources with one map by prefix.
+// and compares counts and top sources with one map by prefix that counts
+// each event and then its decision, in order. The table counts them so
+// too, or as replay does: a chunk's events first (chunk), then the
+// chunk's decisions as its events are stepped.
 func TestSourceTable(t *testing.T) {
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) { testSourceTable(t, chunked) })
+	}
+}
+
+func testSourceTable(t *testing.T, chunked bool) {
 	for _, bits := range [][2]int{{32, 64}, {24, 48}, {32, 128}, {1, 1}, {16, 96}} {
 		engine, err := rules.NewEngine(rules.Config{
 			Rules:             []rules.Rule{{Name: "trip", Hits: 1, Ban: time.Hour}},
@@ -87,18 +97,29 @@ func TestSourceTable(t *testing.T) {
 			}
 			return netip.AddrFrom4([4]byte{203, byte(r.IntN(4)), byte(r.IntN(256)), byte(r.IntN(256))})
 		}
-		for i := 0; i < 3*maxCountedSources; i++ {
-			a := addr()
-			tab.event(engine, a)
-			ref.event(engine.Key(a))
-			if r.IntN(50) == 0 {
-				k := engine.Key(a)
-				if r.IntN(2) == 0 && a.IsValid() {
-					k = netip.PrefixFrom(a, a.BitLen()) // an ignored address's narrower key
+		var evs []parsers.Event
+		for i := 0; i < 3*maxCountedSources; {
+			// A chunk of up to 5,000 events, as replay steps them.
+			evs = evs[:0]
+			for n := 1 + r.IntN(5000); n > 0 && i < 3*maxCountedSources; n, i = n-1, i+1 {
+				evs = append(evs, parsers.Event{Src: addr()})
+			}
+			counted := chunked && tab.chunk(engine, evs)
+			for _, ev := range evs {
+				a := ev.Src
+				if !counted {
+					tab.event(engine, a)
 				}
-				d := rules.Decision{Key: k, Action: rules.Action(r.IntN(3)), Rule: "trip"}
-				tab.decided(&d)
-				ref.decided(k, decisionKind{d.Action, "trip"})
+				ref.event(engine.Key(a))
+				if r.IntN(50) == 0 {
+					k := engine.Key(a)
+					if r.IntN(2) == 0 && a.IsValid() {
+						k = netip.PrefixFrom(a, a.BitLen()) // an ignored address's narrower key
+					}
+					d := rules.Decision{Key: k, Action: rules.Action(r.IntN(3)), Rule: "trip"}
+					tab.decided(&d)
+					ref.decided(k, decisionKind{d.Action, "trip"})
+				}
 			}
 		}
 		name := fmt.Sprintf("/%d /%d", bits[0], bits[1])
