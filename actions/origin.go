@@ -2,7 +2,9 @@ package actions
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
+	"time"
 )
 
 // OriginFleet begins the origin of a ban received from the fleet:
@@ -80,4 +82,11 @@ func commentOrigin(c string) (string, bool) {
 // longer of the two times), so `list` shows it as manual.
 func takesOver(comment, old string) bool {
 	return comment == BlockComment && old != BlockComment
+}
+
+// RemoteBan is one ban of Table.BanFromMany: BanFrom's arguments.
+type RemoteBan struct {
+	Key     netip.Prefix
+	Timeout time.Duration
+	Origin  string
 }

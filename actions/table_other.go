@@ -40,6 +40,15 @@ func (t *Table) BanFrom(key netip.Prefix, timeout time.Duration, origin string) 
 	return errNeedsLinux
 }
 
+// BanFromMany returns an error for each ban: nftables needs Linux.
+func (t *Table) BanFromMany(bans []RemoteBan) []error {
+	errs := make([]error, len(bans))
+	for i := range errs {
+		errs[i] = errNeedsLinux
+	}
+	return errs
+}
+
 // BanManual returns an error: nftables needs Linux.
 func (t *Table) BanManual(key netip.Prefix, timeout time.Duration) error { return errNeedsLinux }
 

@@ -423,7 +423,7 @@ loop:
 		case it := <-events:
 			d.decide(&it)
 		case m := <-remote:
-			d.applyRemote(&m)
+			d.applyRemotes(m, remote)
 		case <-ready:
 			ready = nil
 			d.log.Info("running", "inputs", d.inputNames(), "table", "inet "+d.cfg.NFTables.Table,

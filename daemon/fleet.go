@@ -36,6 +36,29 @@ type remoteTable interface {
 	BanFrom(key netip.Prefix, timeout time.Duration, origin string) error
 }
 
+// manyRemoteTable inserts many remote bans in few transactions:
+// *actions.Table has it; a table without it gets them one by one.
+type manyRemoteTable interface {
+	BanFromMany(bans []actions.RemoteBan) []error
+}
+
+// banFromMany is BanFromMany on t, or BanFrom for each ban.
+func banFromMany(t remoteTable, bans []actions.RemoteBan) []error {
+	if m, ok := t.(manyRemoteTable); ok {
+		return m.BanFromMany(bans)
+	}
+	errs := make([]error, len(bans))
+	for i, b := range bans {
+		errs[i] = t.BanFrom(b.Key, b.Timeout, b.Origin)
+	}
+	return errs
+}
+
+// maxRemoteBatch bounds the messages applyRemotes takes together: 256
+// remote bans take about a millisecond into the sets, which the loop's
+// other work waits for.
+const maxRemoteBatch = 256
+
 // remoteQueue is the channel between the fleet's receiver and the loop.
 // When the loop falls behind, the receiver waits and the server holds the
 // rest: nothing is lost.
@@ -72,14 +95,30 @@ type fleetState struct {
 	refused           map[string]uint64
 	delay             latencies
 	// quiet counts what a backlog (a start, a reconnection) applied and
-	// refused: logged as one line when it is through.
+	// refused, and its bans waiting in pending: logged as one line when
+	// it is through.
 	quiet struct {
-		applied, refused int
-		since            time.Time
+		applied, refused, pending int
+		since                     time.Time
 	}
 	refusalLogged map[string]time.Time
 	refusalsSince map[string]int
 	insertFailing bool
+	// batch and pending are applyRemotes' buffers: the messages taken
+	// together, and their bans that passed the checks, not yet inserted.
+	batch   []fleet.Message
+	pending []remoteInsert
+}
+
+// remoteInsert is a remote ban that passed this host's checks, waiting
+// for its insertion into the sets (insertRemote). set is what remote holds
+// for its key meanwhile, prev and had what it held before.
+type remoteInsert struct {
+	m         fleet.Message
+	timeout   time.Duration
+	backlog   bool
+	set, prev remoteBan
+	had       bool
 }
 
 type remoteBan struct {
@@ -202,23 +241,53 @@ func (d *Daemon) closeFleet() {
 	}
 }
 
+// applyRemotes applies m and the messages already waiting behind it in
+// in, up to maxRemoteBatch, in order; their bans go into the sets
+// together (see insertRemote), a few hundred in one transaction rather
+// than one each when a host catches up (a start, a reconnection).
+func (d *Daemon) applyRemotes(m fleet.Message, in <-chan fleet.Message) {
+	f := d.fleet
+	f.batch = append(f.batch[:0], m)
+more:
+	for len(f.batch) < maxRemoteBatch {
+		select {
+		case m := <-in:
+			f.batch = append(f.batch, m)
+		default:
+			break more
+		}
+	}
+	for i := range f.batch {
+		d.applyRemote(&f.batch[i])
+	}
+	d.insertRemote()
+	clear(f.batch) // their ports
+}
+
 // applyRemote handles one message from another host: a ban passes this
-// host's checks and goes into its sets with its remaining time; a pardon
-// lifts the key's bans and its evidence. Neither counts as an offence
-// here, and neither is published again.
+// host's checks and goes into its sets with its remaining time (when
+// insertRemote runs: before a pardon, at the end of a backlog and at the
+// end of applyRemotes' batch); a pardon lifts the key's bans and its
+// evidence. Neither counts as an offence here, and neither is published
+// again.
 func (d *Daemon) applyRemote(m *fleet.Message) {
 	f := d.fleet
 	f.received++
 	now := time.Now()
-	backlog := m.Pending > 0 || f.quiet.applied+f.quiet.refused > 0
-	if backlog && f.quiet.applied+f.quiet.refused == 0 {
+	backlog := m.Pending > 0 || f.quiet.applied+f.quiet.refused+f.quiet.pending > 0
+	if backlog && f.quiet.applied+f.quiet.refused+f.quiet.pending == 0 {
 		f.quiet.since = now
 	}
 	switch m.Kind {
 	case fleet.KindBan:
 		d.remoteBan(m, now, backlog)
 	case fleet.KindPardon:
+		// Bans before the pardon are in the sets before it lifts them.
+		d.insertRemote()
 		d.remotePardon(m, now)
+	}
+	if m.Pending == 0 && backlog {
+		d.insertRemote() // for the line
 	}
 	if m.Pending == 0 && f.quiet.applied+f.quiet.refused > 0 {
 		d.log.Info("fleet: caught up", "applied", f.quiet.applied, "refused", f.quiet.refused,
@@ -227,34 +296,88 @@ func (d *Daemon) applyRemote(m *fleet.Message) {
 	}
 }
 
+// remoteBan checks a remote ban and, if it passes, puts it in pending
+// for insertRemote. remote holds it from now on, so that the checks of
+// the messages after it (held already, max_remote_active) count it.
 func (d *Daemon) remoteBan(m *fleet.Message, now time.Time, backlog bool) {
 	f := d.fleet
 	timeout, ref := d.checkRemote(m, now)
 	if ref.reason == "" && timeout == 0 {
 		return // held already, as long or longer
 	}
-	if ref.reason == "" {
-		err := d.deps.Table.(remoteTable).BanFrom(m.Key, timeout, m.Origin)
-		if err != nil {
-			ref = refusal{reason: refError, err: err}
+	if ref.reason != "" {
+		d.refuseRemote(m, ref, now, backlog)
+		return
+	}
+	in := remoteInsert{m: *m, timeout: timeout, backlog: backlog, set: remoteBan{origin: m.Origin, until: now.Add(timeout)}}
+	in.prev, in.had = f.remote[m.Key]
+	f.remote[m.Key] = in.set
+	f.pending = append(f.pending, in)
+	if backlog {
+		f.quiet.pending++
+	}
+}
+
+// refuseRemote counts and logs a refused remote ban.
+func (d *Daemon) refuseRemote(m *fleet.Message, ref refusal, now time.Time, backlog bool) {
+	f := d.fleet
+	f.refused[ref.reason]++
+	if backlog {
+		f.quiet.refused++
+	}
+	d.logRefusal(m, ref, now)
+}
+
+// insertRemote inserts the pending remote bans into the sets, together
+// (Table.BanFromMany), and notes each applied; a ban the kernel refuses
+// is refused with refError, and remote gets back what it held for its
+// key before it.
+func (d *Daemon) insertRemote() {
+	f := d.fleet
+	if len(f.pending) == 0 {
+		return
+	}
+	bans := make([]actions.RemoteBan, len(f.pending))
+	for i, p := range f.pending {
+		bans[i] = actions.RemoteBan{Key: p.m.Key, Timeout: p.timeout, Origin: p.m.Origin}
+	}
+	errs := banFromMany(d.deps.Table.(remoteTable), bans)
+	// Back to front: a key that came twice gets back what it held before
+	// the first.
+	for i := len(f.pending) - 1; i >= 0; i-- {
+		if p := &f.pending[i]; errs[i] != nil && f.remote[p.m.Key] == p.set {
+			if p.had {
+				f.remote[p.m.Key] = p.prev
+			} else {
+				delete(f.remote, p.m.Key)
+			}
+		}
+	}
+	now := time.Now()
+	for i := range f.pending {
+		p := &f.pending[i]
+		if err := errs[i]; err != nil {
 			if !f.insertFailing {
-				d.log.Error("fleet: cannot insert remote bans", "source", m.Key, "origin", m.Origin, "err", err)
+				d.log.Error("fleet: cannot insert remote bans", "source", p.m.Key, "origin", p.m.Origin, "err", err)
 			}
 			f.insertFailing = true
-		} else if f.insertFailing {
+			d.refuseRemote(&p.m, refusal{reason: refError, err: err}, now, p.backlog)
+			continue
+		}
+		if f.insertFailing {
 			d.log.Info("fleet: inserting remote bans again")
 			f.insertFailing = false
 		}
+		d.appliedRemote(&p.m, p.timeout, p.backlog)
 	}
-	if ref.reason != "" {
-		f.refused[ref.reason]++
-		if backlog {
-			f.quiet.refused++
-		}
-		d.logRefusal(m, ref, now)
-		return
-	}
-	f.remote[m.Key] = remoteBan{origin: m.Origin, until: now.Add(timeout)}
+	clear(f.pending)
+	f.pending = f.pending[:0]
+	f.quiet.pending = 0
+}
+
+// appliedRemote notes a remote ban that is in the sets.
+func (d *Daemon) appliedRemote(m *fleet.Message, timeout time.Duration, backlog bool) {
+	f := d.fleet
 	f.applied++
 	delay := time.Since(m.Decided)
 	f.delay.add(delay)
@@ -396,14 +519,18 @@ func (d *Daemon) restoreRemote(ctx context.Context, cov *actions.Coverage) int {
 	if !ok {
 		return 0
 	}
-	restored := 0
+	var missing []actions.RemoteBan
 	for _, b := range bans {
 		left := b.until.Sub(now)
 		if left < time.Second || cov.Covers(b.key) {
 			continue
 		}
-		if err := rt.BanFrom(b.key, left.Round(time.Millisecond), b.origin); err != nil {
-			d.log.Error("fleet: cannot restore a remote ban", "source", b.key, "origin", b.origin, "err", err)
+		missing = append(missing, actions.RemoteBan{Key: b.key, Timeout: left.Round(time.Millisecond), Origin: b.origin})
+	}
+	restored := 0
+	for i, err := range banFromMany(rt, missing) {
+		if err != nil {
+			d.log.Error("fleet: cannot restore a remote ban", "source", missing[i].Key, "origin", missing[i].Origin, "err", err)
 			continue
 		}
 		restored++

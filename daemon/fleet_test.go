@@ -124,7 +124,7 @@ func TestRemoteBanChecks(t *testing.T) {
 	} {
 		before := len(r.table.bannedKeys())
 		refusedBefore := d.fleet.refused[c.reason]
-		d.applyRemote(&c.m)
+		d.applyRemotes(c.m, nil)
 		applied := len(r.table.bannedKeys()) > before
 		if c.reason == "" && !applied {
 			t.Errorf("%s: not applied; refused %v", c.name, d.fleet.refused)
@@ -141,7 +141,7 @@ func TestRemoteBanChecks(t *testing.T) {
 	// The same ban again is held already: no insert, no valve.
 	n := len(r.table.bannedKeys())
 	again := remoteBanMsg("a", "203.0.113.3/32", now.Add(2*time.Minute), 2*time.Hour)
-	d.applyRemote(&again)
+	d.applyRemotes(again, nil)
 	if len(r.table.bannedKeys()) != n {
 		t.Error("a ban held already was inserted again")
 	}
@@ -166,7 +166,7 @@ func TestRemoteBanCap(t *testing.T) {
 	now := time.Now()
 	for i := range 3 {
 		m := remoteBanMsg("a", fmt.Sprintf("203.0.113.%d/32", i+1), now, time.Hour)
-		d.applyRemote(&m)
+		d.applyRemotes(m, nil)
 	}
 	if d.fleet.applied != 2 || d.fleet.refused[refCap] != 1 {
 		t.Errorf("applied %d, refused %v: want 2 applied and 1 over the cap", d.fleet.applied, d.fleet.refused)
@@ -177,7 +177,7 @@ func TestRemoteBanCap(t *testing.T) {
 		d.fleet.remote[k] = b
 	}
 	m := remoteBanMsg("a", "203.0.113.9/32", now, time.Hour)
-	d.applyRemote(&m)
+	d.applyRemotes(m, nil)
 	if d.fleet.applied != 3 {
 		t.Errorf("a ban refused though the held ones had ended: %v", d.fleet.refused)
 	}
@@ -189,9 +189,9 @@ func TestRemotePardon(t *testing.T) {
 	r, d := newFleetDaemon(t, 0, 100)
 	t0 := time.Now().Add(-time.Minute)
 	m := remoteBanMsg("a", "203.0.113.5/32", t0, time.Hour)
-	d.applyRemote(&m)
+	d.applyRemotes(m, nil)
 	p := fleet.Message{Kind: fleet.KindPardon, Origin: "c", Key: pfx("203.0.113.5/32"), Decided: t0.Add(time.Second), Until: time.Now().Add(time.Hour), Stored: t0}
-	d.applyRemote(&p)
+	d.applyRemotes(p, nil)
 	if _, ok := r.table.bans[pfx("203.0.113.5/32")]; ok {
 		t.Error("the pardoned key is still banned")
 	}
@@ -203,12 +203,12 @@ func TestRemotePardon(t *testing.T) {
 	}
 	old := remoteBanMsg("b2", "203.0.113.5/32", t0, time.Hour)
 	old.Origin = "a"
-	d.applyRemote(&old)
+	d.applyRemotes(old, nil)
 	if d.fleet.refused[refPardoned] != 1 {
 		t.Errorf("a ban decided before the pardon: refused %v", d.fleet.refused)
 	}
 	newer := remoteBanMsg("a", "203.0.113.5/32", t0.Add(time.Minute), time.Hour)
-	d.applyRemote(&newer)
+	d.applyRemotes(newer, nil)
 	if _, ok := r.table.bans[pfx("203.0.113.5/32")]; !ok {
 		t.Error("a ban decided after the pardon was not applied")
 	}
@@ -235,7 +235,7 @@ func TestRemoteBansKnownAfterRestart(t *testing.T) {
 		t.Errorf("a remote ban in the kernel became an offence: %+v", offs)
 	}
 	m := remoteBanMsg("a", "203.0.113.7/32", time.Now(), 40*time.Minute)
-	d.applyRemote(&m)
+	d.applyRemotes(m, nil)
 	if n := len(r.table.bannedKeys()); n != 0 {
 		t.Errorf("%d inserts for a ban held already", n)
 	}
@@ -247,7 +247,7 @@ func TestRemoteBansKnownAfterRestart(t *testing.T) {
 func TestTamperRestoresRemoteBans(t *testing.T) {
 	r, d := newFleetDaemon(t, 0, 100)
 	m := remoteBanMsg("a", "203.0.113.9/32", time.Now(), 30*time.Minute)
-	d.applyRemote(&m)
+	d.applyRemotes(m, nil)
 	r.table.flush()
 	d.checkTamper(context.Background(), false)
 	b, ok := r.table.bans[pfx("203.0.113.9/32")]
@@ -366,8 +366,8 @@ func TestRefusedRemoteBansDoNotAllocate(t *testing.T) {
 		remoteBanMsg("a", "198.51.100.0/23", now, time.Hour), // too wide
 		remoteBanMsg("x", "203.0.113.1/32", now, time.Hour),  // accept_from
 	} {
-		d.applyRemote(&m) // the line
-		if n := testing.AllocsPerRun(100, func() { d.applyRemote(&m) }); n != 0 {
+		d.applyRemotes(m, nil) // the line
+		if n := testing.AllocsPerRun(100, func() { d.applyRemotes(m, nil) }); n != 0 {
 			t.Errorf("%s: %v allocations a refused message", m.Key, n)
 		}
 	}
@@ -446,5 +446,114 @@ func TestActiveBanMessages(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("messages:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// manyTable is fleetTable with BanFromMany: it records the size of each
+// call and refuses the keys in fail.
+type manyTable struct {
+	fleetTable
+	calls []int
+	fail  map[netip.Prefix]bool
+}
+
+func (m *manyTable) BanFromMany(bans []actions.RemoteBan) []error {
+	m.calls = append(m.calls, len(bans))
+	errs := make([]error, len(bans))
+	for i, b := range bans {
+		if m.fail[b.Key] {
+			errs[i] = fmt.Errorf("nftables: add %s: refused", b.Key)
+			continue
+		}
+		errs[i] = m.BanFrom(b.Key, b.Timeout, b.Origin)
+	}
+	return errs
+}
+
+// TestRemoteBacklogInsertedTogether: the bans of a backlog go into the
+// sets together, those before a pardon before it (so that it lifts them);
+// a ban the kernel refuses is refused, and is not held; a key twice is
+// held at its longer ban; the backlog ends with one line.
+func TestRemoteBacklogInsertedTogether(t *testing.T) {
+	r, _, deps := newFleetRig(t, 0, 100)
+	mt := &manyTable{fleetTable: fleetTable{r.table}, fail: map[netip.Prefix]bool{pfx("203.0.113.50/32"): true}}
+	deps.Table = mt
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	now := time.Now()
+	var msgs []fleet.Message
+	for i := 1; i <= 40; i++ {
+		msgs = append(msgs, remoteBanMsg("a", fmt.Sprintf("203.0.113.%d/32", i), now, 30*time.Minute))
+		if i == 10 {
+			msgs = append(msgs, fleet.Message{Kind: fleet.KindPardon, Origin: "c", Key: pfx("203.0.113.5/32"),
+				Decided: now.Add(time.Second), Until: now.Add(time.Hour), Stored: now})
+		}
+	}
+	msgs = append(msgs, remoteBanMsg("a", "203.0.113.50/32", now, 30*time.Minute), remoteBanMsg("c", "203.0.113.7/32", now, 50*time.Minute))
+	for i := range msgs {
+		msgs[i].Pending = uint64(len(msgs) - 1 - i)
+	}
+	in := make(chan fleet.Message, len(msgs))
+	for _, m := range msgs[1:] {
+		in <- m
+	}
+	d.applyRemotes(msgs[0], in)
+
+	// Ten bans before the pardon, then the 31 after it and the longer
+	// ban of 203.0.113.7 (its first ban in the same call: it takes the
+	// slow path in the kernel).
+	if !slices.Equal(mt.calls, []int{10, 32}) {
+		t.Errorf("BanFromMany calls of %v bans, want [10 32]", mt.calls)
+	}
+	if _, ok := r.table.bans[pfx("203.0.113.5/32")]; ok || !slices.Contains(r.table.lifted, pfx("203.0.113.5/32")) {
+		t.Errorf("the pardon did not lift the ban inserted before it: lifted %v", r.table.lifted)
+	}
+	f := d.fleet
+	if _, ok := f.remote[pfx("203.0.113.5/32")]; ok {
+		t.Error("a pardoned ban is held")
+	}
+	if _, ok := f.remote[pfx("203.0.113.50/32")]; ok || f.refused[refError] != 1 {
+		t.Errorf("the refused insert: held %v, refused %v", ok, f.refused)
+	}
+	if b := f.remote[pfx("203.0.113.7/32")]; b.origin != "c" || time.Until(b.until) < 49*time.Minute {
+		t.Errorf("203.0.113.7 held as %+v, want its longer ban from c", b)
+	}
+	if f.applied != 41 || len(f.remote) != 39 {
+		t.Errorf("applied %d, held %d: want 41 (40 and the longer one) and 39 (without the pardoned one)", f.applied, len(f.remote))
+	}
+	logs := r.logs.String()
+	if !strings.Contains(logs, `msg="fleet: caught up" applied=41 refused=1`) || strings.Contains(logs, `msg="fleet: applied a remote ban"`) {
+		t.Errorf("want one line for the backlog, and none per ban:\n%s", logs)
+	}
+	if !strings.Contains(logs, `msg="fleet: cannot insert remote bans" source=203.0.113.50/32`) {
+		t.Errorf("no line for the refused insert:\n%s", logs)
+	}
+}
+
+// TestRemoteBurstInsertedTogether: live bans (each the last the server
+// had) waiting together for the loop go into the sets together, each
+// logged as applied.
+func TestRemoteBurstInsertedTogether(t *testing.T) {
+	r, _, deps := newFleetRig(t, 0, 100)
+	mt := &manyTable{fleetTable: fleetTable{r.table}}
+	deps.Table = mt
+	d, err := New(r.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := make(chan fleet.Message, 4)
+	for i := 2; i <= 5; i++ {
+		in <- remoteBanMsg("a", fmt.Sprintf("203.0.113.%d/32", i), time.Now(), 30*time.Minute)
+	}
+	d.applyRemotes(remoteBanMsg("a", "203.0.113.1/32", time.Now(), 30*time.Minute), in)
+	if !slices.Equal(mt.calls, []int{5}) || len(r.table.bannedKeys()) != 5 {
+		t.Errorf("BanFromMany calls of %v bans, %d keys banned: want one call of 5", mt.calls, len(r.table.bannedKeys()))
+	}
+	if n := strings.Count(r.logs.String(), `msg="fleet: applied a remote ban"`); n != 5 || strings.Contains(r.logs.String(), "caught up") {
+		t.Errorf("%d lines for the bans applied, want 5 and no backlog line:\n%s", n, r.logs.String())
 	}
 }

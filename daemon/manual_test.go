@@ -241,7 +241,7 @@ func TestFleetPardonKeepsManualBans(t *testing.T) {
 	}
 	other := pfx("203.0.113.8/32")
 	r.table.Ban(other, time.Hour)
-	d.applyRemote(&fleet.Message{Kind: fleet.KindPardon, Key: pfx("203.0.113.0/24"), Origin: "a", Decided: now, Until: now.Add(time.Hour), Stored: now})
+	d.applyRemotes(fleet.Message{Kind: fleet.KindPardon, Key: pfx("203.0.113.0/24"), Origin: "a", Decided: now, Until: now.Add(time.Hour), Stored: now}, nil)
 	if e, ok := r.table.entry(key); !ok || e.Origin != actions.OriginBlock {
 		t.Errorf("after a fleet pardon: %+v (present %v), want the manual ban kept", e, ok)
 	}
