@@ -90,3 +90,9 @@ type RemoteBan struct {
 	Timeout time.Duration
 	Origin  string
 }
+
+// KeyBan is one ban of Table.BanMany: Ban's arguments.
+type KeyBan struct {
+	Key     netip.Prefix
+	Timeout time.Duration
+}

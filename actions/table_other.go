@@ -49,6 +49,15 @@ func (t *Table) BanFromMany(bans []RemoteBan) []error {
 	return errs
 }
 
+// BanMany returns an error for each ban: nftables needs Linux.
+func (t *Table) BanMany(bans []KeyBan) []error {
+	errs := make([]error, len(bans))
+	for i := range errs {
+		errs[i] = errNeedsLinux
+	}
+	return errs
+}
+
 // BanManual returns an error: nftables needs Linux.
 func (t *Table) BanManual(key netip.Prefix, timeout time.Duration) error { return errNeedsLinux }
 

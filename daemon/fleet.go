@@ -44,6 +44,9 @@ type manyRemoteTable interface {
 
 // banFromMany is BanFromMany on t, or BanFrom for each ban.
 func banFromMany(t remoteTable, bans []actions.RemoteBan) []error {
+	if len(bans) == 0 {
+		return nil
+	}
 	if m, ok := t.(manyRemoteTable); ok {
 		return m.BanFromMany(bans)
 	}
