@@ -53,6 +53,9 @@ type Table interface {
 	Missing() ([]string, error)
 	// Ban drops key for timeout, never shortening a ban in place.
 	Ban(key netip.Prefix, timeout time.Duration) error
+	// BanMany is Ban for each of bans, in few transactions (the bans a
+	// flushed table lacks), with Ban's error for each.
+	BanMany(bans []actions.KeyBan) []error
 	// Unblock removes the bans overlapping key.
 	Unblock(key netip.Prefix) ([]netip.Prefix, error)
 	// List returns the active bans.

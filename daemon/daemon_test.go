@@ -367,43 +367,27 @@ func TestReloadBuildsBeforeItReplaces(t *testing.T) {
 	}
 }
 
-// keyBanTable is the fake table with BanMany, which records each call.
-type keyBanTable struct {
-	*fakeTable
-	calls [][]actions.KeyBan
-}
-
-func (k *keyBanTable) BanMany(bans []actions.KeyBan) []error {
-	k.calls = append(k.calls, slices.Clone(bans))
-	errs := make([]error, len(bans))
-	for i, b := range bans {
-		errs[i] = k.Ban(b.Key, b.Timeout)
-	}
-	return errs
-}
-
 // TestRestoredBansGoTogether: the bans a flushed table lacks go back in
 // one BanMany call, with their time left; one refused by the checks stays
 // out.
 func TestRestoredBansGoTogether(t *testing.T) {
 	r := newRig(t, tripwireRules, "")
-	kt := &keyBanTable{fakeTable: r.table}
-	deps := r.deps(false)
-	deps.Table = kt
-	d, err := New(r.cfg, deps)
+	d, err := New(r.cfg, r.deps(false))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	calls := len(r.table.manyCalls)
 	now := time.Now()
 	for _, k := range []string{"203.0.113.1/32", "203.0.113.2/32", "2001:db8:7::/64", "192.0.2.1/32"} {
 		d.engine.Restore(rules.Offence{Key: pfx(k), Count: 1, LastBan: now, BannedUntil: now.Add(time.Hour)})
 	}
 	d.syncBans(context.Background(), "verify", false)
-	if len(kt.calls) != 1 || len(kt.calls[0]) != 3 {
-		t.Fatalf("BanMany calls %v, want one of the 3 bans (192.0.2.1, the gateway, refused)", kt.calls)
+	got := r.table.manyCalls[calls:]
+	if len(got) != 1 || len(got[0]) != 3 {
+		t.Fatalf("BanMany calls %v, want one of the 3 bans (192.0.2.1, the gateway, refused)", got)
 	}
-	for _, b := range kt.calls[0] {
+	for _, b := range got[0] {
 		if b.Key == pfx("192.0.2.1/32") || b.Timeout < 59*time.Minute || b.Timeout > time.Hour {
 			t.Errorf("restored %+v", b)
 		}

@@ -23,16 +23,22 @@ import (
 // fakeTable is a Table in memory: it records what the daemon asks and
 // holds bans by key. Its hooks let a test fail or hold up a call.
 type fakeTable struct {
-	mu       sync.Mutex
-	applied  []actions.TableSpec
-	bans     map[netip.Prefix]actions.BanEntry
-	banned   []netip.Prefix // every Ban, in order
-	forgot   []netip.Prefix
-	lifted   []netip.Prefix // every key Unblock and Pardon removed, in order
-	listen   []actions.ListenPorts
-	missing  []string
-	applyErr func(actions.TableSpec) error
-	banHook  func(netip.Prefix)
+	mu      sync.Mutex
+	applied []actions.TableSpec
+	bans    map[netip.Prefix]actions.BanEntry
+	banned  []netip.Prefix // every Ban, in order
+	forgot  []netip.Prefix
+	lifted  []netip.Prefix // every key Unblock and Pardon removed, in order
+	listen  []actions.ListenPorts
+	missing []string
+	// manyCalls holds the bans of each BanMany call, fromManyCalls the
+	// length of each BanFromMany call; BanFromMany refuses the keys in
+	// refuse.
+	manyCalls     [][]actions.KeyBan
+	fromManyCalls []int
+	refuse        map[netip.Prefix]bool
+	applyErr      func(actions.TableSpec) error
+	banHook       func(netip.Prefix)
 	// missingHook runs at the start of Missing, outside the lock: a slow
 	// kernel.
 	missingHook func()
@@ -73,6 +79,17 @@ func (f *fakeTable) Ban(key netip.Prefix, timeout time.Duration) error {
 	f.banned = append(f.banned, key)
 	f.bans[key] = actions.BanEntry{Key: key, Timeout: timeout, Expires: timeout, Origin: actions.OriginDaemon}
 	return nil
+}
+
+func (f *fakeTable) BanMany(bans []actions.KeyBan) []error {
+	f.mu.Lock()
+	f.manyCalls = append(f.manyCalls, slices.Clone(bans))
+	f.mu.Unlock()
+	errs := make([]error, len(bans))
+	for i, b := range bans {
+		errs[i] = f.Ban(b.Key, b.Timeout)
+	}
+	return errs
 }
 
 func (f *fakeTable) Unblock(key netip.Prefix) ([]netip.Prefix, error) {

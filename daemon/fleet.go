@@ -34,27 +34,9 @@ type Fleet interface {
 // *actions.Table has it.
 type remoteTable interface {
 	BanFrom(key netip.Prefix, timeout time.Duration, origin string) error
-}
-
-// manyRemoteTable inserts many remote bans in few transactions:
-// *actions.Table has it; a table without it gets them one by one.
-type manyRemoteTable interface {
+	// BanFromMany is BanFrom for each of bans, in few transactions (a
+	// backlog), with BanFrom's error for each.
 	BanFromMany(bans []actions.RemoteBan) []error
-}
-
-// banFromMany is BanFromMany on t, or BanFrom for each ban.
-func banFromMany(t remoteTable, bans []actions.RemoteBan) []error {
-	if len(bans) == 0 {
-		return nil
-	}
-	if m, ok := t.(manyRemoteTable); ok {
-		return m.BanFromMany(bans)
-	}
-	errs := make([]error, len(bans))
-	for i, b := range bans {
-		errs[i] = t.BanFrom(b.Key, b.Timeout, b.Origin)
-	}
-	return errs
 }
 
 // maxRemoteBatch bounds the messages applyRemotes takes together: 256
@@ -344,7 +326,7 @@ func (d *Daemon) insertRemote() {
 	for i, p := range f.pending {
 		bans[i] = actions.RemoteBan{Key: p.m.Key, Timeout: p.timeout, Origin: p.m.Origin}
 	}
-	errs := banFromMany(d.deps.Table.(remoteTable), bans)
+	errs := d.deps.Table.(remoteTable).BanFromMany(bans)
 	// Back to front: a key that came twice gets back what it held before
 	// the first.
 	for i := len(f.pending) - 1; i >= 0; i-- {
@@ -531,7 +513,7 @@ func (d *Daemon) restoreRemote(ctx context.Context, cov *actions.Coverage) int {
 		missing = append(missing, actions.RemoteBan{Key: b.key, Timeout: left.Round(time.Millisecond), Origin: b.origin})
 	}
 	restored := 0
-	for i, err := range banFromMany(rt, missing) {
+	for i, err := range rt.BanFromMany(missing) {
 		if err != nil {
 			d.log.Error("fleet: cannot restore a remote ban", "source", missing[i].Key, "origin", missing[i].Origin, "err", err)
 			continue

@@ -30,6 +30,21 @@ func (f fleetTable) BanFrom(key netip.Prefix, timeout time.Duration, origin stri
 	return nil
 }
 
+func (f fleetTable) BanFromMany(bans []actions.RemoteBan) []error {
+	f.mu.Lock()
+	f.fromManyCalls = append(f.fromManyCalls, len(bans))
+	f.mu.Unlock()
+	errs := make([]error, len(bans))
+	for i, b := range bans {
+		if f.refuse[b.Key] {
+			errs[i] = fmt.Errorf("nftables: add %s: refused", b.Key)
+			continue
+		}
+		errs[i] = f.BanFrom(b.Key, b.Timeout, b.Origin)
+	}
+	return errs
+}
+
 // fakeFleet hands the daemon what a test sends on in.
 type fakeFleet struct {
 	in       chan fleet.Message
@@ -449,35 +464,13 @@ func TestActiveBanMessages(t *testing.T) {
 	}
 }
 
-// manyTable is fleetTable with BanFromMany: it records the size of each
-// call and refuses the keys in fail.
-type manyTable struct {
-	fleetTable
-	calls []int
-	fail  map[netip.Prefix]bool
-}
-
-func (m *manyTable) BanFromMany(bans []actions.RemoteBan) []error {
-	m.calls = append(m.calls, len(bans))
-	errs := make([]error, len(bans))
-	for i, b := range bans {
-		if m.fail[b.Key] {
-			errs[i] = fmt.Errorf("nftables: add %s: refused", b.Key)
-			continue
-		}
-		errs[i] = m.BanFrom(b.Key, b.Timeout, b.Origin)
-	}
-	return errs
-}
-
 // TestRemoteBacklogInsertedTogether: the bans of a backlog go into the
 // sets together, those before a pardon before it (so that it lifts them);
 // a ban the kernel refuses is refused, and is not held; a key twice is
 // held at its longer ban; the backlog ends with one line.
 func TestRemoteBacklogInsertedTogether(t *testing.T) {
 	r, _, deps := newFleetRig(t, 0, 100)
-	mt := &manyTable{fleetTable: fleetTable{r.table}, fail: map[netip.Prefix]bool{pfx("203.0.113.50/32"): true}}
-	deps.Table = mt
+	r.table.refuse = map[netip.Prefix]bool{pfx("203.0.113.50/32"): true}
 	d, err := New(r.cfg, deps)
 	if err != nil {
 		t.Fatal(err)
@@ -505,8 +498,8 @@ func TestRemoteBacklogInsertedTogether(t *testing.T) {
 	// Ten bans before the pardon, then the 31 after it and the longer
 	// ban of 203.0.113.7 (its first ban in the same call: it takes the
 	// slow path in the kernel).
-	if !slices.Equal(mt.calls, []int{10, 32}) {
-		t.Errorf("BanFromMany calls of %v bans, want [10 32]", mt.calls)
+	if !slices.Equal(r.table.fromManyCalls, []int{10, 32}) {
+		t.Errorf("BanFromMany calls of %v bans, want [10 32]", r.table.fromManyCalls)
 	}
 	if _, ok := r.table.bans[pfx("203.0.113.5/32")]; ok || !slices.Contains(r.table.lifted, pfx("203.0.113.5/32")) {
 		t.Errorf("the pardon did not lift the ban inserted before it: lifted %v", r.table.lifted)
@@ -538,8 +531,6 @@ func TestRemoteBacklogInsertedTogether(t *testing.T) {
 // logged as applied.
 func TestRemoteBurstInsertedTogether(t *testing.T) {
 	r, _, deps := newFleetRig(t, 0, 100)
-	mt := &manyTable{fleetTable: fleetTable{r.table}}
-	deps.Table = mt
 	d, err := New(r.cfg, deps)
 	if err != nil {
 		t.Fatal(err)
@@ -550,8 +541,8 @@ func TestRemoteBurstInsertedTogether(t *testing.T) {
 		in <- remoteBanMsg("a", fmt.Sprintf("203.0.113.%d/32", i), time.Now(), 30*time.Minute)
 	}
 	d.applyRemotes(remoteBanMsg("a", "203.0.113.1/32", time.Now(), 30*time.Minute), in)
-	if !slices.Equal(mt.calls, []int{5}) || len(r.table.bannedKeys()) != 5 {
-		t.Errorf("BanFromMany calls of %v bans, %d keys banned: want one call of 5", mt.calls, len(r.table.bannedKeys()))
+	if !slices.Equal(r.table.fromManyCalls, []int{5}) || len(r.table.bannedKeys()) != 5 {
+		t.Errorf("BanFromMany calls of %v bans, %d keys banned: want one call of 5", r.table.fromManyCalls, len(r.table.bannedKeys()))
 	}
 	if n := strings.Count(r.logs.String(), `msg="fleet: applied a remote ban"`); n != 5 || strings.Contains(r.logs.String(), "caught up") {
 		t.Errorf("%d lines for the bans applied, want 5 and no backlog line:\n%s", n, r.logs.String())

@@ -289,7 +289,7 @@ func (d *Daemon) syncBans(ctx context.Context, why string, learn bool) {
 		}
 		missing = append(missing, actions.KeyBan{Key: o.Key, Timeout: left.Round(time.Second)})
 	}
-	for i, err := range banMany(d.deps.Table, missing) {
+	for i, err := range d.deps.Table.BanMany(missing) {
 		if err != nil {
 			d.log.Error("cannot restore ban", "source", missing[i].Key, "err", err)
 			continue
@@ -323,23 +323,3 @@ func newCoverage(kernel []actions.BanEntry) *actions.Coverage {
 // admissible says why key must not be banned here, or nil
 // (Guard.Admissible).
 func (p tablePlan) admissible(key netip.Prefix) error { return p.guard.Admissible(key) }
-
-// manyBanTable bans many keys in few transactions: *actions.Table has it.
-type manyBanTable interface {
-	BanMany(bans []actions.KeyBan) []error
-}
-
-// banMany is BanMany on t, or Ban for each ban when t has no BanMany.
-func banMany(t Table, bans []actions.KeyBan) []error {
-	if len(bans) == 0 {
-		return nil
-	}
-	if m, ok := t.(manyBanTable); ok {
-		return m.BanMany(bans)
-	}
-	errs := make([]error, len(bans))
-	for i, b := range bans {
-		errs[i] = t.Ban(b.Key, b.Timeout)
-	}
-	return errs
-}
