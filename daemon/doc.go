@@ -24,8 +24,11 @@
 // inputs, that hands other hosts' bans and pardons to the loop. The loop
 // applies this host's checks to each (its ignore list, accept_from, the
 // prefix, max_remote_ban, the remote valve, max_remote_active) and inserts
-// it with its remaining time through the table's BanFrom; remote bans are
-// never offences, and never pass through the door.
+// it with its remaining time through the table's BanFromMany, with the
+// others waiting behind it (a backlog goes 256 to a transaction); remote
+// bans are never offences, and never pass through the door. At start, the
+// publisher publishes again this host's bans still in force that the
+// stream does not hold (Publisher.Republish, activeBanMessages).
 //
 // Beside deciding, the daemon keeps three things for its operators in
 // state_dir (ops.go). A decision journal (journal.go): one more element of
