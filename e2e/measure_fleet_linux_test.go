@@ -131,6 +131,11 @@ func key4(i int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
 }
 
+// key6 returns the i-th distinct /64 in 2001:db8::/32.
+func key6(i int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(i >> 16), byte(i >> 8), byte(i)}), 64)
+}
+
 // TestMeasureFleetPropagation: origin ban -> element in each receiver's
 // set, with 3 and with 50 receivers (their connections in this process).
 func TestMeasureFleetPropagation(t *testing.T) {
@@ -227,9 +232,15 @@ func TestMeasureFleetLoad(t *testing.T) {
 // the server has stored them all.
 func publishBans(t *testing.T, js jetstream.JetStream, from, to int) {
 	t.Helper()
+	publishKeys(t, js, from, to, key4)
+}
+
+// publishKeys is publishBans of key(i).
+func publishKeys(t *testing.T, js jetstream.JetStream, from, to int, key func(int) netip.Prefix) {
+	t.Helper()
 	now := time.Now()
 	for i := from; i < to; i++ {
-		k := key4(i)
+		k := key(i)
 		m := fleet.Message{Kind: fleet.KindBan, Origin: "origin", Key: k, Address: k.Addr(), Rule: "tcp-portscan", Ban: time.Hour,
 			Decided: now, Until: now.Add(time.Hour), Offence: 1, Ports: []uint16{20, 21, 22, 23, 24}, Hits: 5}
 		data, err := m.Encode()
@@ -335,28 +346,37 @@ func TestMeasureFleetFailover(t *testing.T) {
 }
 
 // TestMeasureFleetLoadDaemon: `sentry-nflog run` on a fresh host loads
-// 100,000 active bans through all of its checks into its set.
+// 100,000 active bans through all of its checks into its set: IPv4
+// addresses, and IPv6 /64s, whose interval set the kernel walks at every
+// commit.
 func TestMeasureFleetLoadDaemon(t *testing.T) {
 	requireFleetTools(t)
-	lan := netnstest.NewLAN(t, 3)
-	srv := startNats(t, "s0", lan.Hosts[0], "")
-	urls := []string{srv.url()}
-	_, js := natsClient(t, lan.Hosts[2].NS, urls)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "sentry_bans", Subjects: []string{"sentry_bans.>"},
-		MaxMsgsPerSubject: 1, AllowMsgTTL: true, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name string
+		key  func(int) netip.Prefix
+	}{{"ipv4", key4}, {"ipv6-64", key6}} {
+		t.Run(c.name, func(t *testing.T) {
+			lan := netnstest.NewLAN(t, 3)
+			srv := startNats(t, "s0", lan.Hosts[0], "")
+			urls := []string{srv.url()}
+			_, js := natsClient(t, lan.Hosts[2].NS, urls)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "sentry_bans", Subjects: []string{"sentry_bans.>"},
+				MaxMsgsPerSubject: 1, AllowMsgTTL: true, Storage: jetstream.FileStorage}); err != nil {
+				t.Fatal(err)
+			}
+			const total = 100000
+			publishKeys(t, js, 0, total, c.key)
+			t.Logf("MEASURE server RSS with %d active bans (after publishing them): %s", total, serverRSS(t, srv.pid()))
+			h := newFleetHost(t, "fresh", lan.Hosts[1], lan.Hosts[2], urls, "  max_remote_per_minute: 0\n  max_remote_active: 200000\n")
+			start := time.Now()
+			h.start()
+			waitLogFor(t, h.d, 5*time.Minute, `msg="fleet: caught up"`, fmt.Sprintf("applied=%d", total))
+			t.Logf("MEASURE the daemon on a fresh host: started and loaded %d active %s bans (every check, into its set) in %v",
+				total, c.name, time.Since(start).Round(time.Millisecond))
+			line := h.d.waitLog(t, `msg="fleet: caught up"`)
+			t.Logf("MEASURE %s", line[strings.Index(line, "applied="):])
+		})
 	}
-	const total = 100000
-	publishBans(t, js, 0, total)
-	t.Logf("MEASURE server RSS with %d active bans (after publishing them): %s", total, serverRSS(t, srv.pid()))
-	h := newFleetHost(t, "fresh", lan.Hosts[1], lan.Hosts[2], urls, "  max_remote_per_minute: 0\n  max_remote_active: 200000\n")
-	start := time.Now()
-	h.start()
-	waitLogFor(t, h.d, 5*time.Minute, `msg="fleet: caught up"`, fmt.Sprintf("applied=%d", total))
-	t.Logf("MEASURE the daemon on a fresh host: started and loaded %d active bans (every check, into its set) in %v",
-		total, time.Since(start).Round(time.Millisecond))
-	line := h.d.waitLog(t, `msg="fleet: caught up"`)
-	t.Logf("MEASURE %s", line[strings.Index(line, "applied="):])
 }
