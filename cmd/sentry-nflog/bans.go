@@ -15,8 +15,10 @@ each banned prefix with the time left, its full ban and where it came from
 (daemon; kernel for first strike's provisional bans; fleet:<origin> for a
 ban another host decided; manual for a ban made with block, with its
 reason, and for an element added by hand with nft, which the daemon never
-changes; in JSON, "by" tells them apart: block, or nft), then the packets
-and bytes the drop rules have stopped. With --fleet, show instead the fleet's active bans and pardons,
+changes; in JSON, "by" tells them apart: block, or nft); then the manual
+bans held by a wider ban of the daemon's that outlives them, with that ban
+(JSON: "manual_inside"); then the packets and bytes the drop rules have
+stopped. With --fleet, show instead the fleet's active bans and pardons,
 read from its stream, with origin and time left.
 
 Examples:

@@ -133,9 +133,14 @@ func testCommand(name string, table *fakeTable, fl *fakeFleet) (*Command, *bytes
 
 func TestList(t *testing.T) {
 	cfg := testConfig(t, "")
+	now := time.Now()
 	if _, err := daemon.AddBlocks(cfg.StateDir, []daemon.Block{
-		{Key: netip.MustParsePrefix("198.51.100.0/30"), Until: time.Now().Add(time.Hour), Reason: "hosting range", Force: true},
-	}, time.Now()); err != nil {
+		{Key: netip.MustParsePrefix("198.51.100.0/30"), Until: now.Add(time.Hour), Reason: "hosting range", Force: true},
+		// Taken into the daemon's /24 around it, which outlives it.
+		{Key: netip.MustParsePrefix("203.0.113.64/26"), Until: now.Add(20*time.Minute + 30*time.Second), Reason: "lab", Force: true},
+		// Ended.
+		{Key: netip.MustParsePrefix("203.0.113.128/26"), Until: now.Add(-time.Minute), Force: true},
+	}, now.Add(-39*time.Minute-30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	table := &fakeTable{
@@ -145,6 +150,7 @@ func TestList(t *testing.T) {
 			{Key: netip.MustParsePrefix("198.51.100.2/32"), Timeout: 2 * time.Hour, Expires: time.Hour, Origin: actions.OriginBlock},
 			{Key: netip.MustParsePrefix("203.0.113.9/32"), Timeout: time.Minute, Expires: 50 * time.Second, Origin: actions.OriginKernel},
 			{Key: netip.MustParsePrefix("192.0.2.99/32"), Origin: actions.OriginManual},
+			{Key: netip.MustParsePrefix("203.0.113.0/24"), Timeout: time.Hour, Expires: 59 * time.Minute, Origin: actions.OriginDaemon},
 		},
 		counters: actions.Counters{Packets4: 12, Bytes4: 480, Packets6: 3, Bytes6: 180},
 		sets:     []actions.StrikeSet{{Name: "strike4", Elements: 65536, Size: 65536, FullDrops: 7}, {Name: "strike6", Size: 65536}},

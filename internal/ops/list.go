@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"syscall"
 	"text/tabwriter"
@@ -35,7 +36,9 @@ func (c *Command) List(cfg *config.Config, asJSON bool) error {
 		return c.fail(err)
 	}
 	sort.Slice(bans, func(i, j int) bool { return bans[i].Expires > bans[j].Expires })
-	reasons := readReasons(cfg.StateDir)
+	blocks := readBlocks(cfg.StateDir)
+	reasons := reasonsOf(blocks)
+	inside := takenIn(blocks, bans, time.Now())
 	counters, cerr := t.Counters()
 	strikeSets := strikeSetsOf(t.StrikeSets)
 	if asJSON {
@@ -47,6 +50,14 @@ func (c *Command) List(cfg *config.Config, asJSON bool) error {
 			By          string `json:"by,omitempty"`
 			Reason      string `json:"reason,omitempty"`
 		}
+		type within struct {
+			Source       string `json:"source"`
+			LeftSeconds  int64  `json:"left_seconds"`
+			BanSeconds   int64  `json:"ban_seconds"`
+			Reason       string `json:"reason,omitempty"`
+			Inside       string `json:"inside"`
+			InsideOrigin string `json:"inside_origin"`
+		}
 		type dropped struct {
 			Packets4 uint64 `json:"packets4"`
 			Bytes4   uint64 `json:"bytes4"`
@@ -56,9 +67,15 @@ func (c *Command) List(cfg *config.Config, asJSON bool) error {
 		out := struct {
 			Table      string          `json:"table"`
 			Bans       []ban           `json:"bans"`
+			Inside     []within        `json:"manual_inside,omitempty"`
 			Counters   *dropped        `json:"counters,omitempty"`
 			StrikeSets []strikeSetJSON `json:"first_strike_full,omitempty"`
 		}{Table: "inet " + cfg.NFTables.Table, Bans: []ban{}, StrikeSets: strikeSets}
+		for _, in := range inside {
+			out.Inside = append(out.Inside, within{Source: in.block.Key.String(), LeftSeconds: int64(in.left.Round(time.Second) / time.Second),
+				BanSeconds: int64(in.block.Until.Sub(in.block.At).Round(time.Second) / time.Second), Reason: in.block.Reason,
+				Inside: in.around.Key.String(), InsideOrigin: in.around.Origin})
+		}
 		for _, b := range bans {
 			jb := ban{Source: b.Key.String(), LeftSeconds: int64(b.Expires / time.Second), BanSeconds: int64(b.Timeout / time.Second), Origin: b.Origin}
 			switch b.Origin {
@@ -96,6 +113,21 @@ func (c *Command) List(cfg *config.Config, asJSON bool) error {
 				left, full = "-", "no timeout"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Key, left, full, by)
+		}
+		tw.Flush()
+	}
+	if len(inside) > 0 {
+		c.printf("manual bans inside a wider ban, which holds their addresses until it ends:")
+		tw := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SOURCE\tTIME LEFT\tBAN\tBY\tINSIDE")
+		for _, in := range inside {
+			by := "manual (block)"
+			if in.block.Reason != "" {
+				by = fmt.Sprintf("manual (block: %s)", in.block.Reason)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s (%s, %s left)\n", in.block.Key, actions.FormatDuration(in.left.Round(time.Second)),
+				actions.FormatDuration(in.block.Until.Sub(in.block.At).Round(time.Second)), by,
+				in.around.Key, in.around.Origin, actions.FormatDuration(in.around.Expires.Round(time.Second)))
 		}
 		tw.Flush()
 	}
@@ -146,18 +178,55 @@ func strikeSetsOf(sets func() ([]actions.StrikeSet, error)) []strikeSetJSON {
 // its keys).
 type blockReasons map[netip.Prefix]string
 
-// readReasons reads the manual bans' reasons from stateDir; without them
+// readBlocks reads the manual bans recorded in stateDir; without them
 // (unreadable as this user), list shows manual bans without reasons.
-func readReasons(stateDir string) blockReasons {
+func readBlocks(stateDir string) []daemon.Block {
 	bs, err := daemon.ReadBlocks(stateDir)
 	if err != nil {
 		return nil
 	}
+	return bs
+}
+
+// reasonsOf returns the reasons of the manual bans bs.
+func reasonsOf(bs []daemon.Block) blockReasons {
 	r := blockReasons{}
 	for _, b := range bs {
 		r[b.Key] = b.Reason
 	}
 	return r
+}
+
+// insideBan is a manual ban in force that no element of its own holds: a
+// wider ban of another origin around it, which outlives it, took it in
+// (the daemon does not split its range for a ban that ends sooner), and
+// holds its addresses.
+type insideBan struct {
+	block  daemon.Block
+	left   time.Duration
+	around actions.BanEntry
+}
+
+// takenIn returns the manual bans of bs in force at now that no element
+// of bans holds as a manual ban, each with the wider ban of bans around
+// it; the longest time left first.
+func takenIn(bs []daemon.Block, bans []actions.BanEntry, now time.Time) []insideBan {
+	var out []insideBan
+	for _, b := range bs {
+		if !b.Until.After(now) || slices.ContainsFunc(bans, func(e actions.BanEntry) bool {
+			return e.Origin == actions.OriginBlock && e.Key.Overlaps(b.Key)
+		}) {
+			continue
+		}
+		for _, e := range bans {
+			if e.Key.Bits() < b.Key.Bits() && e.Key.Contains(b.Key.Addr()) {
+				out = append(out, insideBan{block: b, left: b.Until.Sub(now), around: e})
+				break
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].left > out[j].left })
+	return out
 }
 
 func (r blockReasons) of(key netip.Prefix) string {
