@@ -60,32 +60,7 @@ func (t *Table) ban(key netip.Prefix, timeout time.Duration, comment string) err
 	}
 	now := time.Now()
 	if !t.rec.overlaps(key, now) {
-		s := t.setFor(key)
-		err := t.commit(func() string { return fmt.Sprintf("add %s to %s", key, s.Name) }, func(c *nftables.Conn) error {
-			if !is4 {
-				// A provisional kernel ban of the key's prefix gives way
-				// to the daemon's decision, which may be shorter, or
-				// narrower (a single address where the /64 holds a host
-				// we never ban): in the same batch.
-				if err := t.queueDropStrike6(c, key); err != nil {
-					return err
-				}
-				return c.SetAddElements(s, rangeElements(key.Addr(), lastAddr(key), timeout, comment))
-			}
-			// The key may hold a kernel ban (first strike's, without our
-			// comment), which a plain add would keep as it is, comment
-			// and all, only changing its timeout: add (a no-op if
-			// present), delete and add again, in one batch, so the
-			// element is ours whatever was there.
-			k := key.Addr().AsSlice()
-			if err := c.SetAddElements(s, []nftables.SetElement{{Key: k, Timeout: timeout}}); err != nil {
-				return err
-			}
-			if err := c.SetDeleteElements(s, []nftables.SetElement{{Key: k}}); err != nil {
-				return err
-			}
-			return c.SetAddElements(s, []nftables.SetElement{{Key: k, Timeout: timeout, Comment: comment}})
-		})
+		err := t.addBatch([]batchBan{{key: key, timeout: timeout, comment: comment}})
 		if err == nil {
 			t.rec.put(key, now, timeout)
 			return nil
@@ -269,24 +244,34 @@ func deleteSpan(c *nftables.Conn, s *nftables.Set, sp span) error {
 // if there is one, in a batch of its own.
 func (t *Table) dropStrike6(key netip.Prefix) error {
 	return t.commit(func() string { return fmt.Sprintf("replace %s's prefix in %s", key, SetStrike6) }, func(c *nftables.Conn) error {
-		return t.queueDropStrike6(c, key)
+		return t.queueDropStrikes6(c, []netip.Prefix{key})
 	})
 }
 
-// queueDropStrike6 adds to c's batch the removal of first strike's
-// provisional IPv6 ban of key's prefix: an add (a no-op when present) and
-// a delete, which succeed whether or not the element existed.
-func (t *Table) queueDropStrike6(c *nftables.Conn, key netip.Prefix) error {
-	p, err := key.Addr().Prefix(t.spec.IPv6Prefix)
-	if err != nil {
-		return fmt.Errorf("nftables: ban %s: %w", key, err)
+// queueDropStrikes6 adds to c's batch the removal of first strike's
+// provisional IPv6 bans of keys' prefixes: an add (a no-op when present)
+// and a delete of each prefix once, which succeed whether or not the
+// element existed.
+func (t *Table) queueDropStrikes6(c *nftables.Conn, keys []netip.Prefix) error {
+	var adds, dels []nftables.SetElement
+	seen := map[netip.Prefix]bool{}
+	for _, key := range keys {
+		p, err := key.Addr().Prefix(t.spec.IPv6Prefix)
+		if err != nil {
+			return fmt.Errorf("nftables: ban %s: %w", key, err)
+		}
+		if !seen[p] {
+			seen[p] = true
+			k := p.Addr().AsSlice()
+			adds = append(adds, nftables.SetElement{Key: k, Timeout: time.Second})
+			dels = append(dels, nftables.SetElement{Key: k})
+		}
 	}
-	k := p.Addr().AsSlice()
-	if err := c.SetAddElements(t.strk6, []nftables.SetElement{{Key: k, Timeout: time.Second}}); err != nil {
-		return fmt.Errorf("nftables: replace %s in %s: %w", p, SetStrike6, err)
+	if err := c.SetAddElements(t.strk6, adds); err != nil {
+		return fmt.Errorf("nftables: replace %d prefixes in %s: %w", len(adds), SetStrike6, err)
 	}
-	if err := c.SetDeleteElements(t.strk6, []nftables.SetElement{{Key: k}}); err != nil {
-		return fmt.Errorf("nftables: replace %s in %s: %w", p, SetStrike6, err)
+	if err := c.SetDeleteElements(t.strk6, dels); err != nil {
+		return fmt.Errorf("nftables: replace %d prefixes in %s: %w", len(dels), SetStrike6, err)
 	}
 	return nil
 }

@@ -104,14 +104,17 @@ func (t *Table) recordReady() bool {
 }
 
 // addBatch adds the bans of batch, none of which overlaps anything
-// active, in one transaction, as ban's fast path adds each: an IPv4 key is
-// added, deleted and added again, so that the element is ours whatever
-// was there (a first strike's), and an IPv6 key's prefix leaves the
-// first-strike set.
+// active, in one transaction: Ban's fast path, for one ban or many. An
+// IPv4 key may hold a kernel ban (first strike's, without our comment),
+// which a plain add would keep as it is, comment and all, only changing
+// its timeout: it is added (a no-op if present), deleted and added again,
+// so that the element is ours whatever was there. A provisional kernel
+// ban of an IPv6 key's prefix gives way to the daemon's decision, which
+// may be shorter, or narrower (a single address where the /64 holds a
+// host we never ban).
 func (t *Table) addBatch(batch []batchBan) error {
 	var plain4, keys4, full4, elems6 []nftables.SetElement
-	var strikes6 []nftables.SetElement
-	seen := map[netip.Prefix]bool{}
+	var keys6 []netip.Prefix
 	for _, b := range batch {
 		if b.key.Addr().Is4() {
 			k := b.key.Addr().AsSlice()
@@ -120,17 +123,16 @@ func (t *Table) addBatch(batch []batchBan) error {
 			full4 = append(full4, nftables.SetElement{Key: k, Timeout: b.timeout, Comment: b.comment})
 			continue
 		}
-		p, err := b.key.Addr().Prefix(t.spec.IPv6Prefix)
-		if err != nil {
-			return fmt.Errorf("nftables: ban %s: %w", b.key, err)
-		}
-		if !seen[p] {
-			seen[p] = true
-			strikes6 = append(strikes6, nftables.SetElement{Key: p.Addr().AsSlice(), Timeout: time.Second})
-		}
+		keys6 = append(keys6, b.key)
 		elems6 = append(elems6, rangeElements(b.key.Addr(), lastAddr(b.key), b.timeout, b.comment)...)
 	}
-	return t.commit(func() string { return fmt.Sprintf("add %d bans", len(batch)) }, func(c *nftables.Conn) error {
+	op := func() string {
+		if len(batch) == 1 {
+			return fmt.Sprintf("add %s to %s", batch[0].key, t.setFor(batch[0].key).Name)
+		}
+		return fmt.Sprintf("add %d bans", len(batch))
+	}
+	return t.commit(op, func(c *nftables.Conn) error {
 		if len(plain4) > 0 {
 			if err := c.SetAddElements(t.set4, plain4); err != nil {
 				return err
@@ -142,17 +144,8 @@ func (t *Table) addBatch(batch []batchBan) error {
 				return err
 			}
 		}
-		if len(elems6) > 0 {
-			// Added (with a second's timeout) then deleted: gone whether
-			// it was there or not.
-			if err := c.SetAddElements(t.strk6, strikes6); err != nil {
-				return err
-			}
-			var keys []nftables.SetElement
-			for _, s := range strikes6 {
-				keys = append(keys, nftables.SetElement{Key: s.Key})
-			}
-			if err := c.SetDeleteElements(t.strk6, keys); err != nil {
+		if len(keys6) > 0 {
+			if err := t.queueDropStrikes6(c, keys6); err != nil {
 				return err
 			}
 			return c.SetAddElements(t.set6, elems6)

@@ -41,17 +41,14 @@ func (t *Table) BanFrom(key netip.Prefix, timeout time.Duration, origin string) 
 }
 
 // BanFromMany returns an error for each ban: nftables needs Linux.
-func (t *Table) BanFromMany(bans []RemoteBan) []error {
-	errs := make([]error, len(bans))
-	for i := range errs {
-		errs[i] = errNeedsLinux
-	}
-	return errs
-}
+func (t *Table) BanFromMany(bans []RemoteBan) []error { return needLinux(len(bans)) }
 
 // BanMany returns an error for each ban: nftables needs Linux.
-func (t *Table) BanMany(bans []KeyBan) []error {
-	errs := make([]error, len(bans))
+func (t *Table) BanMany(bans []KeyBan) []error { return needLinux(len(bans)) }
+
+// needLinux returns errNeedsLinux n times.
+func needLinux(n int) []error {
+	errs := make([]error, n)
 	for i := range errs {
 		errs[i] = errNeedsLinux
 	}
