@@ -79,12 +79,13 @@ type fleetState struct {
 	received, applied uint64
 	refused           map[string]uint64
 	delay             latencies
-	// quiet counts what a backlog (a start, a reconnection) applied and
-	// refused, and its bans waiting in pending: logged as one line when
-	// it is through.
+	// quiet is a backlog (a start, a reconnection) under way since since,
+	// and what it applied and refused: logged as one line when it is
+	// through.
 	quiet struct {
-		applied, refused, pending int
-		since                     time.Time
+		on               bool
+		applied, refused int
+		since            time.Time
 	}
 	refusalLogged map[string]time.Time
 	refusalsSince map[string]int
@@ -259,9 +260,9 @@ func (d *Daemon) applyRemote(m *fleet.Message) {
 	f := d.fleet
 	f.received++
 	now := time.Now()
-	backlog := m.Pending > 0 || f.quiet.applied+f.quiet.refused+f.quiet.pending > 0
-	if backlog && f.quiet.applied+f.quiet.refused+f.quiet.pending == 0 {
-		f.quiet.since = now
+	backlog := m.Pending > 0 || f.quiet.on
+	if backlog && !f.quiet.on {
+		f.quiet.on, f.quiet.since = true, now
 	}
 	switch m.Kind {
 	case fleet.KindBan:
@@ -271,13 +272,13 @@ func (d *Daemon) applyRemote(m *fleet.Message) {
 		d.insertRemote()
 		d.remotePardon(m, now)
 	}
-	if m.Pending == 0 && backlog {
+	if m.Pending == 0 && f.quiet.on {
 		d.insertRemote() // for the line
-	}
-	if m.Pending == 0 && f.quiet.applied+f.quiet.refused > 0 {
-		d.log.Info("fleet: caught up", "applied", f.quiet.applied, "refused", f.quiet.refused,
-			"took", time.Since(f.quiet.since).Round(time.Millisecond).String(), "remote_active", len(f.remote))
-		f.quiet.applied, f.quiet.refused = 0, 0
+		if f.quiet.applied+f.quiet.refused > 0 {
+			d.log.Info("fleet: caught up", "applied", f.quiet.applied, "refused", f.quiet.refused,
+				"took", time.Since(f.quiet.since).Round(time.Millisecond).String(), "remote_active", len(f.remote))
+		}
+		f.quiet.on, f.quiet.applied, f.quiet.refused = false, 0, 0
 	}
 }
 
@@ -298,9 +299,6 @@ func (d *Daemon) remoteBan(m *fleet.Message, now time.Time, backlog bool) {
 	in.prev, in.had = f.remote[m.Key]
 	f.remote[m.Key] = in.set
 	f.pending = append(f.pending, in)
-	if backlog {
-		f.quiet.pending++
-	}
 }
 
 // refuseRemote counts and logs a refused remote ban.
@@ -357,7 +355,6 @@ func (d *Daemon) insertRemote() {
 	}
 	clear(f.pending)
 	f.pending = f.pending[:0]
-	f.quiet.pending = 0
 }
 
 // appliedRemote notes a remote ban that is in the sets.
