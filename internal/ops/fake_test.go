@@ -311,3 +311,37 @@ func TestListFleet(t *testing.T) {
 		}
 	}
 }
+
+// TestTakenIn: which manual bans list shows inside another ban.
+func TestTakenIn(t *testing.T) {
+	now := time.Now()
+	pfx := netip.MustParsePrefix
+	block := func(key string) daemon.Block { return daemon.Block{Key: pfx(key), Until: now.Add(time.Hour)} }
+	ban := func(key, origin string) actions.BanEntry {
+		return actions.BanEntry{Key: pfx(key), Timeout: 2 * time.Hour, Expires: 2 * time.Hour, Origin: origin}
+	}
+	ended := block("203.0.113.128/26")
+	ended.Until = now.Add(-time.Second)
+	for _, c := range []struct {
+		name  string
+		block daemon.Block
+		bans  []actions.BanEntry
+		want  string // the ban it is shown inside, "" for not shown
+	}{
+		{"its own element", block("203.0.113.7/32"), []actions.BanEntry{ban("203.0.113.7/32", actions.OriginBlock), ban("203.0.113.0/24", actions.OriginDaemon)}, ""},
+		{"a forced prefix banned as its keys", block("203.0.113.64/30"), []actions.BanEntry{ban("203.0.113.65/32", actions.OriginBlock), ban("203.0.113.0/24", actions.OriginDaemon)}, ""},
+		{"inside the daemon's range", block("203.0.113.64/26"), []actions.BanEntry{ban("203.0.113.0/24", actions.OriginDaemon), ban("203.0.0.0/16", "fleet:a")}, "203.0.113.0/24"},
+		{"inside a manual element", block("203.0.113.64/26"), []actions.BanEntry{ban("203.0.113.0/24", actions.OriginBlock)}, ""},
+		{"inside an IPv6 /48", block("2001:db8:1:2::/64"), []actions.BanEntry{ban("2001:db8:1::/48", actions.OriginDaemon)}, "2001:db8:1::/48"},
+		{"ended", ended, []actions.BanEntry{ban("203.0.113.0/24", actions.OriginDaemon)}, ""},
+		{"nothing around", block("198.51.100.0/26"), []actions.BanEntry{ban("203.0.113.0/24", actions.OriginDaemon)}, ""},
+	} {
+		got := takenIn([]daemon.Block{c.block}, c.bans, now)
+		switch {
+		case c.want == "" && len(got) != 0:
+			t.Errorf("%s: shown inside %s", c.name, got[0].around.Key)
+		case c.want != "" && (len(got) != 1 || got[0].around.Key != pfx(c.want)):
+			t.Errorf("%s: %+v, want it inside %s", c.name, got, c.want)
+		}
+	}
+}

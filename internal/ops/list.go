@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"sort"
 	"syscall"
 	"text/tabwriter"
@@ -209,20 +208,40 @@ type insideBan struct {
 
 // takenIn returns the manual bans of bs in force at now that no element
 // of bans holds as a manual ban, each with the wider ban of bans around
-// it; the longest time left first.
+// it; the longest time left first. Both lists can hold tens of thousands:
+// prefixes are looked up, length by length, not compared pair by pair.
 func takenIn(bs []daemon.Block, bans []actions.BanEntry, now time.Time) []insideBan {
-	var out []insideBan
+	byKey := make(map[netip.Prefix]actions.BanEntry, len(bans))
+	for _, e := range bans {
+		byKey[e.Key] = e
+	}
+	// held: the blocks in force with a manual element at their key or
+	// inside it (a forced prefix is banned as its keys); one inside a
+	// manual element is held by it (narrowestAround, below).
+	inForce := map[netip.Prefix]bool{}
 	for _, b := range bs {
-		if !b.Until.After(now) || slices.ContainsFunc(bans, func(e actions.BanEntry) bool {
-			return e.Origin == actions.OriginBlock && e.Key.Overlaps(b.Key)
-		}) {
+		if b.Until.After(now) {
+			inForce[b.Key] = true
+		}
+	}
+	held := map[netip.Prefix]bool{}
+	for _, e := range bans {
+		if e.Origin != actions.OriginBlock {
 			continue
 		}
-		for _, e := range bans {
-			if e.Key.Bits() < b.Key.Bits() && e.Key.Contains(b.Key.Addr()) {
-				out = append(out, insideBan{block: b, left: b.Until.Sub(now), around: e})
-				break
+		for bits := e.Key.Bits(); bits >= 0; bits-- {
+			if p, _ := e.Key.Addr().Prefix(bits); inForce[p] {
+				held[p] = true
 			}
+		}
+	}
+	var out []insideBan
+	for _, b := range bs {
+		if !b.Until.After(now) || held[b.Key] {
+			continue
+		}
+		if e, ok := narrowestAround(byKey, b.Key); ok && e.Origin != actions.OriginBlock {
+			out = append(out, insideBan{block: b, left: b.Until.Sub(now), around: e})
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].left > out[j].left })
@@ -240,4 +259,16 @@ func (r blockReasons) of(key netip.Prefix) string {
 		}
 	}
 	return ""
+}
+
+// narrowestAround returns the ban of byKey around key (wider than it)
+// with the longest prefix.
+func narrowestAround(byKey map[netip.Prefix]actions.BanEntry, key netip.Prefix) (actions.BanEntry, bool) {
+	for bits := key.Bits() - 1; bits >= 0; bits-- {
+		p, _ := key.Addr().Prefix(bits)
+		if e, ok := byKey[p]; ok {
+			return e, true
+		}
+	}
+	return actions.BanEntry{}, false
 }
